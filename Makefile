@@ -1,0 +1,46 @@
+# `make run` and `make test` work on a fresh machine: they create .venv and install what is missing.
+# Installs are keyed on the requirements files, so a second run starts in seconds.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.PHONY: run test install install-dev migrate lint bench clean-venv
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/activate
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+install: $(VENV)/.runtime-installed
+
+install-dev: $(VENV)/.dev-installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput -v 0
+
+run: migrate
+	$(PY) manage.py load_team
+	$(PY) manage.py ensure_admin
+	$(PY) -m tron_site.serve
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install-dev
+	$(PY) bench/stream_overhead.py
+
+clean-venv:
+	rm -rf $(VENV)

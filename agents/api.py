@@ -1,0 +1,84 @@
+"""The control-panel API: what is running, who is calling, and what it costs."""
+
+import time
+from typing import Literal
+
+from django.apps import apps
+from django.conf import settings
+from django.http import HttpResponse
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from .models import CallerSession, Persona, Process
+from .schemas import ProcessOut, SessionOut, StatusOut
+
+router = Router(tags=["control panel"])
+
+ProcessStatus = Literal["pending", "running", "completed", "failed"]
+
+
+def format_uptime(seconds: float) -> str:
+    """Go's duration style, as the spec shows: 2h30m15s, 4m5s, 9s."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+class ListFilters(Schema):
+    status: ProcessStatus | None = Field(None, description="Only rows whose process has this status.")
+    agent: str | None = Field(None, description="Only rows of this persona (case-insensitive).")
+    limit: int | None = Field(
+        None, ge=1, le=settings.TRON_API_MAX_PAGE_SIZE, description="Page size (default TRON_API_PAGE_SIZE, 50)."
+    )
+    offset: int = Field(0, ge=0, description="Rows to skip.")
+
+    def page(self, queryset, response: HttpResponse):
+        """Filter, count (into X-Total-Count) and slice; two queries."""
+        response["X-Total-Count"] = str(queryset.count())
+        limit = self.limit or settings.TRON_API_PAGE_SIZE
+        return list(queryset[self.offset : self.offset + limit])
+
+
+@router.get("/status", response=StatusOut, summary="System overview")
+def status(request):
+    started_at = apps.get_app_config("agents").started_at
+    personas = list(Persona.objects.enabled().values_list("name", "life_enabled"))
+    return {
+        "status": "ok",
+        "uptime": format_uptime(time.monotonic() - started_at),
+        "process_count": Process.objects.active().count(),
+        "session_count": CallerSession.objects.open().count(),
+        "personas": [name for name, _ in personas],
+        "active_personas": [name for name, life_enabled in personas if life_enabled],
+    }
+
+
+@router.get("/processes", response=list[ProcessOut], summary="Processes, newest first")
+def list_processes(request, response: HttpResponse, filters: Query[ListFilters]):
+    processes = Process.objects.select_related("persona")
+    if filters.status:
+        processes = processes.filter(status=filters.status)
+    if filters.agent:
+        processes = processes.filter(persona__name__iexact=filters.agent)
+    return filters.page(processes.order_by("-started_at", "-id"), response)
+
+
+class SessionFilters(ListFilters):
+    include_ended: bool = Field(False, description="Also list sessions that have ended.")
+
+
+@router.get("/sessions", response=list[SessionOut], summary="Caller sessions, most recently active first")
+def list_sessions(request, response: HttpResponse, filters: Query[SessionFilters]):
+    sessions = CallerSession.objects.select_related("process__persona")
+    if not filters.include_ended:
+        sessions = sessions.open()
+    if filters.status:
+        sessions = sessions.filter(process__status=filters.status)
+    if filters.agent:
+        sessions = sessions.filter(process__persona__name__iexact=filters.agent)
+    return filters.page(sessions.order_by("-last_seen_at", "-id"), response)

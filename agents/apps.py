@@ -1,0 +1,12 @@
+import time
+
+from django.apps import AppConfig
+
+
+class AgentsConfig(AppConfig):
+    name = "agents"
+    verbose_name = "Agents"
+
+    def ready(self):
+        # /api/status reports uptime from here: the moment this server process loaded its apps.
+        self.started_at = time.monotonic()

@@ -1,0 +1,305 @@
+"""The core domain: personas, the processes they run, caller sessions, transcripts and LLM calls."""
+
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Channel(models.TextChoices):
+    HTTP = "http", "HTTP (OpenAI-compatible)"
+    VAPI = "vapi", "VAPI"
+    ELEVENLABS = "elevenlabs", "ElevenLabs"
+    SLACK = "slack", "Slack"
+    LIFE = "life", "Life loop"
+    CLI = "cli", "Command line"
+
+
+class PersonaQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+    def with_life_loop(self):
+        """Personas whose life loop is switched on: the API's `active_personas`."""
+        return self.filter(enabled=True, life_enabled=True)
+
+    def named(self, name: str):
+        """The persona called `name`, ignoring case; raises Persona.DoesNotExist."""
+        return self.get(name__iexact=name.strip())
+
+
+class Persona(models.Model):
+    class Kind(models.TextChoices):
+        EXECUTIVE = "executive", "Executive"
+        SPECIALIST = "specialist", "Specialist"
+
+    name = models.CharField(max_length=64, help_text="Unique, case-insensitively; the chat API's `model`.")
+    role = models.CharField(max_length=120, help_text="e.g. CTO, Tech Lead.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EXECUTIVE)
+    reports_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    focus_areas = models.JSONField(default=list, blank=True, help_text="A list of topics.")
+    tone = models.CharField(max_length=255, blank=True)
+    system_prompt = models.TextField()
+    model = models.CharField(
+        max_length=120, blank=True, help_text="Overrides TRON_MODEL for this persona when set."
+    )
+    temperature = models.FloatField(null=True, blank=True)
+    budget_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Spending cap per day (USD)."
+    )
+    tools = models.JSONField(default=list, blank=True, help_text="Names of the tools this persona may use.")
+    life_enabled = models.BooleanField(
+        "life loop enabled", default=False, help_text="Runs the scheduled life loop (news, goals, …)."
+    )
+    life_schedule = models.JSONField(
+        default=dict, blank=True, help_text='Hours (UTC) per activity, e.g. {"news": [6, 12, 18]}.'
+    )
+    enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PersonaQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="agents_persona_name_ci_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.role})" if self.role else self.name
+
+
+def new_public_id() -> str:
+    return secrets.token_hex(4)
+
+
+class ProcessQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=Process.ACTIVE_STATUSES)
+
+
+class Process(models.Model):
+    """One conversation or autonomous activity, with its token, call and cost counters.
+
+    Counters only ever change through `add_usage` (an atomic UPDATE with F expressions), never by
+    read-modify-write in Python, so concurrent turns cannot lose each other's numbers.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+
+    public_id = models.CharField(
+        "id", max_length=8, unique=True, editable=False, default=new_public_id, help_text="8 hex digits."
+    )
+    persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="processes")
+    name = models.CharField(max_length=120, blank=True, help_text="Registered name, if any.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    task = models.CharField(max_length=500, blank=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.HTTP)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    llm_calls = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=9, default=0)
+
+    objects = ProcessQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "processes"
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            # /api/processes (newest first) and the admin changelist
+            models.Index(fields=["-started_at", "-id"], name="agents_proc_started"),
+            # /api/processes?status=…, /api/status's process_count
+            models.Index(fields=["status", "-started_at"], name="agents_proc_status_started"),
+            # /api/processes?agent=…
+            models.Index(fields=["persona", "-started_at"], name="agents_proc_persona_started"),
+        ]
+
+    def __str__(self):
+        return f"{self.public_id} {self.persona_id and self.persona.name} {self.status}"
+
+    def save(self, *args, **kwargs):
+        """Insert with a fresh public id, drawing again if the 8-hex id is already taken.
+
+        Eight hex digits collide by the birthday bound long before the table is large (about even odds
+        near 77,000 rows), so a collision on insert is expected, not exceptional.
+        """
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        for _attempt in range(8):
+            try:
+                with transaction.atomic():
+                    return super().save(*args, **kwargs)
+            except IntegrityError:
+                if not Process.objects.filter(public_id=self.public_id).exists():
+                    raise
+                self.public_id = new_public_id()
+        raise IntegrityError("could not draw a free process id")
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def duration(self) -> timedelta:
+        """Time since start for a live process, start to finish for an ended one."""
+        end = self.finished_at or timezone.now()
+        return max(end - self.started_at, timedelta(0))
+
+    @property
+    def duration_ms(self) -> int:
+        return int(self.duration.total_seconds() * 1000)
+
+    def add_usage(self, *, input_tokens=0, output_tokens=0, llm_calls=0, tool_calls=0, cost_usd=0):
+        """Add to the counters in one atomic UPDATE (one query)."""
+        Process.objects.filter(pk=self.pk).update(
+            input_tokens=F("input_tokens") + input_tokens,
+            output_tokens=F("output_tokens") + output_tokens,
+            llm_calls=F("llm_calls") + llm_calls,
+            tool_calls=F("tool_calls") + tool_calls,
+            cost_usd=F("cost_usd") + cost_usd,
+        )
+
+    def finish(self, status: str = Status.COMPLETED, error: str = ""):
+        """Mark the process ended (completed or failed), once; returns whether this call ended it."""
+        ended = Process.objects.filter(pk=self.pk, finished_at__isnull=True).update(
+            status=status, finished_at=timezone.now(), error=error
+        )
+        self.refresh_from_db(fields=["status", "finished_at", "error"])
+        return bool(ended)
+
+
+class CallerSessionQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(ended_at__isnull=True)
+
+    def idle_since(self, cutoff):
+        return self.open().filter(last_seen_at__lt=cutoff)
+
+
+class CallerSession(models.Model):
+    """Maps a caller (phone, request id, Slack user…) to the process that serves them."""
+
+    caller_id = models.CharField(max_length=255)
+    process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="sessions")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.HTTP)
+    provider_call_id = models.CharField(max_length=255, blank=True, help_text="e.g. VAPI's call id.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CallerSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            # At most one open session per caller; concurrent first requests race on this, not in Python.
+            models.UniqueConstraint(
+                fields=["caller_id"],
+                condition=Q(ended_at__isnull=True),
+                name="agents_session_one_open_per_caller",
+            ),
+        ]
+        indexes = [
+            # /api/sessions (open sessions, most recently seen first) and the idle-session sweep
+            models.Index(
+                fields=["-last_seen_at", "-id"], name="agents_sess_open_seen", condition=Q(ended_at__isnull=True)
+            ),
+            # /api/sessions?include_ended=true and the admin changelist
+            models.Index(fields=["-last_seen_at", "-id"], name="agents_sess_seen"),
+            models.Index(fields=["caller_id"], name="agents_sess_caller"),
+        ]
+
+    def __str__(self):
+        return f"{self.caller_id} → {self.process.public_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+
+class Message(models.Model):
+    """One line of a transcript: what a user said, what a persona answered, or a tool's result."""
+
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+
+    process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="messages")
+    session = models.ForeignKey(
+        CallerSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    name = models.CharField(max_length=120, blank=True, help_text="Tool name or speaker name, if any.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # the transcript of a process, in order (prompt history, admin inline)
+            models.Index(fields=["process", "id"], name="agents_msg_process"),
+        ]
+
+    def __str__(self):
+        return f"{self.role}: {self.content[:60]}"
+
+
+class LLMCall(models.Model):
+    """One call to a model, with its exact (or, when the provider gave none, estimated) usage."""
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider", "Reported by the provider"
+        ESTIMATED = "estimated", "Estimated offline"
+        PARTIAL = "partial", "Partial (client disconnected)"
+
+    process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="llm_call_rows")
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=120)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=9, default=0)
+    usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.PROVIDER)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "LLM call"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # the cost summary per day (admin)
+            models.Index(fields=["created_at"], name="agents_llmcall_created"),
+            models.Index(fields=["process", "created_at"], name="agents_llmcall_process"),
+        ]
+
+    def __str__(self):
+        return f"{self.model} {self.input_tokens}+{self.output_tokens} tokens"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens

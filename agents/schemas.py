@@ -1,0 +1,103 @@
+"""Response schemas of the control-panel API (`../shared/spec/tron-api.md`)."""
+
+from datetime import UTC, datetime
+
+from ninja import Schema
+
+from .models import CallerSession, Process
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z suffix, to the second, as the spec shows: 2024-01-15T10:30:00Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusOut(Schema):
+    status: str
+    uptime: str
+    process_count: int
+    session_count: int
+    personas: list[str]
+    active_personas: list[str]
+
+
+class MetricsOut(Schema):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    llm_calls: int
+    tool_calls: int
+    estimated_cost: float
+    duration_ms: int
+
+
+class ProcessOut(Schema):
+    id: str
+    agent: str
+    name: str
+    status: str
+    task: str
+    channel: str
+    started_at: str
+    finished_at: str | None
+    metrics: MetricsOut
+
+    @staticmethod
+    def resolve_id(obj: Process) -> str:
+        return obj.public_id
+
+    @staticmethod
+    def resolve_agent(obj: Process) -> str:
+        return obj.persona.name
+
+    @staticmethod
+    def resolve_started_at(obj: Process) -> str:
+        return iso_utc(obj.started_at)
+
+    @staticmethod
+    def resolve_finished_at(obj: Process) -> str | None:
+        return iso_utc(obj.finished_at)
+
+    @staticmethod
+    def resolve_metrics(obj: Process) -> dict:
+        return {
+            "input_tokens": obj.input_tokens,
+            "output_tokens": obj.output_tokens,
+            "total_tokens": obj.total_tokens,
+            "llm_calls": obj.llm_calls,
+            "tool_calls": obj.tool_calls,
+            "estimated_cost": float(obj.cost_usd),
+            "duration_ms": obj.duration_ms,
+        }
+
+
+class SessionOut(Schema):
+    caller_id: str
+    process_id: str
+    agent: str
+    status: str
+    channel: str
+    last_seen_at: str
+    ended_at: str | None
+
+    @staticmethod
+    def resolve_process_id(obj: CallerSession) -> str:
+        return obj.process.public_id
+
+    @staticmethod
+    def resolve_agent(obj: CallerSession) -> str:
+        return obj.process.persona.name
+
+    @staticmethod
+    def resolve_status(obj: CallerSession) -> str:
+        return obj.process.status
+
+    @staticmethod
+    def resolve_last_seen_at(obj: CallerSession) -> str:
+        return iso_utc(obj.last_seen_at)
+
+    @staticmethod
+    def resolve_ended_at(obj: CallerSession) -> str | None:
+        return iso_utc(obj.ended_at)

@@ -1,0 +1,48 @@
+"""The NinjaAPI instances: the control-panel API at /api/ and the internal endpoints at /internal/.
+
+Every error leaves here in the one envelope of tron_site/errors.py.
+"""
+
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from agents.api import router as control_router
+from integrations.caddy import router as caddy_router
+
+from .errors import error_response
+
+
+def _param_of(loc) -> str | None:
+    # Ninja locations look like ("query", "limit") or ("body", "payload", "messages", 0, "content").
+    parts = [str(p) for p in loc if p not in ("query", "body", "path", "header", "payload", "filters")]
+    return ".".join(parts) or None
+
+
+def validation_error(request, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    param = _param_of(first.get("loc", ()))
+    message = first.get("msg", "Invalid request")
+    return error_response(400, f"{param}: {message}" if param else message, param=param)
+
+
+def install_error_handlers(api: NinjaAPI) -> NinjaAPI:
+    api.add_exception_handler(ValidationError, validation_error)
+    api.add_exception_handler(HttpError, lambda request, exc: error_response(exc.status_code, str(exc)))
+    api.add_exception_handler(Http404, lambda request, exc: error_response(404, str(exc) or "Not found"))
+    api.add_exception_handler(AuthenticationError, lambda request, exc: error_response(401, "Unauthorized"))
+    return api
+
+
+api = install_error_handlers(
+    NinjaAPI(
+        title="Tron control panel API",
+        version="1.0.0",
+        description="Processes, caller sessions and system status. See the README for authentication.",
+        urls_namespace="api",
+    )
+)
+api.add_router("/", control_router)
+
+internal_api = install_error_handlers(NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None))
+internal_api.add_router("/", caddy_router)

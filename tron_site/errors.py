@@ -1,0 +1,39 @@
+"""The one error envelope every JSON endpoint uses: OpenAI's `{"error": {message, type, param, code}}`."""
+
+from http import HTTPStatus
+
+from django.http import JsonResponse
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "method_not_allowed",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+def error_type_for(status: int) -> str:
+    return ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_response(
+    status: int, message: str | None = None, *, type_: str | None = None, param=None, code=None, headers=None
+) -> JsonResponse:
+    if message is None:
+        message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return JsonResponse(
+        error_body(message, type_ or error_type_for(status), param, code), status=status, headers=headers
+    )

@@ -1,0 +1,101 @@
+"""Cross-cutting concerns of the JSON surface: CORS, the bearer token, and JSON errors.
+
+Written sync- and async-capable (no MiddlewareMixin), so the streaming chat path stays on the event loop.
+"""
+
+import hmac
+import logging
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.http import HttpResponse
+
+from .errors import error_response
+
+log = logging.getLogger(__name__)
+
+# Paths that answer JSON; errors on them are rewritten into the envelope.
+JSON_PREFIXES = ("/api/", "/internal/", "/v1/", "/chat/", "/vapi/", "/slack/", "/health")
+# Paths browsers may call cross-origin.
+CORS_PREFIXES = ("/api/", "/v1/", "/chat/")
+# Paths behind TRON_API_TOKEN, and the exceptions Caddy (which sends no token) must reach.
+TOKEN_PREFIXES = ("/api/", "/internal/")
+TOKEN_EXEMPT = ("/internal/caddy-ask",)
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, X-Request-ID, X-Vapi-Caller-Phone, X-Vapi-Call-ID, X-Conversation-ID"
+    ),
+    "Access-Control-Expose-Headers": "X-Total-Count",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _token_ok(request) -> bool:
+    token = settings.TRON_API_TOKEN
+    if not token:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    # An operator logged into the admin may browse the API docs and JSON in the same browser.
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
+class ApiEdgeMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        early = self.before(request)
+        return self.after(request, early or self.get_response(request))
+
+    async def _acall(self, request):
+        early = self.before(request)
+        return self.after(request, early or await self.get_response(request))
+
+    def before(self, request):
+        path = request.path
+        if request.method == "OPTIONS" and path.startswith(CORS_PREFIXES):
+            # CORS preflight: browsers send no Authorization here, so answer before the token check.
+            return HttpResponse(status=204)
+        if path.startswith(TOKEN_PREFIXES) and not path.startswith(TOKEN_EXEMPT) and not _token_ok(request):
+            return error_response(
+                401,
+                "Missing or invalid bearer token: send 'Authorization: Bearer <TRON_API_TOKEN>'.",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return None
+
+    def after(self, request, response):
+        path = request.path
+        if path.startswith(JSON_PREFIXES) and response.status_code >= 400:
+            content_type = response.get("Content-Type", "")
+            if not content_type.startswith("application/json"):
+                response = error_response(response.status_code, headers=_kept_headers(response))
+        if path.startswith(CORS_PREFIXES):
+            for key, value in CORS_HEADERS.items():
+                response.setdefault(key, value)
+        return response
+
+    def process_exception(self, request, exception):
+        if request.path.startswith(JSON_PREFIXES):
+            log.exception("Unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "The server hit an unexpected error; it has been logged.")
+        return None
+
+
+def _kept_headers(response):
+    return {key: response[key] for key in ("Allow", "WWW-Authenticate", "Retry-After") if response.has_header(key)}

@@ -1,0 +1,255 @@
+"""Settings for Tron. This is the only module that reads the environment.
+
+Every variable is documented in the README's configuration table. Defaults serve local development;
+`manage.py check --deploy --fail-level WARNING` is the gate for production.
+"""
+
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """A string from NAME, or from the file named by NAME_FILE (for mounted secrets)."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (or 1/0, yes/no, on/off), got {raw!r}")
+
+
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ImproperlyConfigured(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+# --- Core -----------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", default=True)  # production is gated by `check --deploy`
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-development-only-change-me"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+TRON_DATA_DIR = Path(env_str("TRON_DATA_DIR") or BASE_DIR / "data")
+TRON_HOST = env_str("TRON_HOST", "127.0.0.1")
+TRON_PORT = env_int("TRON_PORT", 3000, minimum=1, maximum=65535)
+
+# Bearer token for /api/* and /internal/*; empty means open (the spec's default). See tron_site/auth.py.
+TRON_API_TOKEN = env_str("TRON_API_TOKEN")
+# Caddy's on-demand TLS asks /internal/caddy-ask whether to issue a certificate for a domain.
+TRON_BASE_DOMAIN = env_str("TRON_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
+
+# The control API's list endpoints return at most this many rows unless `limit` asks for more.
+TRON_API_PAGE_SIZE = env_int("TRON_API_PAGE_SIZE", 50, minimum=1, maximum=1000)
+TRON_API_MAX_PAGE_SIZE = 1000
+
+INSTALLED_APPS = [
+    "daphne",  # first, so runserver is ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "agents",
+    "integrations",
+    "lifeloop",
+]
+
+MIDDLEWARE = [
+    "tron_site.middleware.ApiEdgeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tron_site.urls"
+ASGI_APPLICATION = "tron_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{TRON_DATA_DIR / 'tron.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+except Exception as exc:  # dj-database-url raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL this server understands: {exc}") from exc
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the django-q2 worker write to the same file: WAL lets readers and one writer
+    # work at once, IMMEDIATE transactions take the write lock up front instead of failing on upgrade,
+    # and the timeout makes a writer wait for the lock rather than raise "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    if DATABASES["default"]["NAME"] and DATABASES["default"]["NAME"] != ":memory:":
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer and task broker ---------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and urlparse(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    # In-memory layer: fine for one process; a scaled-out deployment sets REDIS_URL.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+Q_CLUSTER = {
+    "name": "tron",
+    "workers": env_int("TRON_WORKERS", 2, minimum=1, maximum=64),
+    "timeout": 300,  # a life-loop activity that runs longer is killed...
+    "retry": 360,  # ...before the broker would hand it to another worker (retry must exceed timeout)
+    "max_attempts": 1,
+    "catch_up": False,  # after downtime, run a missed schedule once, not once per missed slot
+    "save_limit": 500,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- LLM ------------------------------------------------------------------------------------------
+
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+TRON_LLM = env_choice("TRON_LLM", "auto", ("auto", "openai", "local"))
+if TRON_LLM == "auto":
+    TRON_LLM = "openai" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "local"
+TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
+TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)
+# The GGUF file the local provider runs; empty means the one assembled from the gemma3 package.
+TRON_LOCAL_MODEL_PATH = env_str("TRON_LOCAL_MODEL_PATH")
+TRON_LOCAL_MODEL_THREADS = env_int("TRON_LOCAL_MODEL_THREADS", max(1, (os.cpu_count() or 2)), minimum=1)
+TRON_LOCAL_MAX_TOKENS = env_int("TRON_LOCAL_MAX_TOKENS", 256, minimum=1)
+# JSON file of {"model": {"input": usd_per_million, "output": usd_per_million}} merged over the built-in table.
+TRON_PRICES_FILE = env_str("TRON_PRICES_FILE")
+TRON_DEFAULT_PERSONA = env_str("TRON_DEFAULT_PERSONA", "Tony")
+TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
+TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
+
+# --- Admin user created by `manage.py ensure_admin` (run by `make run`) when these are set ---------
+
+DJANGO_SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME")
+DJANGO_SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL")
+DJANGO_SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
+
+# --- Static files, i18n ---------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LOG_LEVEL = env_choice("TRON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        **{
+            app: {"handlers": ["console"], "level": LOG_LEVEL.upper(), "propagate": False}
+            for app in ("tron_site", "agents", "integrations", "lifeloop")
+        },
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
