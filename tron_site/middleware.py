@@ -33,20 +33,39 @@ CORS_HEADERS = {
 }
 
 
-def _token_ok(request) -> bool:
-    token = settings.TRON_API_TOKEN
-    if not token:
-        return True
+def _bearer_ok(request) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return True
+    token = settings.TRON_API_TOKEN
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _needs_token(request) -> bool:
+    return (
+        bool(settings.TRON_API_TOKEN)
+        and request.path.startswith(TOKEN_PREFIXES)
+        and not request.path.startswith(TOKEN_EXEMPT)
+        and not _bearer_ok(request)
+    )
+
+
+def _is_staff(user) -> bool:
     # An operator logged into the admin may browse the API docs and JSON in the same browser.
-    user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
-class ApiEdgeMiddleware:
+def _unauthorized():
+    return error_response(
+        401,
+        "Missing or invalid bearer token: send 'Authorization: Bearer <TRON_API_TOKEN>'.",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+class _HybridMiddleware:
+    """Base for middleware that runs natively in both sync and async stacks."""
+
     sync_capable = True
     async_capable = True
 
@@ -54,6 +73,30 @@ class ApiEdgeMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
+
+
+class ApiTokenMiddleware(_HybridMiddleware):
+    """When TRON_API_TOKEN is set, /api/* and /internal/* need it (or a staff session). Goes after
+    AuthenticationMiddleware."""
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        if _needs_token(request) and not _is_staff(getattr(request, "user", None)):
+            return _unauthorized()
+        return self.get_response(request)
+
+    async def _acall(self, request):
+        if _needs_token(request):
+            user = await request.auser() if hasattr(request, "auser") else None
+            if not _is_staff(user):
+                return _unauthorized()
+        return await self.get_response(request)
+
+
+class ApiEdgeMiddleware(_HybridMiddleware):
+    """Outermost: answers CORS preflight, adds CORS headers, and turns any error on a JSON path into
+    the envelope (Django's own 404/405/500 pages included, even with DEBUG on)."""
 
     def __call__(self, request):
         if iscoroutinefunction(self):
@@ -70,13 +113,6 @@ class ApiEdgeMiddleware:
         if request.method == "OPTIONS" and path.startswith(CORS_PREFIXES):
             # CORS preflight: browsers send no Authorization here, so answer before the token check.
             return HttpResponse(status=204)
-        if path.startswith(TOKEN_PREFIXES) and not path.startswith(TOKEN_EXEMPT) and not _token_ok(request):
-            return error_response(
-                401,
-                "Missing or invalid bearer token: send 'Authorization: Bearer <TRON_API_TOKEN>'.",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
         return None
 
     def after(self, request, response):

@@ -1,0 +1,73 @@
+"""CORS and the JSON error envelope on every JSON endpoint."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/status", "/api/processes", "/api/sessions", "/api/nope"])
+def test_api_responses_allow_any_origin(client, path):
+    assert client.get(path)["Access-Control-Allow-Origin"] == "*"
+
+
+def test_preflight_is_answered(client):
+    response = client.options(
+        "/api/processes",
+        headers={"Origin": "http://dashboard.local", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"},
+    )
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response["Access-Control-Allow-Methods"]
+    assert "Authorization" in response["Access-Control-Allow-Headers"]
+
+
+def test_error_responses_carry_cors_headers_too(client):
+    response = client.get("/api/processes?limit=0")
+    assert response.status_code == 400
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_unknown_api_path_is_a_json_404(client):
+    response = client.get("/api/does-not-exist")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"message": "Not Found", "type": "not_found_error", "param": None, "code": None}
+    }
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.post("/api/status")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "method_not_allowed"
+    assert "GET" in response["Allow"]
+
+
+def test_health_wrong_method_is_a_json_405(client):
+    response = client.delete("/health")
+    assert response.status_code == 405
+    assert "error" in response.json()
+
+
+def test_a_crash_is_a_json_500_not_a_traceback(client, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr("agents.models.ProcessQuerySet.active", boom)
+    client.raise_request_exception = False
+    response = client.get("/api/status")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"]["type"] == "server_error"
+    assert "kaboom" not in body["error"]["message"]
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/status", "/api/processes", "/api/sessions"} <= set(schema["paths"])
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_admin_pages_are_left_as_html(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302

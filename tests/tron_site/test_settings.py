@@ -1,0 +1,72 @@
+"""Start-up configuration: read from the environment, and a bad value stops start-up with a clear message."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args, **env):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TRON_", "REDIS_", "OPENAI_"))}
+    full_env["DATABASE_URL"] = "sqlite:///:memory:"
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be true or false"),
+        ({"TRON_PORT": "eighty"}, "TRON_PORT must be a whole number"),
+        ({"TRON_PORT": "70000"}, "TRON_PORT must be between 1 and 65535"),
+        ({"TRON_LLM": "gpt"}, "TRON_LLM must be one of auto, openai, local"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL must start with redis://"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a database URL"),
+        ({"TRON_SESSION_IDLE_MINUTES": "0"}, "TRON_SESSION_IDLE_MINUTES must be at least 1"),
+    ],
+)
+def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_good_values_start(tmp_path):
+    result = manage("check", DJANGO_DEBUG="false", TRON_PORT="8080", DJANGO_ALLOWED_HOSTS="example.com")
+    assert result.returncode == 0, result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("from-a-file\n")
+    result = manage(
+        "shell", "-v", "0", "-c", "from django.conf import settings; print(settings.TRON_API_TOKEN)",
+        TRON_API_TOKEN_FILE=str(secret),
+    )
+    assert result.stdout.strip() == "from-a-file"
+
+
+def test_without_redis_the_layer_is_in_memory_and_the_broker_is_the_database():
+    code = "from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], 'orm' in s.Q_CLUSTER)"
+    assert manage("shell", "-v", "0", "-c", code).stdout.split() == ["channels.layers.InMemoryChannelLayer", "True"]
+
+
+def test_with_redis_both_use_it():
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.CHANNEL_LAYERS['default']['BACKEND'], s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER)"
+    )
+    out = manage("shell", "-v", "0", "-c", code, REDIS_URL="redis://127.0.0.1:6379/0").stdout.split()
+    assert out == ["channels_redis.core.RedisChannelLayer", "redis://127.0.0.1:6379/0", "False"]
+
+
+def test_deploy_check_refuses_development_defaults():
+    result = manage("check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "security.W018" in result.stderr or "security.W018" in result.stdout
