@@ -1,0 +1,484 @@
+"""The operators' control panel for the core domain.
+
+Personas are configuration and are edited here. Everything else (processes, sessions, transcripts,
+LLM calls) is written by the system: the admin shows it read-only, lets superusers purge it, and offers
+a few operator actions that go through the models' own methods (`Process.finish`).
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncDate
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from .models import CallerSession, LLMCall, Message, Persona, Process
+
+admin.site.site_header = "Tron control panel"
+admin.site.site_title = "Tron control panel"
+admin.site.index_title = "Operations"
+
+COST_SUMMARY_DEFAULT_DAYS = 7
+COST_SUMMARY_MAX_DAYS = 366
+
+
+def human_duration(delta: timedelta) -> str:
+    """`350 ms`, `42s`, `3m 05s`, `2h 07m`, `4d 03h`."""
+    seconds = int(delta.total_seconds())
+    if seconds < 1:
+        return f"{int(delta.total_seconds() * 1000)} ms"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"
+
+
+def usd(value) -> str:
+    return f"${value or 0:,.6f}"
+
+
+def process_link(process: Process, anchor: str = "") -> str:
+    url = reverse("admin:agents_process_change", args=[process.pk])
+    return format_html('<a href="{}{}">{}</a>', url, anchor, process.public_id)
+
+
+class SystemWrittenAdmin(admin.ModelAdmin):
+    """Rows the system writes: viewable, never added or edited here, purged only by superusers.
+
+    Operator actions declare `permissions=["operate"]`: users who hold the model's change permission
+    (superusers always do) may run them, though the change form itself stays read-only.
+    """
+
+    show_full_result_count = False  # these tables grow without bound; skip the second COUNT(*)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_operate_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Personas -------------------------------------------------------------------------------------
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "role",
+        "kind",
+        "reports_to",
+        "enabled",
+        "life_enabled",
+        "model",
+        "process_count",
+    ]
+    list_editable = ["enabled", "life_enabled"]
+    list_filter = ["kind", "enabled", "life_enabled"]
+    list_select_related = ["reports_to"]
+    search_fields = ["name", "role"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        ("Identity", {"fields": ["name", "role", "kind", "reports_to", "enabled", "sort_order"]}),
+        ("Prompt", {"fields": ["system_prompt", "tone", "focus_areas", "tools"]}),
+        ("Model settings", {"fields": ["model", "temperature", "budget_usd"]}),
+        ("Life loop", {"fields": ["life_enabled", "life_schedule"]}),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):
+        # One GROUP BY for the whole page instead of a COUNT per row.
+        return super().get_queryset(request).annotate(process_count=Count("processes"))
+
+    @admin.display(description="processes", ordering="process_count")
+    def process_count(self, obj):
+        url = reverse("admin:agents_process_changelist")
+        return format_html('<a href="{}?persona__id__exact={}">{}</a>', url, obj.pk, obj.process_count)
+
+
+# --- Processes ------------------------------------------------------------------------------------
+
+
+class MessageInline(ReadOnlyInline):
+    model = Message
+    fields = ["created_at", "role", "name", "content"]
+    readonly_fields = fields
+    ordering = ["id"]
+    verbose_name_plural = "transcript"
+
+
+class LLMCallInline(ReadOnlyInline):
+    model = LLMCall
+    fields = [
+        "created_at",
+        "model",
+        "provider",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "usage_source",
+        "ttft_ms",
+        "duration_ms",
+        "error",
+    ]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+
+@admin.register(Process)
+class ProcessAdmin(SystemWrittenAdmin):
+    list_display = [
+        "public_id",
+        "persona",
+        "status",
+        "channel",
+        "tokens",
+        "cost",
+        "duration",
+        "started_at",
+    ]
+    list_filter = ["status", "persona", "channel", "started_at"]
+    list_select_related = ["persona"]
+    date_hierarchy = "started_at"
+    # Matches through sessions__ can repeat a process; the changelist de-duplicates such searches
+    # itself (an EXISTS subquery, since Django 4.0), so no .distinct() is needed here.
+    search_fields = ["^public_id", "persona__name", "name", "task", "sessions__caller_id"]
+    actions = ["mark_failed"]
+    inlines = [MessageInline, LLMCallInline]
+    fieldsets = [
+        (None, {"fields": ["public_id", "persona", "name", "status", "channel", "task", "error"]}),
+        ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
+        ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
+        ("Related", {"fields": ["parent", "children_link", "sessions_links", "transcript_link"]}),
+    ]
+    readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
+
+    @admin.display(description="tokens", ordering=F("input_tokens") + F("output_tokens"))
+    def tokens(self, obj):
+        return f"{obj.total_tokens:,} ({obj.input_tokens:,} in / {obj.output_tokens:,} out)"
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, obj):
+        return usd(obj.cost_usd)
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        return human_duration(obj.duration)
+
+    @admin.display(description="children")
+    def children_link(self, obj):
+        count = obj.children.count()
+        if not count:
+            return "-"
+        url = reverse("admin:agents_process_changelist")
+        label = f"{count} child process{'' if count == 1 else 'es'}"
+        return format_html('<a href="{}?parent__id__exact={}">{}</a>', url, obj.pk, label)
+
+    @admin.display(description="sessions")
+    def sessions_links(self, obj):
+        sessions = obj.sessions.order_by("created_at", "id")
+        if not sessions:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>{}',
+            (
+                (
+                    reverse("admin:agents_callersession_change", args=[s.pk]),
+                    s.caller_id,
+                    "" if s.ended_at else " (open)",
+                )
+                for s in sessions
+            ),
+        )
+
+    @admin.display(description="messages")
+    def transcript_link(self, obj):
+        url = reverse("admin:agents_message_changelist")
+        return format_html('<a href="{}?process__id__exact={}">All messages of this process</a>', url, obj.pk)
+
+    @admin.action(description="Mark as failed (stuck pending/running processes)", permissions=["operate"])
+    def mark_failed(self, request, queryset):
+        stopped = 0
+        for process in queryset.filter(status__in=Process.ACTIVE_STATUSES):
+            # finish() only ends a process that has not ended, so a race with its worker is harmless.
+            stopped += process.finish(status=Process.Status.FAILED, error="Stopped by operator")
+        skipped = queryset.count() - stopped
+        message = f"Marked {stopped} process(es) as failed."
+        if skipped:
+            message += f" Skipped {skipped} that had already ended."
+        self.message_user(request, message)
+
+
+# --- Sessions -------------------------------------------------------------------------------------
+
+
+class SessionStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(ended_at__isnull=True)
+        if self.value() == "ended":
+            return queryset.filter(ended_at__isnull=False)
+        return queryset
+
+
+@admin.register(CallerSession)
+class CallerSessionAdmin(SystemWrittenAdmin):
+    list_display = [
+        "caller_id",
+        "process_column",
+        "persona",
+        "channel",
+        "last_seen_at",
+        "is_open",
+        "transcript",
+    ]
+    list_filter = ["channel", SessionStateFilter, "process__persona"]
+    list_select_related = ["process__persona"]
+    search_fields = ["caller_id", "provider_call_id", "^process__public_id"]
+    actions = ["end_sessions"]
+    fields = [
+        "caller_id",
+        "process",
+        "persona",
+        "channel",
+        "provider_call_id",
+        "created_at",
+        "last_seen_at",
+        "ended_at",
+        "transcript",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("process__persona")
+
+    @admin.display(description="process", ordering="process__started_at")
+    def process_column(self, obj):
+        return process_link(obj.process)
+
+    @admin.display(description="persona", ordering="process__persona__name")
+    def persona(self, obj):
+        return obj.process.persona.name
+
+    @admin.display(description="open", boolean=True, ordering="ended_at")
+    def is_open(self, obj):
+        return obj.is_open
+
+    @admin.display(description="transcript")
+    def transcript(self, obj):
+        url = reverse("admin:agents_process_change", args=[obj.process_id])
+        return format_html('<a href="{}#messages-group">Transcript</a>', url)
+
+    @admin.action(description="End session (and complete its process)", permissions=["operate"])
+    def end_sessions(self, request, queryset):
+        ended = 0
+        for session in queryset.filter(ended_at__isnull=True).select_related("process"):
+            with transaction.atomic():
+                # The conditional UPDATE makes a concurrent end (idle sweep, hang-up) win cleanly.
+                if CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+                    ended_at=timezone.now()
+                ):
+                    session.process.finish(status=Process.Status.COMPLETED)
+                    ended += 1
+        self.message_user(request, f"Ended {ended} session(s).")
+
+
+# --- Messages -------------------------------------------------------------------------------------
+
+
+@admin.register(Message)
+class MessageAdmin(SystemWrittenAdmin):
+    list_display = ["id", "process_column", "role", "short_content", "created_at"]
+    list_display_links = ["id"]
+    list_filter = ["role"]
+    list_select_related = ["process"]
+    search_fields = ["content", "^process__public_id"]
+    ordering = ["-id"]
+    fields = ["process", "session", "role", "name", "content", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="process", ordering="process__started_at")
+    def process_column(self, obj):
+        return process_link(obj.process, "#messages-group")
+
+    @admin.display(description="content")
+    def short_content(self, obj):
+        return obj.content if len(obj.content) <= 80 else obj.content[:79] + "…"
+
+
+# --- LLM calls and the cost summary ---------------------------------------------------------------
+
+
+@admin.register(LLMCall)
+class LLMCallAdmin(SystemWrittenAdmin):
+    list_display = [
+        "created_at",
+        "process_column",
+        "persona",
+        "model",
+        "provider",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "usage_source",
+        "ttft_ms",
+        "duration_ms",
+        "has_error",
+    ]
+    list_display_links = ["created_at"]
+    list_filter = ["provider", "model", "usage_source", "created_at", "process__persona"]
+    list_select_related = ["process__persona"]
+    date_hierarchy = "created_at"
+    search_fields = ["^process__public_id", "model"]
+    fields = [
+        "process",
+        "persona",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "usage_source",
+        "finish_reason",
+        "ttft_ms",
+        "duration_ms",
+        "error",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("process__persona")
+
+    @admin.display(description="process", ordering="process__started_at")
+    def process_column(self, obj):
+        return process_link(obj.process, "#llm_call_rows-group")
+
+    @admin.display(description="persona", ordering="process__persona__name")
+    def persona(self, obj):
+        return obj.process.persona.name
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, obj):
+        return usd(obj.cost_usd)
+
+    @admin.display(description="error", boolean=True)
+    def has_error(self, obj):
+        return bool(obj.error)
+
+    def get_urls(self):
+        # Before the default patterns: "<path:object_id>/" would otherwise swallow "cost-summary/".
+        return [
+            path(
+                "cost-summary/",
+                self.admin_site.admin_view(self.cost_summary_view),
+                name="agents_llmcall_cost_summary",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cost_summary_view(self, request):
+        """Token and cost totals per persona and per UTC day for the last `?days=` days (default 7).
+
+        Three aggregate queries, however many calls the period holds.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = parse_days(request.GET.get("days"))
+        today = timezone.now().astimezone(UTC).date()
+        since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
+        calls = LLMCall.objects.filter(created_at__gte=since)
+        totals = {
+            "calls": Count("id"),
+            "input_tokens": Sum("input_tokens"),
+            "output_tokens": Sum("output_tokens"),
+            "cost_usd": Sum("cost_usd"),
+        }
+        per_persona = list(
+            calls.values(persona_id=F("process__persona_id"), persona_name=F("process__persona__name"))
+            .annotate(**totals)
+            .order_by("-cost_usd", "persona_name")
+        )
+        per_day = list(
+            calls.annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values("day")
+            .annotate(**totals)
+            .order_by("-day")
+        )
+        grand_total = calls.aggregate(**totals)
+        changelist_url = reverse("admin:agents_llmcall_changelist")
+        for row in per_persona:
+            row["url"] = changelist_url + "?" + urlencode(
+                {"process__persona__id__exact": row["persona_id"], "created_at__gte": since.isoformat()}
+            )
+        for row in per_day:
+            day = row["day"]
+            row["url"] = changelist_url + "?" + urlencode(
+                {"created_at__year": day.year, "created_at__month": day.month, "created_at__day": day.day}
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Cost summary",
+            "days": days,
+            "day_choices": [1, 7, 30, 90, 366],
+            "since": since.date(),
+            "until": today,
+            "per_persona": per_persona,
+            "per_day": per_day,
+            "grand_total": grand_total,
+            "changelist_url": changelist_url,
+        }
+        return TemplateResponse(request, "admin/agents/llmcall/cost_summary.html", context)
+
+
+def parse_days(raw) -> int:
+    """The `days` parameter: a whole number from 1 to 366; anything else means the default."""
+    try:
+        days = int(raw)
+    except (TypeError, ValueError):
+        return COST_SUMMARY_DEFAULT_DAYS
+    if not 1 <= days <= COST_SUMMARY_MAX_DAYS:
+        return COST_SUMMARY_DEFAULT_DAYS
+    return days

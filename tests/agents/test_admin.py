@@ -1,0 +1,548 @@
+"""The control panel for personas, processes, sessions, transcripts and LLM calls."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from agents.models import CallerSession, LLMCall, Message, Persona, Process
+from tests.factories import ago, make_llm_call, make_message, make_persona, make_process, make_session
+
+pytestmark = pytest.mark.django_db
+
+COST_SUMMARY = reverse("admin:agents_llmcall_cost_summary")
+
+
+def changelist(model_name):
+    return reverse(f"admin:agents_{model_name}_changelist")
+
+
+def change_page(obj):
+    return reverse(f"admin:agents_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def listed(response):
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+def queries_for(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def make_operator(*perms, superuser=False):
+    user = User.objects.create_user("operator", password="x", is_staff=True, is_superuser=superuser)
+    for codename in perms:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="agents", codename=codename))
+    return user
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """admin_client creates a superuser per test; PBKDF2 at full strength costs most of a second each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def system_rows(tony):
+    process = make_process(tony, task="Draft the roadmap")
+    session = make_session("+14155550100", process=process)
+    message = make_message(process, session=session)
+    call = make_llm_call(process)
+    return {"process": process, "callersession": session, "message": message, "llmcall": call}
+
+
+# --- Every page answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["process", "callersession", "message", "llmcall"])
+def test_system_written_changelists_list_their_rows(admin_client, system_rows, model_name):
+    assert listed(admin_client.get(changelist(model_name))) == [system_rows[model_name]]
+
+
+@pytest.mark.parametrize("model_name", ["process", "callersession", "message", "llmcall"])
+def test_system_written_change_pages_render(admin_client, system_rows, model_name):
+    assert admin_client.get(change_page(system_rows[model_name])).status_code == 200
+
+
+def test_admin_index_is_titled_and_links_to_the_cost_summary(admin_client):
+    response = admin_client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    assert b"Tron control panel" in response.content
+    assert COST_SUMMARY.encode() in response.content
+
+
+# --- System-written rows are read-only ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["process", "callersession", "message", "llmcall"])
+def test_system_written_rows_cannot_be_added(admin_client, model_name):
+    assert admin_client.get(reverse(f"admin:agents_{model_name}_add")).status_code == 403
+
+
+def test_posting_to_a_process_change_page_does_not_change_it(admin_client, system_rows):
+    process = system_rows["process"]
+    response = admin_client.post(change_page(process), {"status": "completed", "task": "Hijacked"})
+    assert response.status_code == 403
+    process.refresh_from_db()
+    assert (process.status, process.task) == ("running", "Draft the roadmap")
+
+
+def test_posting_to_a_session_change_page_does_not_change_it(admin_client, system_rows):
+    session = system_rows["callersession"]
+    response = admin_client.post(change_page(session), {"caller_id": "someone-else"})
+    assert response.status_code == 403
+    session.refresh_from_db()
+    assert session.caller_id == "+14155550100"
+
+
+def test_posting_to_a_message_change_page_does_not_change_it(admin_client, system_rows):
+    message = system_rows["message"]
+    response = admin_client.post(change_page(message), {"role": "assistant", "content": "Forged"})
+    assert response.status_code == 403
+    message.refresh_from_db()
+    assert (message.role, message.content) == ("user", "Hello")
+
+
+def test_posting_to_an_llm_call_change_page_does_not_change_it(admin_client, system_rows):
+    call = system_rows["llmcall"]
+    response = admin_client.post(change_page(call), {"input_tokens": "1", "cost_usd": "0"})
+    assert response.status_code == 403
+    call.refresh_from_db()
+    assert call.input_tokens == 100
+
+
+def test_superusers_may_purge_a_process(admin_client, system_rows):
+    process = system_rows["process"]
+    response = admin_client.post(reverse("admin:agents_process_delete", args=[process.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Process.objects.filter(pk=process.pk).exists()
+
+
+def test_staff_without_superuser_cannot_delete_a_process(client, system_rows):
+    client.force_login(make_operator("view_process", "change_process", "delete_process"))
+    process = system_rows["process"]
+    response = client.post(reverse("admin:agents_process_delete", args=[process.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Process.objects.filter(pk=process.pk).exists()
+
+
+# --- Processes changelist -------------------------------------------------------------------------
+
+
+def test_processes_filter_by_status(admin_client, tony):
+    failed = make_process(tony, status="failed")
+    make_process(tony, status="running")
+    assert listed(admin_client.get(changelist("process") + "?status__exact=failed")) == [failed]
+
+
+def test_processes_filter_by_persona(admin_client, tony, maya):
+    mayas = make_process(maya)
+    make_process(tony)
+    assert listed(admin_client.get(changelist("process") + f"?persona__id__exact={maya.pk}")) == [mayas]
+
+
+def test_processes_filter_by_channel(admin_client, tony):
+    call = make_process(tony, channel="vapi")
+    make_process(tony, channel="http")
+    assert listed(admin_client.get(changelist("process") + "?channel__exact=vapi")) == [call]
+
+
+def test_processes_search_by_public_id(admin_client, tony):
+    wanted = make_process(tony)
+    make_process(tony)
+    assert listed(admin_client.get(changelist("process") + f"?q={wanted.public_id}")) == [wanted]
+
+
+def test_processes_search_by_caller_id_lists_each_process_once(admin_client, tony):
+    wanted = make_process(tony)
+    make_session("+14155550123", process=wanted, ended_at=ago(hours=1))
+    make_session("+14155550123", process=wanted)
+    make_session("+14155550999", process=make_process(tony))
+    assert listed(admin_client.get(changelist("process") + "?q=%2B14155550123")) == [wanted]
+
+
+def test_processes_changelist_shows_tokens_cost_and_duration(admin_client, tony):
+    make_process(
+        tony,
+        input_tokens=1200,
+        output_tokens=34,
+        cost_usd=Decimal("0.0125"),
+        started_at=ago(minutes=3, seconds=5),
+        finished_at=ago(seconds=0),
+    )
+    content = admin_client.get(changelist("process")).content.decode()
+    assert "1,234 (1,200 in / 34 out)" in content
+    assert "$0.012500" in content
+    assert "3m 05s" in content
+
+
+def test_processes_changelist_links_to_the_cost_summary(admin_client):
+    assert COST_SUMMARY.encode() in admin_client.get(changelist("process")).content
+
+
+def test_processes_changelist_query_count_does_not_grow_with_rows(admin_client, tony, maya):
+    url = changelist("process")
+    for i in range(3):
+        make_process(tony if i % 2 else maya, input_tokens=i)
+    admin_client.get(url)  # warm caches (content types, sessions) so both counts compare like for like
+    few = queries_for(admin_client, url)
+    for i in range(27):
+        make_process(tony if i % 2 else maya, input_tokens=i)
+    assert queries_for(admin_client, url) == few
+
+
+# --- Process change page --------------------------------------------------------------------------
+
+
+def test_process_page_shows_the_transcript_in_order(admin_client, tony):
+    process = make_process(tony)
+    for text in ["Zeta opens", "Alpha answers", "Mid closes"]:
+        make_message(process, content=text)
+    content = admin_client.get(change_page(process)).content.decode()
+    positions = [content.index(text) for text in ["Zeta opens", "Alpha answers", "Mid closes"]]
+    assert positions == sorted(positions)
+
+
+def test_process_page_shows_its_llm_calls(admin_client, tony):
+    process = make_process(tony)
+    make_llm_call(process, model="gpt-4.1-nano", error="upstream timeout")
+    content = admin_client.get(change_page(process)).content.decode()
+    assert "gpt-4.1-nano" in content
+    assert "upstream timeout" in content
+
+
+def test_process_page_links_to_parent_and_sessions(admin_client, tony):
+    parent = make_process(tony)
+    child = make_process(tony, parent=parent)
+    session = make_session("+14155550100", process=child)
+    content = admin_client.get(change_page(child)).content.decode()
+    assert change_page(parent) in content
+    assert change_page(session) in content
+
+
+def test_process_page_links_to_its_children(admin_client, tony):
+    parent = make_process(tony)
+    child = make_process(tony, parent=parent)
+    make_process(tony)
+    children_url = changelist("process") + f"?parent__id__exact={parent.pk}"
+    assert children_url in admin_client.get(change_page(parent)).content.decode()
+    assert listed(admin_client.get(children_url)) == [child]
+
+
+# --- Mark as failed -------------------------------------------------------------------------------
+
+
+def test_mark_as_failed_stops_stuck_processes(admin_client, tony):
+    running = make_process(tony, status="running")
+    pending = make_process(tony, status="pending")
+    form = {"action": "mark_failed", "_selected_action": [running.pk, pending.pk]}
+    response = admin_client.post(changelist("process"), form, follow=True)
+    assert "Marked 2 process(es) as failed." in [str(m) for m in response.context["messages"]]
+    for process in (running, pending):
+        process.refresh_from_db()
+        assert (process.status, process.error) == ("failed", "Stopped by operator")
+        assert process.finished_at is not None
+
+
+def test_mark_as_failed_leaves_ended_processes_alone(admin_client, tony):
+    done = make_process(tony, status="completed", finished_at=ago(hours=1))
+    finished_at = done.finished_at
+    admin_client.post(changelist("process"), {"action": "mark_failed", "_selected_action": [done.pk]})
+    done.refresh_from_db()
+    assert (done.status, done.error, done.finished_at) == ("completed", "", finished_at)
+
+
+def test_viewers_without_change_permission_cannot_mark_as_failed(client, tony):
+    client.force_login(make_operator("view_process"))
+    running = make_process(tony, status="running")
+    client.post(changelist("process"), {"action": "mark_failed", "_selected_action": [running.pk]})
+    running.refresh_from_db()
+    assert running.status == "running"
+
+
+# --- Sessions -------------------------------------------------------------------------------------
+
+
+def test_sessions_filter_open_and_ended(admin_client, tony):
+    open_one = make_session("+14155550001", process=make_process(tony))
+    ended = make_session("+14155550002", process=make_process(tony), ended_at=ago(minutes=5))
+    assert listed(admin_client.get(changelist("callersession") + "?state=open")) == [open_one]
+    assert listed(admin_client.get(changelist("callersession") + "?state=ended")) == [ended]
+
+
+def test_sessions_search_by_caller_id_and_process_id(admin_client, tony):
+    wanted = make_session("+14155550001", process=make_process(tony))
+    make_session("+14155550002", process=make_process(tony))
+    url = changelist("callersession")
+    assert listed(admin_client.get(url + "?q=550001")) == [wanted]
+    assert listed(admin_client.get(url + f"?q={wanted.process.public_id}")) == [wanted]
+
+
+def test_sessions_link_to_the_process_transcript(admin_client, tony):
+    session = make_session("+14155550001", process=make_process(tony))
+    content = admin_client.get(changelist("callersession")).content.decode()
+    assert f'{change_page(session.process)}#messages-group">Transcript' in content
+
+
+def test_sessions_changelist_query_count_does_not_grow_with_rows(admin_client, tony):
+    url = changelist("callersession")
+    for i in range(3):
+        make_session(f"caller-{i}", process=make_process(tony))
+    admin_client.get(url)
+    few = queries_for(admin_client, url)
+    for i in range(3, 30):
+        make_session(f"caller-{i}", process=make_process(tony))
+    assert queries_for(admin_client, url) == few
+
+
+def test_end_session_ends_it_and_completes_its_process(admin_client, tony):
+    session = make_session("+14155550001", process=make_process(tony, status="running"))
+    form = {"action": "end_sessions", "_selected_action": [session.pk]}
+    response = admin_client.post(changelist("callersession"), form, follow=True)
+    assert "Ended 1 session(s)." in [str(m) for m in response.context["messages"]]
+    session.refresh_from_db()
+    session.process.refresh_from_db()
+    assert session.ended_at is not None
+    assert session.process.status == "completed"
+
+
+def test_end_session_leaves_ended_sessions_alone(admin_client, tony):
+    ended_at = ago(hours=2)
+    session = make_session("+14155550001", process=make_process(tony, status="running"), ended_at=ended_at)
+    form = {"action": "end_sessions", "_selected_action": [session.pk]}
+    admin_client.post(changelist("callersession"), form)
+    session.refresh_from_db()
+    session.process.refresh_from_db()
+    assert session.ended_at == ended_at
+    assert session.process.status == "running"
+
+
+# --- Messages -------------------------------------------------------------------------------------
+
+
+def test_messages_filter_by_role(admin_client, tony):
+    process = make_process(tony)
+    make_message(process, role="user")
+    answer = make_message(process, role="assistant", content="Ship it.")
+    assert listed(admin_client.get(changelist("message") + "?role__exact=assistant")) == [answer]
+
+
+def test_messages_search_content_and_process_id(admin_client, tony):
+    process = make_process(tony)
+    wanted = make_message(process, content="The quarterly roadmap")
+    make_message(make_process(tony), content="Lunch?")
+    assert listed(admin_client.get(changelist("message") + "?q=roadmap")) == [wanted]
+    assert listed(admin_client.get(changelist("message") + f"?q={process.public_id}")) == [wanted]
+
+
+def test_messages_changelist_shortens_long_content(admin_client, tony):
+    long_text = "word " * 100
+    make_message(make_process(tony), content=long_text)
+    content = admin_client.get(changelist("message")).content.decode()
+    assert long_text[:79] + "…" in content
+    assert long_text.strip() not in content
+
+
+def test_messages_changelist_query_count_does_not_grow_with_rows(admin_client, tony):
+    url = changelist("message")
+    for _ in range(3):
+        make_message(make_process(tony))
+    admin_client.get(url)
+    few = queries_for(admin_client, url)
+    for _ in range(27):
+        make_message(make_process(tony))
+    assert queries_for(admin_client, url) == few
+
+
+# --- LLM calls ------------------------------------------------------------------------------------
+
+
+def test_llm_calls_filter_by_provider(admin_client, tony):
+    process = make_process(tony)
+    local = make_llm_call(process, provider="local")
+    make_llm_call(process, provider="openai")
+    assert listed(admin_client.get(changelist("llmcall") + "?provider=local")) == [local]
+
+
+def test_llm_calls_show_persona_and_error_flag(admin_client, maya):
+    make_llm_call(make_process(maya), error="rate limited")
+    content = admin_client.get(changelist("llmcall")).content.decode()
+    assert "Maya" in content
+    assert 'alt="True"' in content
+
+
+def test_llm_calls_changelist_links_to_the_cost_summary(admin_client):
+    assert COST_SUMMARY.encode() in admin_client.get(changelist("llmcall")).content
+
+
+def test_llm_calls_changelist_query_count_does_not_grow_with_rows(admin_client, tony, maya):
+    url = changelist("llmcall")
+    for i in range(3):
+        make_llm_call(make_process(tony if i % 2 else maya))
+    admin_client.get(url)
+    few = queries_for(admin_client, url)
+    for i in range(27):
+        make_llm_call(make_process(tony if i % 2 else maya))
+    assert queries_for(admin_client, url) == few
+
+
+# --- Cost summary ---------------------------------------------------------------------------------
+
+NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def known_calls(tony, maya):
+    """Tony: 100+20 tokens, $0.01 on May 9 and 200+40, $0.02 on May 10; Maya: 1000+100, $0.50 on May 10.
+
+    Plus one older call (April 1) that a 7-day summary must leave out.
+    """
+    tonys, mayas = make_process(tony), make_process(maya)
+    for process, tokens_in, tokens_out, cost, created_at in [
+        (tonys, 100, 20, "0.01", datetime(2024, 5, 9, 23, 59, tzinfo=UTC)),
+        (tonys, 200, 40, "0.02", datetime(2024, 5, 10, 0, 1, tzinfo=UTC)),
+        (mayas, 1000, 100, "0.5", datetime(2024, 5, 10, 8, 0, tzinfo=UTC)),
+        (mayas, 5000, 500, "9", datetime(2024, 4, 1, 8, 0, tzinfo=UTC)),
+    ]:
+        make_llm_call(
+            process,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=Decimal(cost),
+            created_at=created_at,
+        )
+
+
+def totals(row):
+    return (row["calls"], row["input_tokens"], row["output_tokens"], row["cost_usd"])
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_totals_per_persona(admin_client, known_calls):
+    response = admin_client.get(COST_SUMMARY)
+    assert response.status_code == 200
+    rows = {row["persona_name"]: totals(row) for row in response.context["per_persona"]}
+    assert rows == {"Maya": (1, 1000, 100, Decimal("0.5")), "Tony": (2, 300, 60, Decimal("0.03"))}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_totals_per_utc_day(admin_client, known_calls):
+    response = admin_client.get(COST_SUMMARY)
+    rows = {row["day"].isoformat(): totals(row) for row in response.context["per_day"]}
+    assert rows == {
+        "2024-05-10": (2, 1200, 140, Decimal("0.52")),
+        "2024-05-09": (1, 100, 20, Decimal("0.01")),
+    }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_has_a_grand_total(admin_client, known_calls):
+    response = admin_client.get(COST_SUMMARY)
+    assert totals(response.context["grand_total"]) == (3, 1300, 160, Decimal("0.53"))
+    assert "$0.530000" in response.content.decode()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_period_follows_days(admin_client, known_calls):
+    response = admin_client.get(COST_SUMMARY + "?days=1")
+    assert response.context["days"] == 1
+    assert totals(response.context["grand_total"]) == (2, 1200, 140, Decimal("0.52"))
+    response = admin_client.get(COST_SUMMARY + "?days=366")
+    assert response.context["grand_total"]["calls"] == 4
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "367", "-3", ""])
+def test_cost_summary_falls_back_to_seven_days_on_a_bad_value(admin_client, raw):
+    assert admin_client.get(COST_SUMMARY + f"?days={raw}").context["days"] == 7
+
+
+def test_cost_summary_with_no_calls_shows_zero_totals(admin_client):
+    response = admin_client.get(COST_SUMMARY)
+    assert response.status_code == 200
+    assert "No LLM calls in this period." in response.content.decode()
+
+
+def test_cost_summary_query_count_does_not_grow_with_rows(admin_client, tony, maya):
+    for i in range(3):
+        make_llm_call(make_process(tony if i % 2 else maya), created_at=ago(days=i % 5))
+    admin_client.get(COST_SUMMARY)
+    few = queries_for(admin_client, COST_SUMMARY)
+    for i in range(40):
+        make_llm_call(make_process(tony if i % 2 else maya), created_at=ago(days=i % 5))
+    assert queries_for(admin_client, COST_SUMMARY) == few
+
+
+def test_cost_summary_needs_staff(client):
+    response = client.get(COST_SUMMARY)
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_cost_summary_needs_permission_to_view_llm_calls(client):
+    client.force_login(make_operator("view_process"))
+    assert client.get(COST_SUMMARY).status_code == 403
+
+
+# --- Personas -------------------------------------------------------------------------------------
+
+
+def test_personas_changelist_counts_processes(admin_client, tony, maya):
+    make_process(tony)
+    make_process(tony)
+    counts = {p.name: p.process_count for p in listed(admin_client.get(changelist("persona")))}
+    assert counts == {"Tony": 2, "Maya": 0}
+
+
+def test_personas_changelist_query_count_does_not_grow_with_rows(admin_client):
+    url = changelist("persona")
+    for i in range(3):
+        make_process(make_persona(name=f"P{i}"))
+    admin_client.get(url)
+    few = queries_for(admin_client, url)
+    for i in range(3, 30):
+        make_process(make_persona(name=f"P{i}", reports_to=Persona.objects.first()))
+    assert queries_for(admin_client, url) == few
+
+
+def test_persona_change_page_saves_an_edit(admin_client, tony):
+    form = {
+        "name": "Tony",
+        "role": "Chief Technology Officer",
+        "kind": "executive",
+        "reports_to": "",
+        "enabled": "on",
+        "sort_order": "1",
+        "system_prompt": "You are Tony, terse and exact.",
+        "tone": "",
+        "focus_areas": '["infra"]',
+        "tools": "[]",
+        "model": "gpt-4o",
+        "temperature": "0.2",
+        "budget_usd": "",
+        "life_schedule": '{"news": [6]}',
+    }
+    response = admin_client.post(change_page(tony), form)
+    assert response.status_code == 302
+    tony.refresh_from_db()
+    assert (tony.role, tony.model, tony.focus_areas) == ("Chief Technology Officer", "gpt-4o", ["infra"])
+    assert tony.life_enabled is False
+
+
+def test_persona_add_page_renders(admin_client):
+    assert admin_client.get(reverse("admin:agents_persona_add")).status_code == 200
+
+
+def test_every_core_model_is_registered():
+    from django.contrib import admin
+
+    for model in (Persona, Process, CallerSession, Message, LLMCall):
+        assert admin.site.is_registered(model)
