@@ -25,3 +25,8 @@ def _sync_tasks(monkeypatch):
 def _open_api(settings):
     """Tests start with no API token; auth tests set one."""
     settings.TRON_API_TOKEN = ""
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

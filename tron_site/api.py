@@ -1,4 +1,5 @@
-"""The NinjaAPI instances: the control-panel API at /api/ and the internal endpoints at /internal/.
+"""The NinjaAPI instances: the control-panel API at /api/, internal endpoints at /internal/, and the
+OpenAI-compatible chat API at the root.
 
 Every error leaves here in the one envelope of tron_site/errors.py.
 """
@@ -9,6 +10,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
+from integrations.chat_api import router as chat_router
 
 from .errors import error_response
 
@@ -46,3 +48,15 @@ api.add_router("/", control_router)
 
 internal_api = install_error_handlers(NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None))
 internal_api.add_router("/", caddy_router)
+
+# OpenAI-compatible chat at the site root (/chat/completions, /v1/…): its clients expect those paths.
+chat_api = install_error_handlers(
+    NinjaAPI(
+        title="Tron chat API (OpenAI-compatible)",
+        version="1.0.0",
+        urls_namespace="chat",
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+    )
+)
+chat_api.add_router("", chat_router)

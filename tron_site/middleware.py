@@ -28,7 +28,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": (
         "Authorization, Content-Type, X-Request-ID, X-Vapi-Caller-Phone, X-Vapi-Call-ID, X-Conversation-ID"
     ),
-    "Access-Control-Expose-Headers": "X-Total-Count",
+    "Access-Control-Expose-Headers": "X-Total-Count, X-Tron-Caller-ID, X-Tron-Process-ID",
     "Access-Control-Max-Age": "86400",
 }
 

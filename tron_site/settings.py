@@ -4,6 +4,7 @@ Every variable is documented in the README's configuration table. Defaults serve
 `manage.py check --deploy --fail-level WARNING` is the gate for production.
 """
 
+import json
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -206,14 +207,49 @@ TRON_LLM = env_choice("TRON_LLM", "auto", ("auto", "openai", "local"))
 if TRON_LLM == "auto":
     TRON_LLM = "openai" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "local"
 TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
-TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)
+TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model
+TRON_LLM_MAX_RETRIES = env_int("TRON_LLM_MAX_RETRIES", 1, minimum=0, maximum=5)
 # The GGUF file the local provider runs; empty means the one assembled from the gemma3 package.
 TRON_LOCAL_MODEL_PATH = env_str("TRON_LOCAL_MODEL_PATH")
 TRON_LOCAL_MODEL_THREADS = env_int("TRON_LOCAL_MODEL_THREADS", max(1, (os.cpu_count() or 2)), minimum=1)
 TRON_LOCAL_MAX_TOKENS = env_int("TRON_LOCAL_MAX_TOKENS", 256, minimum=1)
-# JSON file of {"model": {"input": usd_per_million, "output": usd_per_million}} merged over the built-in table.
-TRON_PRICES_FILE = env_str("TRON_PRICES_FILE")
+
+
+def _load_prices() -> dict:
+    """{"model": {"input": usd_per_million, "output": usd_per_million}} from TRON_PRICES_FILE, then the
+    TRON_PRICES variable (inline JSON), each merged over the built-in table of agents/pricing.py."""
+    prices: dict = {}
+    sources = []
+    if path := env_str("TRON_PRICES_FILE"):
+        try:
+            sources.append(("TRON_PRICES_FILE", Path(path).read_text()))
+        except OSError as exc:
+            raise ImproperlyConfigured(f"TRON_PRICES_FILE={path!r} cannot be read: {exc}") from exc
+    if inline := env_str("TRON_PRICES"):
+        sources.append(("TRON_PRICES", inline))
+    for name, text in sources:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ImproperlyConfigured(f'{name} must be a JSON object like {{"model": {{"input": 2.5, "output": 10}}}}')
+        for model, price in data.items():
+            ok = isinstance(price, dict) and all(
+                isinstance(price.get(k), int | float) and price[k] >= 0 for k in ("input", "output")
+            )
+            if not ok:
+                raise ImproperlyConfigured(
+                    f"{name}: the price of {model!r} must be {{\"input\": n, \"output\": n}} in USD per million tokens"
+                )
+            prices[model.strip().lower()] = {"input": price["input"], "output": price["output"]}
+    return prices
+
+
+TRON_PRICES = _load_prices()
 TRON_DEFAULT_PERSONA = env_str("TRON_DEFAULT_PERSONA", "Tony")
+TRON_DEFAULT_PHONE_REGION = env_str("TRON_DEFAULT_PHONE_REGION", "US").upper()  # for numbers without +
+TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # stored turns put into a prompt
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
 

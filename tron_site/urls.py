@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from .api import api, internal_api
+from .api import api, chat_api, internal_api
 
 
 @require_GET
@@ -16,4 +16,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("internal/", internal_api.urls),
+    path("", chat_api.urls),
 ]

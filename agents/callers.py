@@ -1,0 +1,72 @@
+"""Who is calling: a stable caller id from headers and body, so the same caller continues a session."""
+
+import time
+from dataclasses import dataclass
+
+import phonenumbers
+from django.conf import settings
+
+from .models import Channel
+
+
+@dataclass(frozen=True)
+class Caller:
+    caller_id: str
+    channel: str = Channel.HTTP
+    provider_call_id: str = ""
+    phone: str = ""  # E.164, when known
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164 (+14155551234) for anything phonenumbers can parse, else the trimmed input."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, None if raw.startswith("+") else settings.TRON_DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return raw
+    if not phonenumbers.is_possible_number(number):
+        return raw
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _dig(body: dict, *keys) -> str:
+    value = body
+    for key in keys:
+        if not isinstance(value, dict):
+            return ""
+        value = value.get(key)
+    return str(value).strip() if isinstance(value, str | int) and str(value).strip() else ""
+
+
+def identify_caller(
+    headers, body: dict, *, channel: str | None = None, user_id: str = "", conversation_id: str = ""
+) -> Caller:
+    """First match wins: caller phone (header, then VAPI's body), VAPI call id, `user_id` (ElevenLabs),
+    a conversation id (ElevenLabs), X-Request-ID, the OpenAI `user` field, else a fresh anonymous id
+    (no continuity)."""
+    call_id = headers.get("X-Vapi-Call-ID", "").strip() or _dig(body, "call", "id")
+    is_vapi = bool(call_id or headers.get("X-Vapi-Caller-Phone") or isinstance(body.get("call"), dict))
+    channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
+
+    phone = normalize_phone(
+        headers.get("X-Vapi-Caller-Phone", "")
+        or _dig(body, "call", "customer", "number")
+        or _dig(body, "customer", "number")
+    )
+    if phone:
+        return Caller(phone, channel, call_id, phone)
+    if call_id:
+        return Caller(f"call-{call_id}", channel, call_id)
+    if user_id.strip():
+        return Caller(f"user-{user_id.strip()}", channel)
+    if conversation_id.strip():
+        return Caller(f"conv-{conversation_id.strip()}", channel, conversation_id.strip())
+    request_id = headers.get("X-Request-ID", "").strip()
+    if request_id:
+        return Caller(request_id if request_id.startswith("req-") else f"req-{request_id}", channel)
+    user = _dig(body, "user")
+    if user:
+        return Caller(f"user-{user}", channel)
+    return Caller(f"anonymous-{time.time_ns()}", channel)

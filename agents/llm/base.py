@@ -1,0 +1,59 @@
+"""The one interface every LLM provider implements, and the errors they raise.
+
+A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: text as it arrives,
+then (when the provider knows it) the exact usage, then the finish reason. Errors are `LLMError`s with
+the HTTP status the chat API should answer with (502, 503 or 504).
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One event of a stream: exactly one of text, usage or finish_reason is set."""
+
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None  # the model the provider says answered, when it says so
+
+
+@dataclass
+class LLMRequest:
+    messages: list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    user: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class LLMError(Exception):
+    """The model could not answer. `status` is what the chat API returns: 502, 503 or 504."""
+
+    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class LLMProvider:
+    """Base class. Subclasses set `name` and implement `stream`."""
+
+    name = "base"
+
+    def default_model(self) -> str:
+        raise NotImplementedError
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        """Yield Deltas; cancellation (client gone) must stop generation promptly."""
+        raise NotImplementedError

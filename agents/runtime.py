@@ -1,0 +1,290 @@
+"""One conversational turn: prompt → model → record, callable from HTTP streams, consumers and tasks.
+
+    turn = await start_turn(TurnInput(...))        # persona, session, prompt; the user's words saved
+    async for event in turn.events(): ...          # Delta texts as they arrive, then a TurnEnd
+    # or: result = complete_turn_sync(TurnInput(...)) from sync code (django-q2 tasks)
+
+The model runs in a task of its own that feeds a queue, so a consumer can wait on the queue with a
+timeout (SSE keep-alives) without cancelling the model call. Whatever happens (finish, upstream error,
+client gone) the task records the LLM call, the transcript and the process counters exactly once.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import pricing, tokens
+from .callers import Caller
+from .llm import get_provider
+from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
+from .models import CallerSession, LLMCall, Message, Persona, Process
+from .sessions import open_session
+
+log = logging.getLogger(__name__)
+
+
+class PersonaUnavailable(Exception):
+    """No persona can take the turn (none loaded, or the default is disabled)."""
+
+
+@dataclass
+class TurnInput:
+    messages: list[dict]  # normalised: [{"role": "system"|"user"|"assistant", "content": str}]
+    caller: Caller
+    persona_name: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    user: str | None = None
+    task: str = ""
+
+
+@dataclass
+class TurnEnd:
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    usage_source: str
+    cost_usd: object
+    model: str
+
+
+@dataclass
+class TurnFailed:
+    error: LLMError
+
+
+@dataclass
+class Turn:
+    persona: Persona
+    session: CallerSession
+    request: LLMRequest
+    provider: LLMProvider
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    task: asyncio.Task | None = None
+    started: float = field(default_factory=time.monotonic)
+    parts: list[str] = field(default_factory=list)
+    recorded: bool = False
+
+    @property
+    def process(self) -> Process:
+        return self.session.process
+
+    def run(self) -> "Turn":
+        self.task = asyncio.ensure_future(self._produce())
+        return self
+
+    async def next_event(self, timeout: float | None = None):
+        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
+        if timeout is None:
+            return await self.queue.get()
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    async def events(self):
+        while True:
+            event = await self.next_event()
+            yield event
+            if not isinstance(event, Delta):
+                return
+
+    async def cancel(self):
+        """The consumer is gone: stop the model and record what was produced (marked partial)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            try:
+                await asyncio.shield(self.task)
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - recorded inside the task
+                pass
+
+    async def _produce(self):
+        usage = None
+        finish_reason = "stop"
+        model = self.request.model
+        ttft_ms = None
+        error: LLMError | None = None
+        cancelled = False
+        stream = self.provider.stream(self.request)
+        try:
+            async for delta in stream:
+                if delta.model:
+                    model = delta.model
+                if delta.text:
+                    if ttft_ms is None:
+                        ttft_ms = int((time.monotonic() - self.started) * 1000)
+                    self.parts.append(delta.text)
+                    self.queue.put_nowait(delta)
+                elif delta.usage is not None:
+                    usage = delta.usage
+                elif delta.finish_reason:
+                    finish_reason = delta.finish_reason
+        except LLMError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception as exc:  # a provider bug must not lose the turn's record
+            log.exception("Provider %s failed", self.provider.name)
+            error = LLMError(f"The model failed: {exc.__class__.__name__}", status=502)
+        finally:
+            await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
+        end = await asyncio.shield(
+            sync_to_async(self._record)(usage, finish_reason, model, ttft_ms, error, cancelled)
+        )
+        self.queue.put_nowait(TurnFailed(error) if error else end)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _record(self, usage, finish_reason, model, ttft_ms, error, cancelled) -> TurnEnd:
+        """Write the LLM call, the assistant's words and the process counters in one transaction."""
+        text = "".join(self.parts)
+        if usage is not None and not cancelled:
+            source, input_tokens, output_tokens = LLMCall.UsageSource.PROVIDER, usage.input_tokens, usage.output_tokens
+        else:
+            source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
+            input_tokens = tokens.estimate_prompt_tokens(self.request.messages)
+            output_tokens = tokens.estimate_text_tokens(text)
+            if error is not None and not text:
+                input_tokens = output_tokens = 0  # nothing was generated, nothing is billed
+        cost = pricing.cost_usd(model, input_tokens, output_tokens)
+        if cancelled:
+            finish_reason = "cancelled"
+        elif error is not None:
+            finish_reason = "error"
+        with transaction.atomic():
+            LLMCall.objects.create(
+                process=self.process,
+                provider=self.provider.name,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                usage_source=source,
+                finish_reason=finish_reason,
+                ttft_ms=ttft_ms,
+                duration_ms=int((time.monotonic() - self.started) * 1000),
+                error=error.message if error else "",
+            )
+            if text:
+                Message.objects.create(
+                    process=self.process, session=self.session, role=Message.Role.ASSISTANT, content=text
+                )
+            self.process.add_usage(
+                input_tokens=input_tokens, output_tokens=output_tokens, llm_calls=1, cost_usd=cost
+            )
+            CallerSession.objects.filter(pk=self.session.pk).update(last_seen_at=timezone.now())
+        self.recorded = True
+        return TurnEnd(text, finish_reason, input_tokens, output_tokens, source, cost, model)
+
+
+async def _close_quietly(stream):
+    try:
+        await stream.aclose()
+    except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing is best effort
+        log.debug("closing the provider stream failed", exc_info=True)
+
+
+def resolve_persona(name: str | None) -> Persona:
+    """The enabled persona `name` names (any case), else the default persona (TRON_DEFAULT_PERSONA)."""
+    if name:
+        persona = Persona.objects.enabled().filter(name__iexact=name.strip()).first()
+        if persona is not None:
+            return persona
+    persona = Persona.objects.enabled().filter(name__iexact=settings.TRON_DEFAULT_PERSONA).first()
+    if persona is None:
+        persona = Persona.objects.enabled().first()
+    if persona is None:
+        raise PersonaUnavailable("No persona is configured: run `manage.py load_team`.")
+    return persona
+
+
+def has_client_history(messages: list[dict]) -> bool:
+    """Whether the client sent earlier turns itself (then its history is the truth, not ours)."""
+    roles = [m["role"] for m in messages if m["role"] != "system"]
+    return "assistant" in roles or roles.count("user") > 1
+
+
+def trailing_user_messages(messages: list[dict]) -> list[dict]:
+    """The user's new words in this request: the user messages after the last non-user turn."""
+    new: list[dict] = []
+    for message in reversed(messages):
+        if message["role"] == "system":
+            continue
+        if message["role"] != "user":
+            break
+        new.append(message)
+    return list(reversed(new))
+
+
+def build_prompt(persona: Persona, session: CallerSession, messages: list[dict]) -> list[dict]:
+    """Persona system prompt, then the client's system text as call context, then the history: the
+    client's when it sent earlier turns, else the session's stored transcript plus the new message."""
+    prompt = [{"role": "system", "content": persona.system_prompt}]
+    client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
+    if client_system:
+        context = "\n\n".join(client_system)
+        prompt.append({"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"})
+    if has_client_history(messages):
+        prompt.extend(m for m in messages if m["role"] != "system")
+        return prompt
+    stored = list(
+        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
+        .order_by("-id")
+        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
+    )
+    prompt.extend(reversed(stored))
+    prompt.extend(m for m in messages if m["role"] != "system")
+    return prompt
+
+
+def prepare_turn(turn_input: TurnInput, provider: LLMProvider) -> tuple[Persona, CallerSession, LLMRequest]:
+    """Sync, in one go: persona, session, prompt, and the user's new words saved to the transcript
+    before the model is called (so they survive a model failure)."""
+    persona = resolve_persona(turn_input.persona_name)
+    session = open_session(turn_input.caller, persona, task=turn_input.task)
+    prompt = build_prompt(persona, session, turn_input.messages)
+    new_messages = trailing_user_messages(turn_input.messages)
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.bulk_create(
+            Message(process=session.process, session=session, role=Message.Role.USER, content=m["content"],
+                    created_at=now)
+            for m in new_messages
+        )
+        CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+    request = LLMRequest(
+        messages=prompt,
+        model=persona.model or provider.default_model(),
+        temperature=turn_input.temperature if turn_input.temperature is not None else persona.temperature,
+        max_tokens=turn_input.max_tokens,
+        user=turn_input.user,
+    )
+    return persona, session, request
+
+
+async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
+    """Prepare the turn (database work in a thread) and start the model; returns the running Turn."""
+    provider = provider or get_provider()
+    persona, session, request = await sync_to_async(prepare_turn)(turn_input, provider)
+    return Turn(persona=persona, session=session, request=request, provider=provider).run()
+
+
+async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
+    """Run a whole turn and return its end; raises LLMError when the model failed."""
+    turn = await start_turn(turn_input, provider)
+    try:
+        async for event in turn.events():
+            if isinstance(event, TurnFailed):
+                raise event.error
+            if isinstance(event, TurnEnd):
+                return event
+    finally:
+        await turn.cancel()
+    raise LLMError("The model ended without an answer.")
+
+
+complete_turn_sync = async_to_sync(complete_turn)

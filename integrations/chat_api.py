@@ -1,0 +1,232 @@
+"""The OpenAI-compatible chat endpoints: /chat/completions, /v1/chat/completions, /v1/models and
+ElevenLabs' custom LLM at /v1/elevenlabs-llm. Protocol only: the turn itself is agents.runtime."""
+
+import asyncio
+import json
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse, StreamingHttpResponse
+from ninja import Router
+
+from agents.callers import identify_caller
+from agents.llm.base import Delta, LLMError
+from agents.models import Channel, Persona
+from agents.runtime import PersonaUnavailable, TurnEnd, TurnFailed, TurnInput, start_turn
+from tron_site.errors import error_body, error_response, error_type_for
+
+from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
+
+router = Router(tags=["chat"])
+
+REQUEST_BODY_DOC = {
+    "requestBody": {
+        "content": {"application/json": {"schema": ChatCompletionIn.model_json_schema()}},
+        "required": True,
+    }
+}
+
+
+@router.post("/chat/completions", openapi_extra=REQUEST_BODY_DOC, summary="Chat with a persona")
+async def chat_completions(request):
+    return await chat(request)
+
+
+@router.post("/v1/chat/completions", openapi_extra=REQUEST_BODY_DOC, summary="Chat with a persona (alias)")
+async def v1_chat_completions(request):
+    return await chat(request)
+
+
+@router.post("/v1/elevenlabs-llm", openapi_extra=REQUEST_BODY_DOC, summary="ElevenLabs custom LLM")
+async def elevenlabs_llm(request):
+    return await chat(request, channel=Channel.ELEVENLABS)
+
+
+@router.get("/v1/models", summary="The personas, as models")
+async def list_models(request):
+    personas = await sync_to_async(list)(Persona.objects.enabled())
+    return JsonResponse({"object": "list", "data": [_model_card(p) for p in personas]})
+
+
+@router.get("/v1/models/{model_id}", summary="One persona, as a model")
+async def get_model(request, model_id: str):
+    persona = await Persona.objects.enabled().filter(name__iexact=model_id).afirst()
+    if persona is None:
+        return error_response(404, f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
+    return JsonResponse(_model_card(persona))
+
+
+def _model_card(persona: Persona) -> dict:
+    return {
+        "id": persona.name.lower(),
+        "object": "model",
+        "created": int(persona.created_at.timestamp()),
+        "owned_by": "tron",
+        "description": f"{persona.name}, {persona.role}",
+    }
+
+
+async def chat(request, channel: str | None = None):
+    try:
+        payload = parse_chat_request(request.body)
+        messages = normalize_messages(payload.messages)
+    except RequestError as exc:
+        return error_response(400, exc.message, param=exc.param)
+
+    caller = identify_caller(
+        request.headers,
+        _raw_body(request),
+        channel=channel,
+        user_id=payload.user_id or "",
+        conversation_id=request.headers.get("X-Conversation-ID", "") if channel == Channel.ELEVENLABS else "",
+    )
+    turn_input = TurnInput(
+        messages=messages,
+        caller=caller,
+        persona_name=payload.model,
+        temperature=payload.temperature,
+        max_tokens=payload.max_completion_tokens or payload.max_tokens,
+        user=payload.user,
+    )
+    try:
+        turn = await start_turn(turn_input)
+    except PersonaUnavailable as exc:
+        return error_response(503, str(exc), code="no_persona")
+
+    keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
+    try:
+        # Wait for the first event before answering, so an immediate upstream failure is a real HTTP
+        # error; a stream that is slow to start gets its 200 and keep-alives after `keepalive` seconds.
+        try:
+            first = await turn.next_event(timeout=keepalive if payload.stream else None)
+        except TimeoutError:
+            first = None
+        if isinstance(first, TurnFailed):
+            return _llm_error_response(first.error)
+        reply = Reply(turn, payload)
+        if payload.stream:
+            response = StreamingHttpResponse(reply.sse(first), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+        else:
+            response = await reply.json(first)
+    except asyncio.CancelledError:
+        await turn.cancel()  # the client went away before the answer: stop the model, record it
+        raise
+    response["X-Tron-Caller-ID"] = caller.caller_id
+    response["X-Tron-Process-ID"] = turn.process.public_id
+    return response
+
+
+def _raw_body(request) -> dict:
+    try:
+        data = json.loads(request.body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _llm_error_response(error: LLMError):
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return error_response(error.status, error.message, code=error.code, headers=headers)
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class Reply:
+    """Formats one turn as an OpenAI chat completion (JSON) or a stream of chunks (SSE)."""
+
+    def __init__(self, turn, payload: ChatCompletionIn):
+        self.turn = turn
+        self.id = f"chatcmpl-{time.time_ns()}"
+        self.created = int(time.time())
+        self.model = turn.persona.name.lower()
+        self.include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+
+    async def json(self, first) -> JsonResponse:
+        event = first
+        while isinstance(event, Delta):
+            event = await self.turn.next_event()
+        if isinstance(event, TurnFailed):
+            return _llm_error_response(event.error)
+        return JsonResponse(
+            {
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": event.text},
+                        "finish_reason": event.finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _usage(event),
+                "system_fingerprint": None,
+            }
+        )
+
+    def chunk(self, delta: dict, finish_reason=None) -> str:
+        data = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+        if self.include_usage:
+            data["usage"] = None
+        return f"data: {_dumps(data)}\n\n"
+
+    async def sse(self, first):
+        finished = False
+        keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
+        try:
+            yield self.chunk({"role": "assistant"})
+            event = first
+            while True:
+                if event is None:
+                    yield ": keep-alive\n\n"
+                elif isinstance(event, Delta):
+                    yield self.chunk({"content": event.text})
+                elif isinstance(event, TurnEnd):
+                    yield self.chunk({}, finish_reason=event.finish_reason)
+                    if self.include_usage:
+                        usage_chunk = {
+                            "id": self.id,
+                            "object": "chat.completion.chunk",
+                            "created": self.created,
+                            "model": self.model,
+                            "choices": [],
+                            "usage": _usage(event),
+                        }
+                        yield f"data: {_dumps(usage_chunk)}\n\n"
+                    yield "data: [DONE]\n\n"
+                    finished = True
+                    return
+                else:  # TurnFailed mid-stream: an error event the SDK raises on, never a fake "stop"
+                    error = event.error
+                    body = error_body(error.message, error_type_for(error.status), None, error.code)
+                    yield f"data: {_dumps(body)}\n\n"
+                    finished = True
+                    return
+                try:
+                    event = await self.turn.next_event(timeout=keepalive)
+                except TimeoutError:
+                    event = None
+        finally:
+            if not finished:
+                await self.turn.cancel()
+
+
+def _usage(end: TurnEnd) -> dict:
+    return {
+        "prompt_tokens": end.input_tokens,
+        "completion_tokens": end.output_tokens,
+        "total_tokens": end.input_tokens + end.output_tokens,
+    }

@@ -1,0 +1,136 @@
+"""The OpenAI chat-completions request, as clients (the SDK, LangChain, VAPI, ElevenLabs) send it.
+
+Unknown fields are ignored; known fields are type-checked strictly, so a wrong type is a 400 naming the
+field rather than a silent coercion.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[MessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    user: str | None = None
+    # ElevenLabs' custom-LLM extras
+    user_id: str | None = None
+    elevenlabs_extra_body: dict | None = None
+
+
+class RequestError(Exception):
+    """A client mistake, reported as a 400 invalid_request_error naming `param`."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def _param(loc: tuple) -> str | None:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif item in ("str", "list[ContentPart]", "int", "float", "bool") or "[" in str(item):
+            break  # union branch names add nothing for the client
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or None
+
+
+def parse_chat_request(body: bytes) -> ChatCompletionIn:
+    """Validate a request body; raises RequestError with the first problem."""
+    if not body.strip():
+        raise RequestError("The request body is empty: send a JSON object with `messages`.")
+    try:
+        return ChatCompletionIn.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise RequestError(f"The request body is not valid JSON: {first['msg']}") from None
+        if first["type"] == "model_type":
+            raise RequestError("The request body must be a JSON object.") from None
+        param = _param(first["loc"])
+        if param == "messages" and first["type"] == "missing":
+            raise RequestError("`messages` is required.", "messages") from None
+        if param == "messages" and first["type"] == "too_short":
+            raise RequestError("`messages` must contain at least one message.", "messages") from None
+        message = first["msg"]
+        raise RequestError(f"Invalid `{param}`: {message}" if param else message, param) from None
+
+
+def flatten_content(message: MessageIn, index: int) -> str:
+    """A message's text: a string as is, text parts joined; other part types are refused, not dropped."""
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part_index, part in enumerate(content):
+        if part.type in ("text", "input_text") and part.text is not None:
+            texts.append(part.text)
+        else:
+            raise RequestError(
+                f"Content parts of type {part.type!r} are not supported; send text.",
+                f"messages[{index}].content[{part_index}]",
+            )
+    return "\n".join(texts)
+
+
+def normalize_messages(messages: list[MessageIn]) -> list[dict]:
+    """OpenAI messages → [{"role": system|user|assistant, "content": str}] for the runtime.
+
+    `developer` is a system message. Client-side tool traffic (VAPI and ElevenLabs run their own tools)
+    is kept as readable text, so the model still sees what happened.
+    """
+    normalized = []
+    for index, message in enumerate(messages):
+        text = flatten_content(message, index)
+        role = message.role
+        if role == "developer":
+            role = "system"
+        elif role in ("tool", "function"):
+            who = message.name or message.tool_call_id or "tool"
+            role, text = "user", f"[Result of {who}]: {text}"
+        elif role == "assistant" and message.tool_calls and not text:
+            calls = ", ".join(
+                f"{(call.get('function') or {}).get('name', '?')}({(call.get('function') or {}).get('arguments', '')})"
+                for call in message.tool_calls
+            )
+            text = f"[Called {calls}]"
+        normalized.append({"role": role, "content": text})
+    return normalized

@@ -1,0 +1,52 @@
+import openai
+import pytest
+
+from tests.factories import make_persona
+from tests.liveserver import LiveASGIServer
+from tests.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_tron():
+    from tron_site.asgi import application
+
+    server = LiveASGIServer(application).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def team(transactional_db):
+    """Tony (the default) and Maya, committed so the live server's threads see them."""
+    return {
+        "tony": make_persona(name="Tony", role="CTO", system_prompt="You are Tony, the CTO.", sort_order=1),
+        "maya": make_persona(name="Maya", role="CMO", system_prompt="You are Maya, the CMO.", sort_order=2),
+    }
+
+
+@pytest.fixture
+def chat_setup(settings, upstream, live_tron, team):
+    """Tron wired to the fake upstream through the openai provider, with a fresh script."""
+    settings.TRON_LLM = "openai"
+    settings.OPENAI_BASE_URL = upstream.base_url
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.TRON_MODEL = "gpt-4o-mini"
+    settings.TRON_LLM_TIMEOUT = 5
+    settings.TRON_LLM_MAX_RETRIES = 0
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def sdk(chat_setup, live_tron):
+    """The official openai SDK, pointed at Tron."""
+    client = openai.OpenAI(base_url=f"{live_tron.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    yield client
+    client.close()

@@ -1,0 +1,161 @@
+"""/chat/completions driven by the real openai SDK against a live Tron and a fake upstream."""
+
+from decimal import Decimal
+
+import openai
+import pytest
+
+from agents.models import CallerSession, LLMCall, Message, Process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ask(sdk, text="Hi Tony", **kwargs):
+    return sdk.chat.completions.create(model=kwargs.pop("model", "tony"),
+                                       messages=kwargs.pop("messages", [{"role": "user", "content": text}]),
+                                       **kwargs)
+
+
+def test_a_plain_completion_answers_with_usage(sdk, upstream):
+    completion = ask(sdk)
+
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == "tony"
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content == "Hello there!"
+    assert completion.choices[0].finish_reason == "stop"
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (42, 3)
+    assert completion.usage.total_tokens == 45
+
+
+def test_it_records_transcript_call_and_counters(sdk, upstream):
+    ask(sdk, "What's on your mind?")
+
+    process = Process.objects.get()
+    assert process.persona.name == "Tony"
+    assert process.status == "running"
+    assert process.channel == "http"
+    assert [(m.role, m.content) for m in Message.objects.order_by("id")] == [
+        ("user", "What's on your mind?"), ("assistant", "Hello there!")
+    ]
+    call = LLMCall.objects.get()
+    assert (call.provider, call.model, call.input_tokens, call.output_tokens) == ("openai", "gpt-4o-mini", 42, 3)
+    assert call.usage_source == "provider"
+    expected_cost = (Decimal(42) * Decimal("0.15") + Decimal(3) * Decimal("0.60")) / 1_000_000
+    assert call.cost_usd == expected_cost
+    assert call.duration_ms >= 0 and call.ttft_ms is not None
+    assert (process.input_tokens, process.output_tokens, process.llm_calls) == (42, 3, 1)
+    assert process.cost_usd == expected_cost
+
+
+def test_the_upstream_gets_the_persona_prompt_and_is_asked_for_stream_usage(sdk, upstream):
+    ask(sdk, temperature=0.3, max_tokens=77)
+    body = upstream.last.body
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["model"] == "gpt-4o-mini"
+    assert body["temperature"] == 0.3
+    assert body["max_tokens"] == 77
+    assert body["messages"][0] == {"role": "system", "content": "You are Tony, the CTO."}
+    assert body["messages"][-1] == {"role": "user", "content": "Hi Tony"}
+
+
+def test_max_completion_tokens_is_honoured(sdk, upstream):
+    ask(sdk, max_completion_tokens=12)
+    assert upstream.last.body["max_tokens"] == 12
+
+
+def test_streaming_delivers_role_then_deltas_then_finish(sdk, upstream):
+    upstream.reset(tokens=["I've ", "been ", "thinking"])
+    chunks = list(ask(sdk, stream=True))
+
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "I've been thinking"
+    assert [c.choices[0].delta.content for c in chunks[1:4]] == ["I've ", "been ", "thinking"]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.id == chunks[0].id and c.object == "chat.completion.chunk" for c in chunks)
+    assert LLMCall.objects.get().usage_source == "provider"
+
+
+def test_stream_usage_comes_in_one_last_chunk_when_asked(sdk, upstream):
+    chunks = list(ask(sdk, stream=True, stream_options={"include_usage": True}))
+    usage_chunk = chunks[-1]
+    assert usage_chunk.choices == []
+    assert (usage_chunk.usage.prompt_tokens, usage_chunk.usage.completion_tokens) == (42, 3)
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_without_provider_usage_tokens_are_estimated_and_marked(sdk, upstream):
+    upstream.reset(send_usage=False, tokens=["abcd", "efgh"])
+    completion = ask(sdk)
+    call = LLMCall.objects.get()
+    assert call.usage_source == "estimated"
+    assert call.output_tokens == 2  # 8 characters, 4 per token
+    assert call.input_tokens > 0
+    assert completion.usage.completion_tokens == 2
+
+
+def test_model_names_a_persona_case_insensitively(sdk, upstream):
+    completion = ask(sdk, model="MAYA")
+    assert completion.model == "maya"
+    assert Process.objects.get().persona.name == "Maya"
+    assert upstream.last.body["messages"][0]["content"] == "You are Maya, the CMO."
+
+
+def test_any_other_model_gets_the_default_persona(sdk, upstream):
+    assert ask(sdk, model="gpt-4o").model == "tony"
+
+
+def test_a_persona_model_override_is_sent_upstream(sdk, upstream, team):
+    team["maya"].model = "gpt-4.1-mini"
+    team["maya"].save()
+    ask(sdk, model="maya")
+    assert upstream.last.body["model"] == "gpt-4.1-mini"
+
+
+def test_models_lists_the_personas(sdk):
+    ids = [model.id for model in sdk.models.list()]
+    assert ids == ["tony", "maya"]
+    assert sdk.models.retrieve("maya").id == "maya"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("nobody")
+
+
+def test_content_may_be_an_array_of_text_parts(sdk, upstream):
+    ask(sdk, messages=[{"role": "user", "content": [{"type": "text", "text": "part one"},
+                                                     {"type": "text", "text": "part two"}]}])
+    assert upstream.last.body["messages"][-1]["content"] == "part one\npart two"
+    assert Message.objects.filter(role="user").get().content == "part one\npart two"
+
+
+def test_the_clients_system_message_is_call_context_after_the_persona(sdk, upstream):
+    ask(sdk, messages=[{"role": "system", "content": "The caller is on a noisy line."},
+                       {"role": "user", "content": "Hello?"}])
+    messages = upstream.last.body["messages"]
+    assert messages[0]["content"] == "You are Tony, the CTO."
+    assert messages[1]["role"] == "system" and "The caller is on a noisy line." in messages[1]["content"]
+    assert messages[2] == {"role": "user", "content": "Hello?"}
+
+
+def test_one_message_at_a_time_still_has_a_conversation(sdk, upstream):
+    headers = {"X-Request-ID": "curl-user"}
+    ask(sdk, "My name is Ada.", extra_headers=headers)
+    upstream.reset(tokens=["Hi Ada"])
+    ask(sdk, "What's my name?", extra_headers=headers)
+
+    sent = upstream.last.body["messages"]
+    assert [m["content"] for m in sent[1:]] == ["My name is Ada.", "Hello there!", "What's my name?"]
+    assert CallerSession.objects.get().caller_id == "req-curl-user"
+
+
+def test_the_clients_own_history_wins_over_the_stored_one(sdk, upstream):
+    headers = {"X-Request-ID": "vapi-like"}
+    ask(sdk, "first", extra_headers=headers)
+    history = [{"role": "user", "content": "edited first"}, {"role": "assistant", "content": "edited answer"},
+               {"role": "user", "content": "second"}]
+    ask(sdk, messages=history, extra_headers=headers)
+    assert [m["content"] for m in upstream.last.body["messages"][1:]] == ["edited first", "edited answer", "second"]
+    # only the new user words are added to the transcript
+    assert list(Message.objects.filter(role="user").values_list("content", flat=True)) == ["first", "second"]

@@ -1,0 +1,31 @@
+"""Our ASGI application served over real HTTP in a background thread, for clients like the openai SDK."""
+
+import threading
+import time
+
+import uvicorn
+
+
+class LiveASGIServer:
+    def __init__(self, app, host: str = "127.0.0.1"):
+        config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "LiveASGIServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,181 @@
+"""A real local HTTP server that speaks OpenAI's chat-completions protocol: the mock LLM upstream.
+
+Tests (and bench/) point OPENAI_BASE_URL at it and script its behaviour: the tokens to stream, the pace,
+a slow first token, usage or none, an HTTP error, an error event mid-stream. It records what it was asked
+and how many tokens it managed to send before the client went away.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Script:
+    tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    model: str = "gpt-4o-mini"
+    first_token_delay: float = 0.0
+    token_interval: float = 0.0
+    send_usage: bool = True  # honour stream_options.include_usage
+    prompt_tokens: int = 42
+    status: int = 200  # non-200: answer with an OpenAI error body and this status
+    error_after: int | None = None  # send an SSE error event after this many tokens
+    finish_reason: str = "stop"
+    retry_after: str | None = None
+
+
+@dataclass
+class Record:
+    body: dict
+    headers: dict
+    tokens_sent: int = 0
+    disconnected: bool = False
+    finished: bool = False
+
+
+class FakeUpstream:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.script = Script()
+        self.requests: list[Record] = []
+        self._lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": upstream.script.model, "object": "model"}]})
+                else:
+                    self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                record = Record(body=body, headers=dict(self.headers))
+                with upstream._lock:
+                    upstream.requests.append(record)
+                script = upstream.script
+                if script.status != 200:
+                    extra = {"Retry-After": script.retry_after} if script.retry_after else {}
+                    self._json(
+                        script.status,
+                        {"error": {"message": f"scripted failure {script.status}", "type": "server_error",
+                                   "param": None, "code": None}},
+                        extra,
+                    )
+                    return
+                if body.get("stream"):
+                    self._stream(script, body, record)
+                else:
+                    self._complete(script, record)
+
+            def _json(self, status, payload, extra_headers=None):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (extra_headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _complete(self, script, record):
+                time.sleep(script.first_token_delay)
+                text = "".join(script.tokens)
+                record.tokens_sent = len(script.tokens)
+                record.finished = True
+                self._json(200, {
+                    "id": "chatcmpl-up", "object": "chat.completion", "created": int(time.time()),
+                    "model": script.model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": script.finish_reason}],
+                    "usage": {"prompt_tokens": script.prompt_tokens, "completion_tokens": len(script.tokens),
+                              "total_tokens": script.prompt_tokens + len(script.tokens)},
+                })
+
+            def _event(self, payload) -> bool:
+                data = payload if isinstance(payload, bytes) else f"data: {json.dumps(payload)}\n\n".encode()
+                try:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                    return True
+                except (BrokenPipeError, ConnectionResetError):
+                    return False
+
+            def _chunk(self, script, delta, finish_reason=None):
+                return {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": script.model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+            def _stream(self, script, body, record):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(script.first_token_delay)
+                if not self._event(self._chunk(script, {"role": "assistant", "content": ""})):
+                    record.disconnected = True
+                    return
+                for index, token in enumerate(script.tokens):
+                    if script.error_after is not None and index == script.error_after:
+                        self._event({"error": {"message": "scripted mid-stream failure", "type": "server_error",
+                                               "param": None, "code": None}})
+                        self._end()
+                        return
+                    if index and script.token_interval:
+                        time.sleep(script.token_interval)
+                    if not self._event(self._chunk(script, {"content": token})):
+                        record.disconnected = True
+                        return
+                    record.tokens_sent += 1
+                self._event(self._chunk(script, {}, script.finish_reason))
+                wants_usage = (body.get("stream_options") or {}).get("include_usage")
+                if wants_usage and script.send_usage:
+                    usage = {"prompt_tokens": script.prompt_tokens, "completion_tokens": len(script.tokens),
+                             "total_tokens": script.prompt_tokens + len(script.tokens)}
+                    self._event({"id": "chatcmpl-up", "object": "chat.completion.chunk",
+                                 "created": int(time.time()), "model": script.model, "choices": [],
+                                 "usage": usage})
+                self._event(b"data: [DONE]\n\n")
+                record.finished = True
+                self._end()
+
+            def _end(self):
+                try:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "FakeUpstream":
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self, **script):
+        self.script = Script(**script)
+        with self._lock:
+            self.requests.clear()
+
+    @property
+    def last(self) -> Record:
+        return self.requests[-1]
