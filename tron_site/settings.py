@@ -165,6 +165,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     if DATABASES["default"]["NAME"] and DATABASES["default"]["NAME"] != ":memory:":
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Tests use a file too: live-server tests reach the database from several threads, and only a file
+    # database honours the busy timeout (an in-memory shared cache fails at once with "table is locked").
+    TRON_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(TRON_DATA_DIR / f"test-tron-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,36 @@
+import httpx2 as httpx
+import pytest
+
+from agents.models import CallerSession
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(live_tron, body, headers=None):
+    return httpx.post(f"{live_tron.url}/v1/elevenlabs-llm", json=body, headers=headers or {}, timeout=30)
+
+
+def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tron):
+    body = {"messages": [{"role": "system", "content": "ElevenLabs agent prompt"},
+                         {"role": "user", "content": "Hello!"}],
+            "user_id": "el-user-7", "elevenlabs_extra_body": {"plan": "pro"}}
+    response = post(live_tron, body)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Hello there!"
+    session = CallerSession.objects.get()
+    assert (session.caller_id, session.channel) == ("user-el-user-7", "elevenlabs")
+
+
+def test_it_streams(chat_setup, live_tron):
+    with httpx.stream("POST", f"{live_tron.url}/v1/elevenlabs-llm", timeout=30,
+                      json={"stream": True, "messages": [{"role": "user", "content": "Hi"}]}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_a_conversation_id_keeps_turns_together_without_a_user_id(chat_setup, live_tron):
+    for _ in range(2):
+        post(live_tron, {"messages": [{"role": "user", "content": "Hi"}]}, {"X-Conversation-ID": "conv9"})
+    session = CallerSession.objects.get()
+    assert session.caller_id == "conv-conv9"
+    assert session.process.llm_calls == 2
