@@ -29,6 +29,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py load_team
+	$(PY) manage.py setup_schedules -v 0
 	$(PY) manage.py ensure_admin
 	$(PY) -m tron_site.serve
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
@@ -19,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from .models import CallerSession, LLMCall, Message, Persona, Process
+from .sessions import end_session
 
 admin.site.site_header = "Tron control panel"
 admin.site.site_title = "Tron control panel"
@@ -312,15 +312,8 @@ class CallerSessionAdmin(SystemWrittenAdmin):
 
     @admin.action(description="End session (and complete its process)", permissions=["operate"])
     def end_sessions(self, request, queryset):
-        ended = 0
-        for session in queryset.filter(ended_at__isnull=True).select_related("process"):
-            with transaction.atomic():
-                # The conditional UPDATE makes a concurrent end (idle sweep, hang-up) win cleanly.
-                if CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
-                    ended_at=timezone.now()
-                ):
-                    session.process.finish(status=Process.Status.COMPLETED)
-                    ended += 1
+        # end_session's conditional UPDATE lets a concurrent end (idle sweep, hang-up) win cleanly.
+        ended = sum(end_session(session) for session in queryset.filter(ended_at__isnull=True))
         self.message_user(request, f"Ended {ended} session(s).")
 
 

@@ -1,0 +1,44 @@
+"""Create or update the django-q2 schedules this app needs, by name, so running it again changes nothing.
+
+Schedules live in code, not hand-made in the admin; `make run` (and any deploy) runs this. django-q2's
+Schedule.name is not unique, so this command is what keeps one row per name.
+"""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_q.models import Schedule
+
+SCHEDULES = [
+    {
+        "name": "agents: end idle sessions",
+        "func": "agents.tasks.sweep_idle_sessions",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+        "repeats": -1,
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create or update the periodic tasks (idle-session sweep)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
+
+    def handle(self, *args, dry_run=False, verbosity=1, **options):
+        with transaction.atomic():
+            for spec in SCHEDULES:
+                fields = {k: v for k, v in spec.items() if k != "name"}
+                existing = Schedule.objects.filter(name=spec["name"]).order_by("id")
+                first = existing.first()
+                if dry_run:
+                    action = "create" if first is None else "update"
+                elif first is None:
+                    Schedule.objects.create(name=spec["name"], **fields)
+                    action = "created"
+                else:
+                    existing.exclude(pk=first.pk).delete()  # duplicates made by hand
+                    Schedule.objects.filter(pk=first.pk).update(**fields)
+                    action = "updated"
+                if verbosity > 0:
+                    self.stdout.write(f"{action}: {spec['name']} ({spec['func']})")
