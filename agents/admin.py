@@ -442,13 +442,21 @@ class LLMCallAdmin(SystemWrittenAdmin):
         grand_total = calls.aggregate(**totals)
         changelist_url = reverse("admin:agents_llmcall_changelist")
         for row in per_persona:
-            row["url"] = changelist_url + "?" + urlencode(
-                {"process__persona__id__exact": row["persona_id"], "created_at__gte": since.isoformat()}
+            row["url"] = (
+                changelist_url
+                + "?"
+                + urlencode(
+                    {"process__persona__id__exact": row["persona_id"], "created_at__gte": since.isoformat()}
+                )
             )
         for row in per_day:
             day = row["day"]
-            row["url"] = changelist_url + "?" + urlencode(
-                {"created_at__year": day.year, "created_at__month": day.month, "created_at__day": day.day}
+            row["url"] = (
+                changelist_url
+                + "?"
+                + urlencode(
+                    {"created_at__year": day.year, "created_at__month": day.month, "created_at__day": day.day}
+                )
             )
         context = {
             **self.admin_site.each_context(request),

@@ -33,7 +33,10 @@ class ListFilters(Schema):
     status: ProcessStatus | None = Field(None, description="Only rows whose process has this status.")
     agent: str | None = Field(None, description="Only rows of this persona (case-insensitive).")
     limit: int | None = Field(
-        None, ge=1, le=settings.TRON_API_MAX_PAGE_SIZE, description="Page size (default TRON_API_PAGE_SIZE, 50)."
+        None,
+        ge=1,
+        le=settings.TRON_API_MAX_PAGE_SIZE,
+        description="Page size (default TRON_API_PAGE_SIZE, 50).",
     )
     offset: int = Field(0, ge=0, description="Rows to skip.")
 

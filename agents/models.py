@@ -223,7 +223,9 @@ class CallerSession(models.Model):
         indexes = [
             # /api/sessions (open sessions, most recently seen first) and the idle-session sweep
             models.Index(
-                fields=["-last_seen_at", "-id"], name="agents_sess_open_seen", condition=Q(ended_at__isnull=True)
+                fields=["-last_seen_at", "-id"],
+                name="agents_sess_open_seen",
+                condition=Q(ended_at__isnull=True),
             ),
             # /api/sessions?include_ended=true and the admin changelist
             models.Index(fields=["-last_seen_at", "-id"], name="agents_sess_seen"),

@@ -10,6 +10,7 @@ client gone) the task records the LLM call, the transcript and the process count
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -97,10 +98,9 @@ class Turn:
         """The consumer is gone: stop the model and record what was produced (marked partial)."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
-            try:
+            # Errors were recorded inside the task; shield() lets it finish recording if we are cancelled.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(self.task)
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - recorded inside the task
-                pass
 
     async def _produce(self):
         usage = None
@@ -143,7 +143,11 @@ class Turn:
         """Write the LLM call, the assistant's words and the process counters in one transaction."""
         text = "".join(self.parts)
         if usage is not None and not cancelled:
-            source, input_tokens, output_tokens = LLMCall.UsageSource.PROVIDER, usage.input_tokens, usage.output_tokens
+            source, input_tokens, output_tokens = (
+                LLMCall.UsageSource.PROVIDER,
+                usage.input_tokens,
+                usage.output_tokens,
+            )
         else:
             source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
             input_tokens = tokens.estimate_prompt_tokens(self.request.messages)
@@ -227,7 +231,9 @@ def build_prompt(persona: Persona, session: CallerSession, messages: list[dict])
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
     if client_system:
         context = "\n\n".join(client_system)
-        prompt.append({"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"})
+        prompt.append(
+            {"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"}
+        )
     if has_client_history(messages):
         prompt.extend(m for m in messages if m["role"] != "system")
         return prompt
@@ -251,8 +257,13 @@ def prepare_turn(turn_input: TurnInput, provider: LLMProvider) -> tuple[Persona,
     now = timezone.now()
     with transaction.atomic():
         Message.objects.bulk_create(
-            Message(process=session.process, session=session, role=Message.Role.USER, content=m["content"],
-                    created_at=now)
+            Message(
+                process=session.process,
+                session=session,
+                role=Message.Role.USER,
+                content=m["content"],
+                created_at=now,
+            )
             for m in new_messages
         )
         CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)

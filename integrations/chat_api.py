@@ -53,7 +53,9 @@ async def list_models(request):
 async def get_model(request, model_id: str):
     persona = await Persona.objects.enabled().filter(name__iexact=model_id).afirst()
     if persona is None:
-        return error_response(404, f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
+        return error_response(
+            404, f"The model {model_id!r} does not exist.", code="model_not_found", param="model"
+        )
     return JsonResponse(_model_card(persona))
 
 

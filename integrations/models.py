@@ -14,7 +14,9 @@ class Subdomain(models.Model):
     """A name under TRON_BASE_DOMAIN that this server answers for (and Caddy may issue TLS for)."""
 
     name = models.CharField(
-        max_length=63, validators=[label_validator], help_text="The label only: `demo` for demo.<base domain>."
+        max_length=63,
+        validators=[label_validator],
+        help_text="The label only: `demo` for demo.<base domain>.",
     )
     target = models.CharField(
         max_length=255, blank=True, help_text="What it routes to, e.g. http://127.0.0.1:3001 or a project."

@@ -50,7 +50,9 @@ class FakeUpstream:
 
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": upstream.script.model, "object": "model"}]})
+                    self._json(
+                        200, {"object": "list", "data": [{"id": upstream.script.model, "object": "model"}]}
+                    )
                 else:
                     self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
@@ -65,8 +67,14 @@ class FakeUpstream:
                     extra = {"Retry-After": script.retry_after} if script.retry_after else {}
                     self._json(
                         script.status,
-                        {"error": {"message": f"scripted failure {script.status}", "type": "server_error",
-                                   "param": None, "code": None}},
+                        {
+                            "error": {
+                                "message": f"scripted failure {script.status}",
+                                "type": "server_error",
+                                "param": None,
+                                "code": None,
+                            }
+                        },
                         extra,
                     )
                     return
@@ -90,14 +98,27 @@ class FakeUpstream:
                 text = "".join(script.tokens)
                 record.tokens_sent = len(script.tokens)
                 record.finished = True
-                self._json(200, {
-                    "id": "chatcmpl-up", "object": "chat.completion", "created": int(time.time()),
-                    "model": script.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": script.finish_reason}],
-                    "usage": {"prompt_tokens": script.prompt_tokens, "completion_tokens": len(script.tokens),
-                              "total_tokens": script.prompt_tokens + len(script.tokens)},
-                })
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-up",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": script.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": script.finish_reason,
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": script.prompt_tokens,
+                            "completion_tokens": len(script.tokens),
+                            "total_tokens": script.prompt_tokens + len(script.tokens),
+                        },
+                    },
+                )
 
             def _event(self, payload) -> bool:
                 data = payload if isinstance(payload, bytes) else f"data: {json.dumps(payload)}\n\n".encode()
@@ -109,9 +130,13 @@ class FakeUpstream:
                     return False
 
             def _chunk(self, script, delta, finish_reason=None):
-                return {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": script.model,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+                return {
+                    "id": "chatcmpl-up",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": script.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
 
             def _stream(self, script, body, record):
                 self.send_response(200)
@@ -125,8 +150,16 @@ class FakeUpstream:
                     return
                 for index, token in enumerate(script.tokens):
                     if script.error_after is not None and index == script.error_after:
-                        self._event({"error": {"message": "scripted mid-stream failure", "type": "server_error",
-                                               "param": None, "code": None}})
+                        self._event(
+                            {
+                                "error": {
+                                    "message": "scripted mid-stream failure",
+                                    "type": "server_error",
+                                    "param": None,
+                                    "code": None,
+                                }
+                            }
+                        )
                         self._end()
                         return
                     if index and script.token_interval:
@@ -138,11 +171,21 @@ class FakeUpstream:
                 self._event(self._chunk(script, {}, script.finish_reason))
                 wants_usage = (body.get("stream_options") or {}).get("include_usage")
                 if wants_usage and script.send_usage:
-                    usage = {"prompt_tokens": script.prompt_tokens, "completion_tokens": len(script.tokens),
-                             "total_tokens": script.prompt_tokens + len(script.tokens)}
-                    self._event({"id": "chatcmpl-up", "object": "chat.completion.chunk",
-                                 "created": int(time.time()), "model": script.model, "choices": [],
-                                 "usage": usage})
+                    usage = {
+                        "prompt_tokens": script.prompt_tokens,
+                        "completion_tokens": len(script.tokens),
+                        "total_tokens": script.prompt_tokens + len(script.tokens),
+                    }
+                    self._event(
+                        {
+                            "id": "chatcmpl-up",
+                            "object": "chat.completion.chunk",
+                            "created": int(time.time()),
+                            "model": script.model,
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
                 self._event(b"data: [DONE]\n\n")
                 record.finished = True
                 self._end()

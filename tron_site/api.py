@@ -46,7 +46,9 @@ api = install_error_handlers(
 )
 api.add_router("/", control_router)
 
-internal_api = install_error_handlers(NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None))
+internal_api = install_error_handlers(
+    NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None)
+)
 internal_api.add_router("/", caddy_router)
 
 # OpenAI-compatible chat at the site root (/chat/completions, /v1/…): its clients expect those paths.

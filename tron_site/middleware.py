@@ -134,4 +134,6 @@ class ApiEdgeMiddleware(_HybridMiddleware):
 
 
 def _kept_headers(response):
-    return {key: response[key] for key in ("Allow", "WWW-Authenticate", "Retry-After") if response.has_header(key)}
+    return {
+        key: response[key] for key in ("Allow", "WWW-Authenticate", "Retry-After") if response.has_header(key)
+    }

@@ -45,7 +45,9 @@ def commands(host: str, port: int) -> list[list[str]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="print the commands and warnings, start nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands and warnings, start nothing"
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -61,7 +63,9 @@ def main(argv=None) -> int:
             print(" ".join(cmd))
         return 0
 
-    print(f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.", flush=True)
+    print(
+        f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.", flush=True
+    )
     children = [subprocess.Popen(cmd) for cmd in cmds]
 
     def stop(signum=None, frame=None):

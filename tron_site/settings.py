@@ -6,7 +6,6 @@ Every variable is documented in the README's configuration table. Defaults serve
 
 import json
 import os
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -53,17 +52,6 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ImproperlyConfigured(f"{name} must be {bounds}, got {value}")
-    return value
-
-
-def env_decimal(name: str, default: str) -> Decimal:
-    raw = os.environ.get(name) or default
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ImproperlyConfigured(f"{name} must not be negative, got {raw!r}")
     return value
 
 
@@ -237,14 +225,16 @@ def _load_prices() -> dict:
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
-            raise ImproperlyConfigured(f'{name} must be a JSON object like {{"model": {{"input": 2.5, "output": 10}}}}')
+            raise ImproperlyConfigured(
+                f'{name} must be a JSON object like {{"model": {{"input": 2.5, "output": 10}}}}'
+            )
         for model, price in data.items():
             ok = isinstance(price, dict) and all(
                 isinstance(price.get(k), int | float) and price[k] >= 0 for k in ("input", "output")
             )
             if not ok:
                 raise ImproperlyConfigured(
-                    f"{name}: the price of {model!r} must be {{\"input\": n, \"output\": n}} in USD per million tokens"
+                    f'{name}: the price of {model!r} must be {{"input": n, "output": n}} in USD per million tokens'
                 )
             prices[model.strip().lower()] = {"input": price["input"], "output": price["output"]}
     return prices

@@ -92,7 +92,9 @@ def _llm_error(exc: openai.APIError) -> LLMError:
                 code="upstream_overloaded",
                 retry_after=retry_after,
             )
-        return LLMError(f"The model's server answered {upstream}: {detail}", status=502, code="upstream_error")
+        return LLMError(
+            f"The model's server answered {upstream}: {detail}", status=502, code="upstream_error"
+        )
     # An error event inside the stream (the SDK raises APIError for `data: {"error": …}`).
     return LLMError(f"The model's server reported an error: {exc.message}", status=502, code="upstream_error")
 

@@ -102,8 +102,13 @@ def test_default_page_is_bounded(client, tony, settings):
 
 @pytest.mark.parametrize(
     ("query", "param"),
-    [("status=sleeping", "status"), ("limit=0", "limit"), ("limit=100000", "limit"), ("offset=-1", "offset"),
-     ("limit=abc", "limit")],
+    [
+        ("status=sleeping", "status"),
+        ("limit=0", "limit"),
+        ("limit=100000", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=abc", "limit"),
+    ],
 )
 def test_bad_filters_get_a_400_naming_the_parameter(client, tony, query, param):
     response = client.get(f"/api/processes?{query}")

@@ -32,8 +32,14 @@ def test_case_and_trailing_dot_do_not_matter(client):
 
 @pytest.mark.parametrize(
     "domain",
-    ["other.hellotron.com", "example.com", "demo.example.com", "evilhellotron.com", "a.demo.hellotron.com",
-     "demo.hellotron.com.evil.com"],
+    [
+        "other.hellotron.com",
+        "example.com",
+        "demo.example.com",
+        "evilhellotron.com",
+        "a.demo.hellotron.com",
+        "demo.hellotron.com.evil.com",
+    ],
 )
 def test_anything_else_is_refused(client, domain):
     Subdomain.objects.create(name="demo")

@@ -11,9 +11,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ask(sdk, text="Hi Tony", **kwargs):
-    return sdk.chat.completions.create(model=kwargs.pop("model", "tony"),
-                                       messages=kwargs.pop("messages", [{"role": "user", "content": text}]),
-                                       **kwargs)
+    return sdk.chat.completions.create(
+        model=kwargs.pop("model", "tony"),
+        messages=kwargs.pop("messages", [{"role": "user", "content": text}]),
+        **kwargs,
+    )
 
 
 def test_a_plain_completion_answers_with_usage(sdk, upstream):
@@ -37,10 +39,16 @@ def test_it_records_transcript_call_and_counters(sdk, upstream):
     assert process.status == "running"
     assert process.channel == "http"
     assert [(m.role, m.content) for m in Message.objects.order_by("id")] == [
-        ("user", "What's on your mind?"), ("assistant", "Hello there!")
+        ("user", "What's on your mind?"),
+        ("assistant", "Hello there!"),
     ]
     call = LLMCall.objects.get()
-    assert (call.provider, call.model, call.input_tokens, call.output_tokens) == ("openai", "gpt-4o-mini", 42, 3)
+    assert (call.provider, call.model, call.input_tokens, call.output_tokens) == (
+        "openai",
+        "gpt-4o-mini",
+        42,
+        3,
+    )
     assert call.usage_source == "provider"
     expected_cost = (Decimal(42) * Decimal("0.15") + Decimal(3) * Decimal("0.60")) / 1_000_000
     assert call.cost_usd == expected_cost
@@ -124,15 +132,27 @@ def test_models_lists_the_personas(sdk):
 
 
 def test_content_may_be_an_array_of_text_parts(sdk, upstream):
-    ask(sdk, messages=[{"role": "user", "content": [{"type": "text", "text": "part one"},
-                                                     {"type": "text", "text": "part two"}]}])
+    ask(
+        sdk,
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "part one"}, {"type": "text", "text": "part two"}],
+            }
+        ],
+    )
     assert upstream.last.body["messages"][-1]["content"] == "part one\npart two"
     assert Message.objects.filter(role="user").get().content == "part one\npart two"
 
 
 def test_the_clients_system_message_is_call_context_after_the_persona(sdk, upstream):
-    ask(sdk, messages=[{"role": "system", "content": "The caller is on a noisy line."},
-                       {"role": "user", "content": "Hello?"}])
+    ask(
+        sdk,
+        messages=[
+            {"role": "system", "content": "The caller is on a noisy line."},
+            {"role": "user", "content": "Hello?"},
+        ],
+    )
     messages = upstream.last.body["messages"]
     assert messages[0]["content"] == "You are Tony, the CTO."
     assert messages[1]["role"] == "system" and "The caller is on a noisy line." in messages[1]["content"]
@@ -153,9 +173,16 @@ def test_one_message_at_a_time_still_has_a_conversation(sdk, upstream):
 def test_the_clients_own_history_wins_over_the_stored_one(sdk, upstream):
     headers = {"X-Request-ID": "vapi-like"}
     ask(sdk, "first", extra_headers=headers)
-    history = [{"role": "user", "content": "edited first"}, {"role": "assistant", "content": "edited answer"},
-               {"role": "user", "content": "second"}]
+    history = [
+        {"role": "user", "content": "edited first"},
+        {"role": "assistant", "content": "edited answer"},
+        {"role": "user", "content": "second"},
+    ]
     ask(sdk, messages=history, extra_headers=headers)
-    assert [m["content"] for m in upstream.last.body["messages"][1:]] == ["edited first", "edited answer", "second"]
+    assert [m["content"] for m in upstream.last.body["messages"][1:]] == [
+        "edited first",
+        "edited answer",
+        "second",
+    ]
     # only the new user words are added to the transcript
     assert list(Message.objects.filter(role="user").values_list("content", flat=True)) == ["first", "second"]

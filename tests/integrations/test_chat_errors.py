@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def post(live_tron, body, path="/v1/chat/completions", **kwargs):
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return httpx.post(f"{live_tron.url}{path}", content=data, headers={"Content-Type": "application/json"},
-                      timeout=30, **kwargs)
+    return httpx.post(
+        f"{live_tron.url}{path}",
+        content=data,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,8 +40,11 @@ def post(live_tron, body, path="/v1/chat/completions", **kwargs):
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature", "number"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": 3}, "temperature", "less than"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens", "greater than"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-         "messages[0].content[0]", "not supported"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            "messages[0].content[0]",
+            "not supported",
+        ),
     ],
 )
 def test_bad_requests_get_a_400_in_the_openai_envelope(chat_setup, live_tron, body, param, fragment):
@@ -51,8 +59,14 @@ def test_bad_requests_get_a_400_in_the_openai_envelope(chat_setup, live_tron, bo
 
 
 def test_unknown_fields_are_ignored(chat_setup, live_tron):
-    body = {"messages": [{"role": "user", "content": "hi"}], "seed": 7, "metadata": {"a": 1},
-            "call": {"type": "webCall"}, "elevenlabs_extra_body": {"x": 1}, "logit_bias": {}}
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "seed": 7,
+        "metadata": {"a": 1},
+        "call": {"type": "webCall"},
+        "elevenlabs_extra_body": {"x": 1},
+        "logit_bias": {},
+    }
     assert post(live_tron, body).status_code == 200
 
 
@@ -62,13 +76,18 @@ def test_the_sdk_sees_a_bad_request_error_with_the_param(sdk):
     assert info.value.param == "messages"
 
 
-@pytest.mark.parametrize(("upstream_status", "our_status", "sdk_error"), [
-    (500, 502, openai.InternalServerError),
-    (401, 502, openai.InternalServerError),
-    (503, 503, openai.InternalServerError),
-    (429, 503, openai.InternalServerError),
-])
-def test_upstream_errors_become_gateway_errors(sdk, upstream, live_tron, upstream_status, our_status, sdk_error):
+@pytest.mark.parametrize(
+    ("upstream_status", "our_status", "sdk_error"),
+    [
+        (500, 502, openai.InternalServerError),
+        (401, 502, openai.InternalServerError),
+        (503, 503, openai.InternalServerError),
+        (429, 503, openai.InternalServerError),
+    ],
+)
+def test_upstream_errors_become_gateway_errors(
+    sdk, upstream, live_tron, upstream_status, our_status, sdk_error
+):
     upstream.reset(status=upstream_status, retry_after="7" if upstream_status == 503 else None)
     response = post(live_tron, {"model": "tony", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == our_status
@@ -78,7 +97,9 @@ def test_upstream_errors_become_gateway_errors(sdk, upstream, live_tron, upstrea
     if upstream_status == 503:
         assert response.headers["Retry-After"] == "7"
     with pytest.raises(sdk_error):
-        sdk.chat.completions.create(model="tony", messages=[{"role": "user", "content": "again"}], stream=True)
+        sdk.chat.completions.create(
+            model="tony", messages=[{"role": "user", "content": "again"}], stream=True
+        )
 
 
 def test_an_upstream_timeout_is_a_504(sdk, upstream, settings, live_tron):
@@ -93,14 +114,18 @@ def test_the_users_words_survive_a_failure_and_the_session_goes_on(sdk, upstream
     headers = {"X-Request-ID": "unlucky"}
     upstream.reset(status=500)
     with pytest.raises(openai.InternalServerError):
-        sdk.chat.completions.create(model="tony", messages=[{"role": "user", "content": "are you there?"}],
-                                    extra_headers=headers)
+        sdk.chat.completions.create(
+            model="tony", messages=[{"role": "user", "content": "are you there?"}], extra_headers=headers
+        )
     upstream.reset()
-    completion = sdk.chat.completions.create(model="tony", messages=[{"role": "user", "content": "hello?"}],
-                                             extra_headers=headers)
+    completion = sdk.chat.completions.create(
+        model="tony", messages=[{"role": "user", "content": "hello?"}], extra_headers=headers
+    )
     assert completion.choices[0].message.content == "Hello there!"
     assert list(Message.objects.values_list("role", "content")) == [
-        ("user", "are you there?"), ("user", "hello?"), ("assistant", "Hello there!")
+        ("user", "are you there?"),
+        ("user", "hello?"),
+        ("assistant", "Hello there!"),
     ]
     failed, ok = LLMCall.objects.order_by("id")
     assert failed.error and failed.finish_reason == "error" and failed.input_tokens == 0
@@ -113,8 +138,9 @@ def test_a_mid_stream_failure_is_an_sse_error_never_a_fake_stop(sdk, upstream):
     upstream.reset(tokens=["one ", "two ", "three"], error_after=2)
     received = []
     with pytest.raises(openai.APIError) as info:
-        for chunk in sdk.chat.completions.create(model="tony", stream=True,
-                                                 messages=[{"role": "user", "content": "count"}]):
+        for chunk in sdk.chat.completions.create(
+            model="tony", stream=True, messages=[{"role": "user", "content": "count"}]
+        ):
             received.append(chunk)
             assert chunk.choices[0].finish_reason is None
     assert "mid-stream" in str(info.value)
@@ -126,8 +152,12 @@ def test_a_mid_stream_failure_is_an_sse_error_never_a_fake_stop(sdk, upstream):
 
 def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, upstream):
     upstream.reset(tokens=["a", "b"], error_after=1)
-    with httpx.stream("POST", f"{live_tron.url}/v1/chat/completions", timeout=30,
-                      json={"stream": True, "messages": [{"role": "user", "content": "x"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{live_tron.url}/v1/chat/completions",
+        timeout=30,
+        json={"stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ) as response:
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert "[DONE]" not in events[-1]
@@ -138,9 +168,16 @@ def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, 
 
 def test_the_raw_stream_matches_the_spec(chat_setup, live_tron, upstream):
     upstream.reset(tokens=["I've ", "been "])
-    with httpx.stream("POST", f"{live_tron.url}/chat/completions", timeout=30,
-                      json={"stream": True, "stream_options": {"include_usage": True},
-                            "messages": [{"role": "user", "content": "Hello Tony!"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{live_tron.url}/chat/completions",
+        timeout=30,
+        json={
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Hello Tony!"}],
+        },
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         lines = [line for line in response.iter_lines() if line]
@@ -156,8 +193,12 @@ def test_the_raw_stream_matches_the_spec(chat_setup, live_tron, upstream):
 def test_a_slow_model_gets_keep_alive_comments(chat_setup, live_tron, upstream, settings):
     settings.TRON_SSE_KEEPALIVE_SECONDS = 1
     upstream.reset(first_token_delay=2.6, tokens=["late"])
-    with httpx.stream("POST", f"{live_tron.url}/v1/chat/completions", timeout=30,
-                      json={"stream": True, "messages": [{"role": "user", "content": "x"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{live_tron.url}/v1/chat/completions",
+        timeout=30,
+        json={"stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ) as response:
         lines = [line for line in response.iter_lines() if line]
     first_content = next(i for i, line in enumerate(lines) if '"content":"late"' in line)
     assert lines.count(": keep-alive") >= 1
@@ -172,7 +213,8 @@ def test_a_client_that_disconnects_stops_generation_and_is_billed_partially(chat
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         received = b""
         while received.count(b'"content"') < 4:

@@ -39,7 +39,11 @@ def test_the_same_caller_continues_the_same_session_and_process(sdk):
 def test_vapi_body_fields_identify_the_caller(sdk):
     say(sdk, extra_body={"call": {"id": "call-123", "customer": {"number": "+442071838750"}}})
     session = CallerSession.objects.get()
-    assert (session.caller_id, session.provider_call_id, session.channel) == ("+442071838750", "call-123", "vapi")
+    assert (session.caller_id, session.provider_call_id, session.channel) == (
+        "+442071838750",
+        "call-123",
+        "vapi",
+    )
 
 
 def test_a_vapi_call_id_without_a_phone_keeps_the_call_together(sdk):
@@ -127,8 +131,9 @@ def test_sessions_survive_a_server_restart(sdk):
 
 def test_switching_persona_ends_the_old_session(sdk):
     say(sdk, headers={"X-Request-ID": "switcher"})
-    sdk.chat.completions.create(model="maya", messages=[{"role": "user", "content": "hi"}],
-                                extra_headers={"X-Request-ID": "switcher"})
+    sdk.chat.completions.create(
+        model="maya", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Request-ID": "switcher"}
+    )
     old, new = CallerSession.objects.order_by("id")
     assert old.ended_at is not None and old.process.persona.name == "Tony"
     assert new.ended_at is None and new.process.persona.name == "Maya"

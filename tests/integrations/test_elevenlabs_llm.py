@@ -11,9 +11,14 @@ def post(live_tron, body, headers=None):
 
 
 def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tron):
-    body = {"messages": [{"role": "system", "content": "ElevenLabs agent prompt"},
-                         {"role": "user", "content": "Hello!"}],
-            "user_id": "el-user-7", "elevenlabs_extra_body": {"plan": "pro"}}
+    body = {
+        "messages": [
+            {"role": "system", "content": "ElevenLabs agent prompt"},
+            {"role": "user", "content": "Hello!"},
+        ],
+        "user_id": "el-user-7",
+        "elevenlabs_extra_body": {"plan": "pro"},
+    }
     response = post(live_tron, body)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Hello there!"
@@ -22,8 +27,12 @@ def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tro
 
 
 def test_it_streams(chat_setup, live_tron):
-    with httpx.stream("POST", f"{live_tron.url}/v1/elevenlabs-llm", timeout=30,
-                      json={"stream": True, "messages": [{"role": "user", "content": "Hi"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{live_tron.url}/v1/elevenlabs-llm",
+        timeout=30,
+        json={"stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+    ) as response:
         lines = [line for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
 

@@ -13,8 +13,17 @@ def token(settings):
     return TOKEN
 
 
-@pytest.mark.parametrize("path", ["/api/status", "/api/processes", "/api/sessions", "/api/openapi.json",
-                                  "/api/docs", "/internal/anything"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/status",
+        "/api/processes",
+        "/api/sessions",
+        "/api/openapi.json",
+        "/api/docs",
+        "/internal/anything",
+    ],
+)
 def test_protected_paths_need_the_token(client, token, path):
     response = client.get(path)
     assert response.status_code == 401
@@ -52,5 +61,7 @@ def test_a_staff_user_logged_into_the_admin_may_browse_the_api(admin_client, tok
 
 
 def test_preflight_needs_no_token(client, token):
-    response = client.options("/api/status", headers={"Origin": "http://dash", "Access-Control-Request-Method": "GET"})
+    response = client.options(
+        "/api/status", headers={"Origin": "http://dash", "Access-Control-Request-Method": "GET"}
+    )
     assert response.status_code == 204

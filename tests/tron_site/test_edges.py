@@ -13,8 +13,11 @@ def test_api_responses_allow_any_origin(client, path):
 def test_preflight_is_answered(client):
     response = client.options(
         "/api/processes",
-        headers={"Origin": "http://dashboard.local", "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "authorization"},
+        headers={
+            "Origin": "http://dashboard.local",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
     )
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "*"

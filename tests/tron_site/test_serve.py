@@ -35,7 +35,11 @@ def test_dry_run_prints_the_commands_and_the_warning():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRON_")}
     env.update(TRON_HOST="0.0.0.0", TRON_PORT="3999", DATABASE_URL="sqlite:///:memory:")
     result = subprocess.run(
-        [sys.executable, "-m", "tron_site.serve", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "tron_site.serve", "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
     assert "-b 0.0.0.0 -p 3999" in result.stdout

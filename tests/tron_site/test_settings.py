@@ -11,11 +11,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args, **env):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TRON_", "REDIS_", "OPENAI_"))}
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TRON_", "REDIS_", "OPENAI_"))
+    }
     full_env["DATABASE_URL"] = "sqlite:///:memory:"
     full_env.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -46,7 +53,11 @@ def test_secrets_can_come_from_files(tmp_path):
     secret = tmp_path / "token"
     secret.write_text("from-a-file\n")
     result = manage(
-        "shell", "-v", "0", "-c", "from django.conf import settings; print(settings.TRON_API_TOKEN)",
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.conf import settings; print(settings.TRON_API_TOKEN)",
         TRON_API_TOKEN_FILE=str(secret),
     )
     assert result.stdout.strip() == "from-a-file"
@@ -54,7 +65,10 @@ def test_secrets_can_come_from_files(tmp_path):
 
 def test_without_redis_the_layer_is_in_memory_and_the_broker_is_the_database():
     code = "from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], 'orm' in s.Q_CLUSTER)"
-    assert manage("shell", "-v", "0", "-c", code).stdout.split() == ["channels.layers.InMemoryChannelLayer", "True"]
+    assert manage("shell", "-v", "0", "-c", code).stdout.split() == [
+        "channels.layers.InMemoryChannelLayer",
+        "True",
+    ]
 
 
 def test_with_redis_both_use_it():
