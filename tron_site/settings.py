@@ -203,7 +203,8 @@ TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds withou
 TRON_LLM_MAX_RETRIES = env_int("TRON_LLM_MAX_RETRIES", 1, minimum=0, maximum=5)
 # The GGUF file the local provider runs; empty means the one assembled from the gemma3 package.
 TRON_LOCAL_MODEL_PATH = env_str("TRON_LOCAL_MODEL_PATH")
-TRON_LOCAL_MODEL_THREADS = env_int("TRON_LOCAL_MODEL_THREADS", max(1, (os.cpu_count() or 2)), minimum=1)
+# One core is left to the web server and the worker: llama.cpp slows to a crawl when its threads share cores.
+TRON_LOCAL_MODEL_THREADS = env_int("TRON_LOCAL_MODEL_THREADS", max(1, (os.cpu_count() or 2) - 1), minimum=1)
 TRON_LOCAL_MAX_TOKENS = env_int("TRON_LOCAL_MAX_TOKENS", 256, minimum=1)
 
 

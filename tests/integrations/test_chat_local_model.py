@@ -1,0 +1,49 @@
+"""The embedded model end to end: the chat API with no key answers from Gemma 3 270M in-process."""
+
+import pytest
+
+from agents.models import LLMCall, Message
+
+pytestmark = [pytest.mark.local_model, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def local_sdk(settings, live_tron, team):
+    import openai
+
+    settings.TRON_LLM = "local"
+    settings.TRON_LOCAL_MODEL_THREADS = 1
+    settings.TRON_LOCAL_MAX_TOKENS = 8
+    client = openai.OpenAI(base_url=f"{live_tron.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    yield client
+    client.close()
+
+
+def test_the_local_model_answers_a_streamed_chat_with_exact_usage(local_sdk):
+    chunks = list(
+        local_sdk.chat.completions.create(
+            model="tony",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "Say hello."}],
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert text.strip()
+    assert chunks[-2].choices[0].finish_reason in {"stop", "length"}
+    assert 0 < usage.completion_tokens <= 8
+    call = LLMCall.objects.get()
+    assert (call.provider, call.model, call.usage_source) == ("local", "gemma-3-270m", "provider")
+    assert (call.input_tokens, call.output_tokens) == (usage.prompt_tokens, usage.completion_tokens)
+    assert call.cost_usd == 0
+    assert Message.objects.filter(role="assistant").get().content == text
+
+
+def test_the_local_model_answers_without_streaming(local_sdk):
+    completion = local_sdk.chat.completions.create(
+        model="maya", max_tokens=4, messages=[{"role": "user", "content": "One word, please."}]
+    )
+    assert completion.model == "maya"
+    assert completion.usage.completion_tokens <= 4
+    assert completion.choices[0].message.content
