@@ -68,15 +68,20 @@ def main(argv=None) -> int:
     )
     children = [subprocess.Popen(cmd) for cmd in cmds]
 
+    stopping = []
+
     def stop(signum=None, frame=None):
+        stopping.append(signum)
+        # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored (background jobs), and children
+        # inherit that; both Daphne and qcluster shut down cleanly on SIGTERM.
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        while all(child.poll() is None for child in children):
+        while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
         stop()
