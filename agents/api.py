@@ -67,7 +67,7 @@ def list_processes(request, response: HttpResponse, filters: Query[ListFilters])
     if filters.status:
         processes = processes.filter(status=filters.status)
     if filters.agent:
-        processes = processes.filter(persona__name__iexact=filters.agent)
+        processes = processes.filter(persona__in=Persona.objects.ids_named(filters.agent))
     return filters.page(processes.order_by("-started_at", "-id"), response)
 
 
@@ -83,5 +83,5 @@ def list_sessions(request, response: HttpResponse, filters: Query[SessionFilters
     if filters.status:
         sessions = sessions.filter(process__status=filters.status)
     if filters.agent:
-        sessions = sessions.filter(process__persona__name__iexact=filters.agent)
+        sessions = sessions.filter(process__persona__in=Persona.objects.ids_named(filters.agent))
     return filters.page(sessions.order_by("-last_seen_at", "-id"), response)

@@ -30,6 +30,11 @@ class PersonaQuerySet(models.QuerySet):
         """The persona called `name`, ignoring case; raises Persona.DoesNotExist."""
         return self.get(name__iexact=name.strip())
 
+    def ids_named(self, name: str) -> list[int]:
+        """Ids of personas called `name`, ignoring case (one query). Filtering processes by these ids,
+        rather than joining on the name, lets SQLite's planner use the (persona, status, started) index."""
+        return list(self.filter(name__iexact=name.strip()).values_list("pk", flat=True))
+
 
 class Persona(models.Model):
     class Kind(models.TextChoices):
@@ -133,6 +138,8 @@ class Process(models.Model):
             models.Index(fields=["status", "-started_at"], name="agents_proc_status_started"),
             # /api/processes?agent=…
             models.Index(fields=["persona", "-started_at"], name="agents_proc_persona_started"),
+            # /api/processes?agent=…&status=…
+            models.Index(fields=["persona", "status", "-started_at"], name="agents_proc_persona_status"),
         ]
 
     def __str__(self):
