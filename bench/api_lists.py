@@ -129,9 +129,7 @@ def report(engine):
 
 
 def explain(connection, engine):
-    from agents.models import Process
-
-    from agents.models import Persona
+    from agents.models import Persona, Process
 
     base = Process.objects.select_related("persona").order_by("-started_at", "-id")
     plans = {
