@@ -65,3 +65,15 @@ def test_preflight_needs_no_token(client, token):
         "/api/status", headers={"Origin": "http://dash", "Access-Control-Request-Method": "GET"}
     )
     assert response.status_code == 204
+
+
+async def test_the_async_stack_checks_the_token_too(async_client, token):
+    """Under ASGI the middleware runs natively async: same answers as the sync stack."""
+    assert (await async_client.get("/api/status")).status_code == 401
+    ok = await async_client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+    assert ok["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_chat_api_is_not_behind_the_api_token(client, token):
+    assert client.get("/v1/models").status_code == 200

@@ -74,3 +74,23 @@ def test_openapi_schema_and_docs_are_served(client):
 def test_admin_pages_are_left_as_html(client):
     response = client.get("/admin/")
     assert response.status_code == 302
+
+
+def test_the_chat_api_has_its_own_schema_and_docs(client):
+    schema = client.get("/v1/openapi.json").json()
+    assert {"/chat/completions", "/v1/chat/completions", "/v1/models", "/v1/elevenlabs-llm"} <= set(
+        schema["paths"]
+    )
+    assert client.get("/v1/docs").status_code == 200
+
+
+def test_chat_paths_answer_unknown_routes_in_the_envelope(client):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_chat_completions_only_accepts_post(client):
+    response = client.get("/v1/chat/completions")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "method_not_allowed"
