@@ -38,7 +38,7 @@ class ListFilters(Schema):
         le=settings.TRON_API_MAX_PAGE_SIZE,
         description="Page size (default TRON_API_PAGE_SIZE, 50).",
     )
-    offset: int = Field(0, ge=0, description="Rows to skip.")
+    offset: int = Field(0, ge=0, le=2**31, description="Rows to skip.")
 
     def page(self, queryset, response: HttpResponse):
         """Filter, count (into X-Total-Count) and slice; two queries."""

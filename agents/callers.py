@@ -1,6 +1,8 @@
 """Who is calling: a stable caller id from headers and body, so the same caller continues a session."""
 
+import hashlib
 import time
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -15,6 +17,19 @@ class Caller:
     channel: str = Channel.HTTP
     provider_call_id: str = ""
     phone: str = ""  # E.164, when known
+
+
+MAX_ID_LENGTH = 255  # CallerSession.caller_id
+
+
+def clean_id(value: str) -> str:
+    """A caller id safe to store and echo in a header: control characters dropped, and a value too long
+    for the column shortened with a hash of the whole, so distinct long ids stay distinct."""
+    value = "".join(ch for ch in value.strip() if unicodedata.category(ch)[0] != "C")
+    if len(value) > MAX_ID_LENGTH:
+        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+        value = f"{value[: MAX_ID_LENGTH - 17]}-{digest}"
+    return value
 
 
 def normalize_phone(raw: str) -> str:
@@ -40,7 +55,12 @@ def _dig(body: dict, *keys) -> str:
     return str(value).strip() if isinstance(value, str | int) and str(value).strip() else ""
 
 
-def identify_caller(
+def identify_caller(*args, **kwargs) -> Caller:
+    caller = _identify(*args, **kwargs)
+    return Caller(clean_id(caller.caller_id), caller.channel, clean_id(caller.provider_call_id), caller.phone)
+
+
+def _identify(
     headers, body: dict, *, channel: str | None = None, user_id: str = "", conversation_id: str = ""
 ) -> Caller:
     """First match wins: caller phone (header, then VAPI's body), VAPI call id, `user_id` (ElevenLabs),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import pricing, tokens
@@ -82,10 +82,30 @@ class Turn:
         return self
 
     async def next_event(self, timeout: float | None = None):
-        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
-        if timeout is None:
-            return await self.queue.get()
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`.
+
+        Waits on the queue *and* the producing task, so a task that died without a final event (a bug)
+        ends the turn with a TurnFailed instead of leaving the consumer waiting forever.
+        """
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        getter = asyncio.ensure_future(self.queue.get())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter in done:
+            return getter.result()
+        if self.task in done:
+            if not self.queue.empty():
+                return self.queue.get_nowait()
+            return TurnFailed(
+                LLMError("The turn ended without an answer.", status=500, code="internal_error")
+            )
+        raise TimeoutError
 
     async def events(self):
         while True:
@@ -132,57 +152,81 @@ class Turn:
             error = LLMError(f"The model failed: {exc.__class__.__name__}", status=502)
         finally:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
-        end = await asyncio.shield(
-            sync_to_async(self._record)(usage, finish_reason, model, ttft_ms, error, cancelled)
-        )
+        end = self._summarize(usage, finish_reason, model, error, cancelled)
+        try:
+            await asyncio.shield(sync_to_async(self._write)(end, ttft_ms, error))
+        except asyncio.CancelledError:
+            cancelled = True  # cancelled while writing: the shielded write still completes
+        except Exception:
+            # The answer stands (the client may already have it); the loss of its record must be loud.
+            log.exception("Could not record the turn of process %s", self.process.public_id)
         self.queue.put_nowait(TurnFailed(error) if error else end)
         if cancelled:
             raise asyncio.CancelledError
 
-    def _record(self, usage, finish_reason, model, ttft_ms, error, cancelled) -> TurnEnd:
-        """Write the LLM call, the assistant's words and the process counters in one transaction."""
+    def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
+        """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
         text = "".join(self.parts)
         if usage is not None and not cancelled:
-            source, input_tokens, output_tokens = (
-                LLMCall.UsageSource.PROVIDER,
-                usage.input_tokens,
-                usage.output_tokens,
-            )
+            source = LLMCall.UsageSource.PROVIDER
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
         else:
             source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
             input_tokens = tokens.estimate_prompt_tokens(self.request.messages)
             output_tokens = tokens.estimate_text_tokens(text)
             if error is not None and not text:
                 input_tokens = output_tokens = 0  # nothing was generated, nothing is billed
-        cost = pricing.cost_usd(model, input_tokens, output_tokens)
         if cancelled:
             finish_reason = "cancelled"
         elif error is not None:
             finish_reason = "error"
-        with transaction.atomic():
-            LLMCall.objects.create(
-                process=self.process,
-                provider=self.provider.name,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                usage_source=source,
-                finish_reason=finish_reason,
-                ttft_ms=ttft_ms,
-                duration_ms=int((time.monotonic() - self.started) * 1000),
-                error=error.message if error else "",
-            )
-            if text:
-                Message.objects.create(
-                    process=self.process, session=self.session, role=Message.Role.ASSISTANT, content=text
-                )
-            self.process.add_usage(
-                input_tokens=input_tokens, output_tokens=output_tokens, llm_calls=1, cost_usd=cost
-            )
-            CallerSession.objects.filter(pk=self.session.pk).update(last_seen_at=timezone.now())
-        self.recorded = True
+        cost = pricing.cost_usd(model, input_tokens, output_tokens)
         return TurnEnd(text, finish_reason, input_tokens, output_tokens, source, cost, model)
+
+    def _write(self, end: TurnEnd, ttft_ms, error) -> None:
+        """The LLM call, the assistant's words and the process counters, in one transaction."""
+        try:
+            with transaction.atomic():
+                LLMCall.objects.create(
+                    process=self.process,
+                    provider=self.provider.name,
+                    model=end.model,
+                    input_tokens=end.input_tokens,
+                    output_tokens=end.output_tokens,
+                    cost_usd=end.cost_usd,
+                    usage_source=end.usage_source,
+                    finish_reason=end.finish_reason,
+                    ttft_ms=ttft_ms,
+                    duration_ms=int((time.monotonic() - self.started) * 1000),
+                    error=error.message if error else "",
+                )
+                if end.text:
+                    Message.objects.create(
+                        process=self.process,
+                        session=self.session,
+                        role=Message.Role.ASSISTANT,
+                        content=end.text,
+                    )
+                self.process.add_usage(
+                    input_tokens=end.input_tokens,
+                    output_tokens=end.output_tokens,
+                    llm_calls=1,
+                    cost_usd=end.cost_usd,
+                )
+                CallerSession.objects.filter(pk=self.session.pk).update(last_seen_at=timezone.now())
+            self.recorded = True
+        finally:
+            release_connection()
+
+
+def release_connection() -> None:
+    """Hand a pooled PostgreSQL connection back between the steps of a turn.
+
+    Under ASGI a request's thread keeps its connection until the response ends, which for a stream is
+    minutes: without this, a few long calls would exhaust the pool. SQLite keeps its cheap connection.
+    """
+    if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
+        connection.close()
 
 
 async def _close_quietly(stream):
@@ -224,9 +268,21 @@ def trailing_user_messages(messages: list[dict]) -> list[dict]:
     return list(reversed(new))
 
 
+def unsaved_user_messages(session: CallerSession, new: list[dict]) -> list[dict]:
+    """Drop a resent message: when the transcript already ends with these words and no answer (a client
+    retrying after an error), they are not stored twice."""
+    if not new:
+        return new
+    last = Message.objects.filter(process=session.process).order_by("-id").values("role", "content").first()
+    if last and last["role"] == Message.Role.USER and last["content"] == new[0]["content"]:
+        return new[1:]
+    return new
+
+
 def build_prompt(persona: Persona, session: CallerSession, messages: list[dict]) -> list[dict]:
     """Persona system prompt, then the client's system text as call context, then the history: the
-    client's when it sent earlier turns, else the session's stored transcript plus the new message."""
+    client's when it sent earlier turns, else the session's stored transcript (which by now ends with
+    the new message)."""
     prompt = [{"role": "system", "content": persona.system_prompt}]
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
     if client_system:
@@ -243,17 +299,22 @@ def build_prompt(persona: Persona, session: CallerSession, messages: list[dict])
         .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
     )
     prompt.extend(reversed(stored))
-    prompt.extend(m for m in messages if m["role"] != "system")
     return prompt
 
 
 def prepare_turn(turn_input: TurnInput, provider: LLMProvider) -> tuple[Persona, CallerSession, LLMRequest]:
     """Sync, in one go: persona, session, prompt, and the user's new words saved to the transcript
     before the model is called (so they survive a model failure)."""
+    try:
+        return _prepare_turn(turn_input, provider)
+    finally:
+        release_connection()
+
+
+def _prepare_turn(turn_input, provider):
     persona = resolve_persona(turn_input.persona_name)
     session = open_session(turn_input.caller, persona, task=turn_input.task)
-    prompt = build_prompt(persona, session, turn_input.messages)
-    new_messages = trailing_user_messages(turn_input.messages)
+    new_messages = unsaved_user_messages(session, trailing_user_messages(turn_input.messages))
     now = timezone.now()
     with transaction.atomic():
         Message.objects.bulk_create(
@@ -267,6 +328,7 @@ def prepare_turn(turn_input: TurnInput, provider: LLMProvider) -> tuple[Persona,
             for m in new_messages
         )
         CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+    prompt = build_prompt(persona, session, turn_input.messages)
     request = LLMRequest(
         messages=prompt,
         model=persona.model or provider.default_model(),

@@ -46,7 +46,9 @@ def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerS
             .first()
         )
         if session is not None:
-            if session.last_seen_at >= idle_cutoff(now) and session.process.persona_id == persona.pk:
+            process = session.process
+            live = process.finished_at is None  # an operator may have failed the process
+            if live and session.last_seen_at >= idle_cutoff(now) and process.persona_id == persona.pk:
                 return session
             end_session(session, now=now)
         try:

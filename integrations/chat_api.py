@@ -1,9 +1,9 @@
 """The OpenAI-compatible chat endpoints: /chat/completions, /v1/chat/completions, /v1/models and
 ElevenLabs' custom LLM at /v1/elevenlabs-llm. Protocol only: the turn itself is agents.runtime."""
 
-import asyncio
 import json
 import time
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -95,6 +95,7 @@ async def chat(request, channel: str | None = None):
         turn = await start_turn(turn_input)
     except PersonaUnavailable as exc:
         return error_response(503, str(exc), code="no_persona")
+    headers = {"X-Tron-Caller-ID": quote(caller.caller_id, safe="+-_.:@"), "X-Tron-Process-ID": ""}
 
     keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
     try:
@@ -104,8 +105,9 @@ async def chat(request, channel: str | None = None):
             first = await turn.next_event(timeout=keepalive if payload.stream else None)
         except TimeoutError:
             first = None
+        headers["X-Tron-Process-ID"] = turn.process.public_id
         if isinstance(first, TurnFailed):
-            return _llm_error_response(first.error)
+            return _llm_error_response(first.error, headers)
         reply = Reply(turn, payload)
         if payload.stream:
             response = StreamingHttpResponse(reply.sse(first), content_type="text/event-stream")
@@ -113,12 +115,12 @@ async def chat(request, channel: str | None = None):
             response["X-Accel-Buffering"] = "no"
         else:
             response = await reply.json(first)
-    except asyncio.CancelledError:
-        await turn.cancel()  # the client went away before the answer: stop the model, record it
+        for key, value in headers.items():
+            response[key] = value
+        return response
+    except BaseException:
+        await turn.cancel()  # the client went away (or we failed) before the answer: stop and record
         raise
-    response["X-Tron-Caller-ID"] = caller.caller_id
-    response["X-Tron-Process-ID"] = turn.process.public_id
-    return response
 
 
 def _raw_body(request) -> dict:
@@ -129,8 +131,12 @@ def _raw_body(request) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _llm_error_response(error: LLMError):
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+def _llm_error_response(error: LLMError, headers: dict | None = None):
+    headers = dict(headers or {})
+    if error.retry_after:
+        headers["Retry-After"] = str(error.retry_after)
+    if error.status == 400:
+        headers["x-should-retry"] = "false"  # the same request would fail the same way
     return error_response(error.status, error.message, code=error.code, headers=headers)
 
 

@@ -18,13 +18,28 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionCallIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    type: str = "function"
+    function: FunctionCallIn
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[dict] | None = None
+    tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
 
 
@@ -64,7 +79,7 @@ def _param(loc: tuple) -> str | None:
     for item in loc:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif item in ("str", "list[ContentPart]", "int", "float", "bool") or "[" in str(item):
+        elif str(item) in ("str", "int", "float", "bool") or "[" in str(item):
             break  # union branch names add nothing for the client
         else:
             parts.append(str(item))
@@ -81,7 +96,7 @@ def parse_chat_request(body: bytes) -> ChatCompletionIn:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
             raise RequestError(f"The request body is not valid JSON: {first['msg']}") from None
-        if first["type"] == "model_type":
+        if first["type"] == "model_type" and not first["loc"]:
             raise RequestError("The request body must be a JSON object.") from None
         param = _param(first["loc"])
         if param == "messages" and first["type"] == "missing":
@@ -98,17 +113,24 @@ def flatten_content(message: MessageIn, index: int) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return _no_nul(content, f"messages[{index}].content")
     texts = []
     for part_index, part in enumerate(content):
         if part.type in ("text", "input_text") and part.text is not None:
-            texts.append(part.text)
+            texts.append(_no_nul(part.text, f"messages[{index}].content[{part_index}].text"))
         else:
             raise RequestError(
                 f"Content parts of type {part.type!r} are not supported; send text.",
                 f"messages[{index}].content[{part_index}]",
             )
     return "\n".join(texts)
+
+
+def _no_nul(text: str, param: str) -> str:
+    # Databases cannot store U+0000 in text (PostgreSQL refuses it): say so rather than fail later.
+    if "\x00" in text:
+        raise RequestError("Text must not contain NUL (U+0000) characters.", param)
+    return text
 
 
 def normalize_messages(messages: list[MessageIn]) -> list[dict]:
@@ -128,8 +150,7 @@ def normalize_messages(messages: list[MessageIn]) -> list[dict]:
             role, text = "user", f"[Result of {who}]: {text}"
         elif role == "assistant" and message.tool_calls and not text:
             calls = ", ".join(
-                f"{(call.get('function') or {}).get('name', '?')}({(call.get('function') or {}).get('arguments', '')})"
-                for call in message.tool_calls
+                f"{call.function.name}({call.function.arguments})" for call in message.tool_calls
             )
             text = f"[Called {calls}]"
         normalized.append({"role": role, "content": text})

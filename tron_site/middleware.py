@@ -8,6 +8,7 @@ import logging
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
 from .errors import error_response
@@ -18,9 +19,11 @@ log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api/", "/internal/", "/v1/", "/chat/", "/vapi/", "/slack/", "/health")
 # Paths browsers may call cross-origin.
 CORS_PREFIXES = ("/api/", "/v1/", "/chat/")
-# Paths behind TRON_API_TOKEN, and the exceptions Caddy (which sends no token) must reach.
+# Paths behind TRON_API_TOKEN (operators), and the exception Caddy (which sends no token) must reach.
 TOKEN_PREFIXES = ("/api/", "/internal/")
 TOKEN_EXEMPT = ("/internal/caddy-ask",)
+# Paths behind TRON_CHAT_API_KEY (callers: VAPI, ElevenLabs and SDK clients send it as a bearer key).
+CHAT_PREFIXES = ("/v1/", "/chat/")
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -33,20 +36,27 @@ CORS_HEADERS = {
 }
 
 
-def _bearer_ok(request) -> bool:
+def _bearer_ok(request, token: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    token = settings.TRON_API_TOKEN
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _needs_token(request) -> bool:
-    return (
-        bool(settings.TRON_API_TOKEN)
-        and request.path.startswith(TOKEN_PREFIXES)
-        and not request.path.startswith(TOKEN_EXEMPT)
-        and not _bearer_ok(request)
-    )
+def _missing_token(request) -> str | None:
+    """Which token this request lacks: "api", "chat", or None when it may pass.
+
+    Uses path_info, the path as routed (a script prefix such as /tron/api/… must not dodge the check).
+    """
+    path = request.path_info
+    if request.method == "OPTIONS":
+        return None
+    if path.startswith(TOKEN_PREFIXES) and not path.startswith(TOKEN_EXEMPT):
+        token, kind = settings.TRON_API_TOKEN, "api"
+    elif path.startswith(CHAT_PREFIXES):
+        token, kind = settings.TRON_CHAT_API_KEY, "chat"
+    else:
+        return None
+    return kind if token and not _bearer_ok(request, token) else None
 
 
 def _is_staff(user) -> bool:
@@ -54,10 +64,12 @@ def _is_staff(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
-def _unauthorized():
+def _unauthorized(kind: str):
+    setting = "TRON_API_TOKEN" if kind == "api" else "TRON_CHAT_API_KEY"
     return error_response(
         401,
-        "Missing or invalid bearer token: send 'Authorization: Bearer <TRON_API_TOKEN>'.",
+        f"Missing or incorrect API key: send 'Authorization: Bearer <{setting}>'.",
+        type_="invalid_request_error",
         code="invalid_api_key",
         headers={"WWW-Authenticate": "Bearer"},
     )
@@ -76,21 +88,25 @@ class _HybridMiddleware:
 
 
 class ApiTokenMiddleware(_HybridMiddleware):
-    """When TRON_API_TOKEN is set, /api/* and /internal/* need it (or a staff session). Goes after
-    AuthenticationMiddleware."""
+    """When TRON_API_TOKEN is set, /api/* and /internal/* need it (or a staff session); when
+    TRON_CHAT_API_KEY is set, the chat API needs it. Goes after AuthenticationMiddleware."""
 
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self._acall(request)
-        if _needs_token(request) and not _is_staff(getattr(request, "user", None)):
-            return _unauthorized()
+        missing = _missing_token(request)
+        if missing == "chat" or (missing == "api" and not _is_staff(getattr(request, "user", None))):
+            return _unauthorized(missing)
         return self.get_response(request)
 
     async def _acall(self, request):
-        if _needs_token(request):
+        missing = _missing_token(request)
+        if missing == "chat":
+            return _unauthorized(missing)
+        if missing == "api":
             user = await request.auser() if hasattr(request, "auser") else None
             if not _is_staff(user):
-                return _unauthorized()
+                return _unauthorized(missing)
         return await self.get_response(request)
 
 
@@ -109,14 +125,14 @@ class ApiEdgeMiddleware(_HybridMiddleware):
         return self.after(request, early or await self.get_response(request))
 
     def before(self, request):
-        path = request.path
+        path = request.path_info
         if request.method == "OPTIONS" and path.startswith(CORS_PREFIXES):
             # CORS preflight: browsers send no Authorization here, so answer before the token check.
             return HttpResponse(status=204)
         return None
 
     def after(self, request, response):
-        path = request.path
+        path = request.path_info
         if path.startswith(JSON_PREFIXES) and response.status_code >= 400:
             content_type = response.get("Content-Type", "")
             if not content_type.startswith("application/json"):
@@ -127,10 +143,13 @@ class ApiEdgeMiddleware(_HybridMiddleware):
         return response
 
     def process_exception(self, request, exception):
-        if request.path.startswith(JSON_PREFIXES):
-            log.exception("Unhandled error on %s %s", request.method, request.path)
-            return error_response(500, "The server hit an unexpected error; it has been logged.")
-        return None
+        if not request.path_info.startswith(JSON_PREFIXES):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return error_response(413, f"The request body is larger than {limit:,} bytes.")
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "The server hit an unexpected error; it has been logged.")
 
 
 def _kept_headers(response):

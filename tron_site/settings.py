@@ -5,6 +5,7 @@ Every variable is documented in the README's configuration table. Defaults serve
 """
 
 import json
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ def env_str(name: str, default: str = "") -> str:
             return Path(file_path).read_text().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
-    return os.environ.get(name, default)
+    return os.environ.get(name, default).strip()
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -77,8 +78,10 @@ TRON_DATA_DIR = Path(env_str("TRON_DATA_DIR") or BASE_DIR / "data")
 TRON_HOST = env_str("TRON_HOST", "127.0.0.1")
 TRON_PORT = env_int("TRON_PORT", 3000, minimum=1, maximum=65535)
 
-# Bearer token for /api/* and /internal/*; empty means open (the spec's default). See tron_site/auth.py.
+# Bearer token for /api/* and /internal/*; empty means open (the spec's default). See tron_site/middleware.py.
 TRON_API_TOKEN = env_str("TRON_API_TOKEN")
+# Bearer key callers (VAPI, ElevenLabs, SDK clients) must send to the chat API; empty means open.
+TRON_CHAT_API_KEY = env_str("TRON_CHAT_API_KEY")
 # Caddy's on-demand TLS asks /internal/caddy-ask whether to issue a certificate for a domain.
 TRON_BASE_DOMAIN = env_str("TRON_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
 
@@ -173,7 +176,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL and urlparse(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
-    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+    scheme = urlparse(REDIS_URL).scheme or "no scheme"  # not the whole URL: it may hold a password
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {scheme}")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -240,7 +244,11 @@ def _load_prices() -> dict:
             )
         for model, price in data.items():
             ok = isinstance(price, dict) and all(
-                isinstance(price.get(k), int | float) and price[k] >= 0 for k in ("input", "output")
+                isinstance(price.get(k), int | float)
+                and not isinstance(price[k], bool)
+                and math.isfinite(price[k])
+                and price[k] >= 0
+                for k in ("input", "output")
             )
             if not ok:
                 raise ImproperlyConfigured(
@@ -264,6 +272,9 @@ DJANGO_SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL")
 DJANGO_SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
 
 # --- Static files, i18n ---------------------------------------------------------------------------
+
+# Chat requests carry whole conversations; 10 MB leaves room (a larger body is a 413, not a 500).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

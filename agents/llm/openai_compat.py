@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import weakref
 
 import openai
 from django.conf import settings
@@ -18,7 +19,8 @@ class OpenAIProvider(LLMProvider):
         self.base_url = base_url if base_url is not None else (settings.OPENAI_BASE_URL or None)
         # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
         self.api_key = api_key if api_key is not None else (settings.OPENAI_API_KEY or "no-key")
-        self._clients: dict[int, openai.AsyncOpenAI] = {}
+        # Weakly keyed: a loop made by async_to_sync (tasks, commands) takes its client with it when it goes.
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def default_model(self) -> str:
         return settings.TRON_MODEL
@@ -26,7 +28,7 @@ class OpenAIProvider(LLMProvider):
     def client(self) -> openai.AsyncOpenAI:
         """One client (and connection pool) per event loop: an httpx client must not cross loops."""
         loop = asyncio.get_running_loop()
-        client = self._clients.get(id(loop))
+        client = self._clients.get(loop)
         if client is None:
             client = openai.AsyncOpenAI(
                 base_url=self.base_url,
@@ -34,7 +36,7 @@ class OpenAIProvider(LLMProvider):
                 timeout=openai.Timeout(settings.TRON_LLM_TIMEOUT, connect=10.0),
                 max_retries=settings.TRON_LLM_MAX_RETRIES,
             )
-            self._clients[id(loop)] = client
+            self._clients[loop] = client
         return client
 
     async def stream(self, request: LLMRequest):
@@ -77,26 +79,33 @@ def _deltas(chunk):
 
 
 def _llm_error(exc: openai.APIError) -> LLMError:
+    """Map an SDK error to what our client should see. Upstream details (which may name the provider's
+    account, model or key) go to the log, not to the caller."""
+    log.warning("Upstream error: %s", exc)
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("The model did not answer in time.", status=504, code="upstream_timeout")
     if isinstance(exc, openai.APIConnectionError):
         return LLMError("The model's server could not be reached.", status=502, code="upstream_unreachable")
     if isinstance(exc, openai.APIStatusError):
         upstream = exc.status_code
-        detail = _upstream_message(exc)
         retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
         if upstream in (429, 503, 529):
             return LLMError(
-                f"The model's server is busy ({upstream}): {detail}",
+                f"The model's server is busy ({upstream}); try again shortly.",
                 status=503,
                 code="upstream_overloaded",
                 retry_after=retry_after,
             )
-        return LLMError(
-            f"The model's server answered {upstream}: {detail}", status=502, code="upstream_error"
-        )
+        if upstream in (400, 413, 422):
+            # The request itself was refused (too long, a bad parameter): retrying cannot help.
+            return LLMError(
+                f"The model refused the request ({upstream}): {_upstream_message(exc)}",
+                status=400,
+                code="upstream_rejected",
+            )
+        return LLMError(f"The model's server answered {upstream}.", status=502, code="upstream_error")
     # An error event inside the stream (the SDK raises APIError for `data: {"error": …}`).
-    return LLMError(f"The model's server reported an error: {exc.message}", status=502, code="upstream_error")
+    return LLMError("The model's server reported an error mid-answer.", status=502, code="upstream_error")
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:

@@ -142,3 +142,9 @@ def test_completed_processes_are_listed_with_their_caller_sessions_untouched(cli
     process = make_process(tony, status="completed", finished_at=ago(seconds=1))
     make_session("+14155550100", process=process, ended_at=ago(seconds=1))
     assert client.get("/api/processes").json()[0]["status"] == "completed"
+
+
+def test_an_absurd_offset_is_a_400_not_a_500(client):
+    response = client.get("/api/processes?offset=99999999999999999999")
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "offset"

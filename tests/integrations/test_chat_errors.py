@@ -143,7 +143,7 @@ def test_a_mid_stream_failure_is_an_sse_error_never_a_fake_stop(sdk, upstream):
         ):
             received.append(chunk)
             assert chunk.choices[0].finish_reason is None
-    assert "mid-stream" in str(info.value)
+    assert "mid-answer" in str(info.value)
     assert "".join(c.choices[0].delta.content or "" for c in received) == "one two "
     call = LLMCall.objects.get()
     assert call.error and call.finish_reason == "error"

@@ -27,7 +27,8 @@ def token(settings):
 def test_protected_paths_need_the_token(client, token, path):
     response = client.get(path)
     assert response.status_code == 401
-    assert response.json()["error"]["type"] == "authentication_error"
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.json()["error"]["code"] == "invalid_api_key"
     assert response["WWW-Authenticate"] == "Bearer"
 
 
@@ -77,3 +78,8 @@ async def test_the_async_stack_checks_the_token_too(async_client, token):
 
 def test_the_chat_api_is_not_behind_the_api_token(client, token):
     assert client.get("/v1/models").status_code == 200
+
+
+def test_a_script_prefix_does_not_dodge_the_token(client, token, settings):
+    settings.FORCE_SCRIPT_NAME = "/tron"
+    assert client.get("/api/status", SCRIPT_NAME="/tron").status_code == 401

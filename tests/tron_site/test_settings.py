@@ -33,15 +33,19 @@ def manage(*args, **env):
         ({"TRON_PORT": "eighty"}, "TRON_PORT must be a whole number"),
         ({"TRON_PORT": "70000"}, "TRON_PORT must be between 1 and 65535"),
         ({"TRON_LLM": "gpt"}, "TRON_LLM must be one of auto, openai, local"),
-        ({"REDIS_URL": "http://localhost"}, "REDIS_URL must start with redis://"),
+        ({"REDIS_URL": "http://user:hunter2@localhost"}, "REDIS_URL must start with redis://"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a database URL"),
         ({"TRON_SESSION_IDLE_MINUTES": "0"}, "TRON_SESSION_IDLE_MINUTES must be at least 1"),
+        ({"TRON_PRICES": '{"m": {"input": Infinity, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
+        ({"TRON_PRICES": '{"m": {"input": true, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
+        ({"TRON_PRICES": "[1]"}, "TRON_PRICES must be a JSON object"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
     result = manage("check", **env)
     assert result.returncode != 0
     assert message in result.stderr
+    assert "hunter2" not in result.stderr
 
 
 def test_good_values_start(tmp_path):

@@ -1,0 +1,165 @@
+"""Edge cases found in review: nothing a client sends yields a 500, a failed write never hangs a call."""
+
+import json
+import threading
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from agents.models import CallerSession, LLMCall, Message, Process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(live_tron, body, headers=None, path="/v1/chat/completions"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{live_tron.url}{path}",
+        content=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            {"messages": [{"role": "assistant", "tool_calls": [{"function": "oops"}]}]},
+            "messages[0].tool_calls[0].function",
+        ),
+        ({"messages": [{"role": "user", "content": "a\u0000b"}]}, "messages[0].content"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "\u0000"}]}]},
+            "messages[0].content[0].text",
+        ),
+    ],
+)
+def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
+    response = post(live_tron, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+
+
+def test_a_body_too_large_is_a_413(chat_setup, live_tron, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post(live_tron, {"messages": [{"role": "user", "content": "x" * 5000}]})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_caller_ids_are_cleaned_before_storing_and_echoing(chat_setup, live_tron):
+    response = post(live_tron, {"user": "a\nb" + "z" * 400, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200
+    caller_id = CallerSession.objects.get().caller_id
+    assert "\n" not in caller_id and len(caller_id) == 255
+    assert response.headers["X-Tron-Caller-ID"] == caller_id
+
+
+def test_a_tool_call_history_from_the_client_is_kept_as_text(chat_setup, live_tron, upstream):
+    messages = [
+        {"role": "user", "content": "What's the weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+    ]
+    assert post(live_tron, {"messages": messages}).status_code == 200
+    sent = [m["content"] for m in upstream.last.body["messages"][1:]]
+    assert sent == ["What's the weather?", '[Called weather({"city":"Oslo"})]', "[Result of c1]: Sunny"]
+
+
+def test_an_upstream_refusal_is_a_400_the_sdk_does_not_retry(sdk, upstream):
+    upstream.reset(status=400)
+    retrying = openai.OpenAI(base_url=str(sdk.base_url), api_key="x", max_retries=2)
+    with pytest.raises(openai.BadRequestError) as info:
+        retrying.chat.completions.create(model="tony", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.code == "upstream_rejected"
+    assert len(upstream.requests) == 1
+
+
+def test_a_retried_message_is_stored_once(sdk, upstream):
+    headers = {"X-Request-ID": "retrier"}
+    upstream.reset(status=500)
+    with pytest.raises(openai.InternalServerError):
+        sdk.chat.completions.create(
+            model="tony", messages=[{"role": "user", "content": "hello?"}], extra_headers=headers
+        )
+    upstream.reset()
+    sdk.chat.completions.create(
+        model="tony", messages=[{"role": "user", "content": "hello?"}], extra_headers=headers
+    )
+    assert list(Message.objects.values_list("role", "content")) == [
+        ("user", "hello?"),
+        ("assistant", "Hello there!"),
+    ]
+    assert [m["content"] for m in upstream.last.body["messages"][1:]] == ["hello?"]
+
+
+def test_upstream_error_details_stay_in_the_log(chat_setup, live_tron, upstream):
+    upstream.reset(status=500)
+    message = post(live_tron, {"messages": [{"role": "user", "content": "hi"}]}).json()["error"]["message"]
+    assert "scripted failure" not in message
+
+
+def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream):
+    """The process vanishes mid-call (an operator deleted it): the answer still arrives, the loss is logged."""
+    upstream.reset(first_token_delay=1.0)
+    result = {}
+    caller = threading.Thread(
+        target=lambda: result.update(r=post(live_tron, {"messages": [{"role": "user", "content": "hi"}]}))
+    )
+    caller.start()
+    deadline = time.monotonic() + 10
+    while not Process.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Process.objects.all().delete()
+    caller.join(timeout=20)
+    assert not caller.is_alive(), "the call hung"
+    assert result["r"].status_code == 200
+    assert result["r"].json()["choices"][0]["message"]["content"] == "Hello there!"
+    assert not LLMCall.objects.exists()
+
+
+def test_a_process_failed_by_an_operator_is_not_reused(sdk):
+    headers = {"X-Request-ID": "stuck"}
+    sdk.chat.completions.create(
+        model="tony", messages=[{"role": "user", "content": "hi"}], extra_headers=headers
+    )
+    Process.objects.get().finish(status="failed", error="Stopped by operator")
+    sdk.chat.completions.create(
+        model="tony", messages=[{"role": "user", "content": "hi"}], extra_headers=headers
+    )
+    old, new = CallerSession.objects.order_by("id")
+    assert old.ended_at is not None and old.process.status == "failed"
+    assert new.process.status == "running"
+
+
+class TestChatKey:
+    @pytest.fixture(autouse=True)
+    def key(self, settings):
+        settings.TRON_CHAT_API_KEY = "caller-key"
+
+    def test_without_the_key_the_chat_api_refuses(self, chat_setup, live_tron):
+        response = post(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"
+        assert not Process.objects.exists()
+
+    def test_the_sdk_sends_the_key_as_its_api_key(self, chat_setup, live_tron):
+        client = openai.OpenAI(base_url=f"{live_tron.url}/v1", api_key="caller-key", max_retries=0)
+        assert client.chat.completions.create(
+            model="tony", messages=[{"role": "user", "content": "hi"}]
+        ).choices
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{live_tron.url}/v1", api_key="wrong", max_retries=0).models.list()
