@@ -20,6 +20,12 @@ def live_tron():
     server = LiveASGIServer(application).start()
     yield server
     server.stop()
+    # The server's threads took connections from the PostgreSQL pool; close it so the test database
+    # can be dropped.
+    from django.db import connection
+
+    if hasattr(connection, "close_pool"):
+        connection.close_pool()
 
 
 @pytest.fixture
