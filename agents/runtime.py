@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import pricing, tokens
@@ -72,6 +73,7 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
     recorded: bool = False
+    user_saved: asyncio.Future | None = None
 
     @property
     def process(self) -> Process:
@@ -154,7 +156,7 @@ class Turn:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
         end = self._summarize(usage, finish_reason, model, error, cancelled)
         try:
-            await asyncio.shield(sync_to_async(self._write)(end, ttft_ms, error))
+            await asyncio.shield(self._saved_then_write(end, ttft_ms, error))
         except asyncio.CancelledError:
             cancelled = True  # cancelled while writing: the shielded write still completes
         except Exception:
@@ -163,6 +165,14 @@ class Turn:
         self.queue.put_nowait(TurnFailed(error) if error else end)
         if cancelled:
             raise asyncio.CancelledError
+
+    async def _saved_then_write(self, end, ttft_ms, error):
+        if self.user_saved is not None:
+            try:
+                await self.user_saved
+            except Exception:  # the answer is still recorded below; the lost words must be loud
+                log.exception("Could not store the user's words for process %s", self.process.public_id)
+        await sync_to_async(self._write)(end, ttft_ms, error)
 
     def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
         """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
@@ -237,14 +247,19 @@ async def _close_quietly(stream):
 
 
 def resolve_persona(name: str | None) -> Persona:
-    """The enabled persona `name` names (any case), else the default persona (TRON_DEFAULT_PERSONA)."""
-    if name:
-        persona = Persona.objects.enabled().filter(name__iexact=name.strip()).first()
-        if persona is not None:
-            return persona
-    persona = Persona.objects.enabled().filter(name__iexact=settings.TRON_DEFAULT_PERSONA).first()
-    if persona is None:
-        persona = Persona.objects.enabled().first()
+    """The enabled persona `name` names (any case), else the default persona (TRON_DEFAULT_PERSONA),
+    else the first enabled one; one query."""
+    default = settings.TRON_DEFAULT_PERSONA.lower()
+    wanted = (name or "").strip().lower()
+    candidates = {
+        p.name.lower(): p
+        for p in Persona.objects.enabled().filter(
+            Q(name__iexact=wanted)
+            | Q(name__iexact=default)
+            | Q(pk=Persona.objects.enabled().values("pk")[:1])
+        )
+    }
+    persona = candidates.get(wanted) or candidates.get(default) or next(iter(candidates.values()), None)
     if persona is None:
         raise PersonaUnavailable("No persona is configured: run `manage.py load_team`.")
     return persona
@@ -268,21 +283,32 @@ def trailing_user_messages(messages: list[dict]) -> list[dict]:
     return list(reversed(new))
 
 
-def unsaved_user_messages(session: CallerSession, new: list[dict]) -> list[dict]:
+def recent_messages(session: CallerSession) -> list[dict]:
+    """The session's last TRON_HISTORY_MESSAGES user/assistant messages, oldest first (one query)."""
+    stored = (
+        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
+        .order_by("-id")
+        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
+    )
+    return list(reversed(stored))
+
+
+def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
     """Drop a resent message: when the transcript already ends with these words and no answer (a client
     retrying after an error), they are not stored twice."""
-    if not new:
-        return new
-    last = Message.objects.filter(process=session.process).order_by("-id").values("role", "content").first()
-    if last and last["role"] == Message.Role.USER and last["content"] == new[0]["content"]:
+    if (
+        new
+        and recent
+        and recent[-1]["role"] == Message.Role.USER
+        and recent[-1]["content"] == new[0]["content"]
+    ):
         return new[1:]
     return new
 
 
-def build_prompt(persona: Persona, session: CallerSession, messages: list[dict]) -> list[dict]:
+def build_prompt(persona: Persona, messages: list[dict], history: list[dict]) -> list[dict]:
     """Persona system prompt, then the client's system text as call context, then the history: the
-    client's when it sent earlier turns, else the session's stored transcript (which by now ends with
-    the new message)."""
+    client's when it sent earlier turns, else `history` (the stored transcript and the new words)."""
     prompt = [{"role": "system", "content": persona.system_prompt}]
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
     if client_system:
@@ -292,58 +318,65 @@ def build_prompt(persona: Persona, session: CallerSession, messages: list[dict])
         )
     if has_client_history(messages):
         prompt.extend(m for m in messages if m["role"] != "system")
-        return prompt
-    stored = list(
-        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
-        .order_by("-id")
-        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
-    )
-    prompt.extend(reversed(stored))
+    else:
+        prompt.extend(history)
     return prompt
 
 
-def prepare_turn(turn_input: TurnInput, provider: LLMProvider) -> tuple[Persona, CallerSession, LLMRequest]:
-    """Sync, in one go: persona, session, prompt, and the user's new words saved to the transcript
-    before the model is called (so they survive a model failure)."""
+def prepare_turn(
+    turn_input: TurnInput, provider: LLMProvider
+) -> tuple[Persona, CallerSession, LLMRequest, list]:
+    """Sync, the reads a prompt needs (about three queries): persona, session, recent transcript.
+    Returns the user's new words too; `save_user_words` stores them while the model starts."""
     try:
-        return _prepare_turn(turn_input, provider)
+        persona = resolve_persona(turn_input.persona_name)
+        session = open_session(turn_input.caller, persona, task=turn_input.task)
+        recent = [] if has_client_history(turn_input.messages) else recent_messages(session)
+        to_save = unsaved(recent, trailing_user_messages(turn_input.messages))
     finally:
         release_connection()
-
-
-def _prepare_turn(turn_input, provider):
-    persona = resolve_persona(turn_input.persona_name)
-    session = open_session(turn_input.caller, persona, task=turn_input.task)
-    new_messages = unsaved_user_messages(session, trailing_user_messages(turn_input.messages))
-    now = timezone.now()
-    with transaction.atomic():
-        Message.objects.bulk_create(
-            Message(
-                process=session.process,
-                session=session,
-                role=Message.Role.USER,
-                content=m["content"],
-                created_at=now,
-            )
-            for m in new_messages
-        )
-        CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-    prompt = build_prompt(persona, session, turn_input.messages)
     request = LLMRequest(
-        messages=prompt,
+        messages=build_prompt(persona, turn_input.messages, recent + to_save),
         model=persona.model or provider.default_model(),
         temperature=turn_input.temperature if turn_input.temperature is not None else persona.temperature,
         max_tokens=turn_input.max_tokens,
         user=turn_input.user,
     )
-    return persona, session, request
+    return persona, session, request, to_save
+
+
+def save_user_words(session: CallerSession, messages: list[dict]) -> None:
+    """Store the user's new words and mark the session seen, in one transaction."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_create(
+                Message(
+                    process=session.process,
+                    session=session,
+                    role=Message.Role.USER,
+                    content=m["content"],
+                    created_at=now,
+                )
+                for m in messages
+            )
+            CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+    finally:
+        release_connection()
 
 
 async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
-    """Prepare the turn (database work in a thread) and start the model; returns the running Turn."""
+    """Prepare the turn and start the model; returns the running Turn.
+
+    The user's words are written while the model works on its first token (they are off the
+    time-to-first-token path); the turn's own record waits for that write, so the transcript keeps its
+    order and the words survive a model failure.
+    """
     provider = provider or get_provider()
-    persona, session, request = await sync_to_async(prepare_turn)(turn_input, provider)
-    return Turn(persona=persona, session=session, request=request, provider=provider).run()
+    persona, session, request, new_words = await sync_to_async(prepare_turn)(turn_input, provider)
+    turn = Turn(persona=persona, session=session, request=request, provider=provider)
+    turn.user_saved = asyncio.ensure_future(sync_to_async(save_user_words)(session, new_words))
+    return turn.run()
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
