@@ -74,6 +74,7 @@ class Turn:
     parts: list[str] = field(default_factory=list)
     recorded: bool = False
     user_saved: asyncio.Future | None = None
+    finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
 
     @property
     def process(self) -> Process:
@@ -81,33 +82,22 @@ class Turn:
 
     def run(self) -> "Turn":
         self.task = asyncio.ensure_future(self._produce())
+        self.task.add_done_callback(self._ensure_final_event)
         return self
 
-    async def next_event(self, timeout: float | None = None):
-        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`.
+    def _ensure_final_event(self, task: asyncio.Task) -> None:
+        # A producer that died without its final event (a bug) must not leave a consumer waiting forever.
+        if not self.finished and not task.cancelled():
+            self.queue.put_nowait(
+                TurnFailed(LLMError("The turn ended without an answer.", status=500, code="internal_error"))
+            )
 
-        Waits on the queue *and* the producing task, so a task that died without a final event (a bug)
-        ends the turn with a TurnFailed instead of leaving the consumer waiting forever.
-        """
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        getter = asyncio.ensure_future(self.queue.get())
-        try:
-            done, _ = await asyncio.wait(
-                {getter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter in done:
-            return getter.result()
-        if self.task in done:
-            if not self.queue.empty():
-                return self.queue.get_nowait()
-            return TurnFailed(
-                LLMError("The turn ended without an answer.", status=500, code="internal_error")
-            )
-        raise TimeoutError
+    async def next_event(self, timeout: float | None = None):
+        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
+        if timeout is None:
+            return await self.queue.get()
+        async with asyncio.timeout(timeout):
+            return await self.queue.get()
 
     async def events(self):
         while True:
@@ -163,6 +153,7 @@ class Turn:
             # The answer stands (the client may already have it); the loss of its record must be loud.
             log.exception("Could not record the turn of process %s", self.process.public_id)
         self.queue.put_nowait(TurnFailed(error) if error else end)
+        self.finished = True
         if cancelled:
             raise asyncio.CancelledError
 

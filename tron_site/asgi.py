@@ -1,8 +1,16 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets through the origin check to Channels' router."""
+"""ASGI entry point.
+
+HTTP: the chat API's paths go to a Django handler with only the middleware they use (CORS, errors, the
+chat key); everything else gets the full stack (sessions, CSRF, auth, messages for the admin). Each
+MiddlewareMixin middleware costs two thread hops per request under ASGI, which the hot streaming path
+should not pay. WebSockets: origin check, auth, then Channels' router.
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.test.utils import override_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tron_site.settings")
 django_asgi_app = get_asgi_application()  # before anything that imports models
@@ -11,11 +19,27 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+
+
+def lean_asgi_handler() -> ASGIHandler:
+    # Django builds a handler's middleware chain from settings.MIDDLEWARE once, at construction.
+    with override_settings(MIDDLEWARE=LEAN_MIDDLEWARE):
+        return ASGIHandler()
+
+
+chat_asgi_app = lean_asgi_handler()
+
+
+async def http_application(scope, receive, send):
+    app = chat_asgi_app if scope["path"].startswith(CHAT_PREFIXES) else django_asgi_app
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -24,6 +24,8 @@ TOKEN_PREFIXES = ("/api/", "/internal/")
 TOKEN_EXEMPT = ("/internal/caddy-ask",)
 # Paths behind TRON_CHAT_API_KEY (callers: VAPI, ElevenLabs and SDK clients send it as a bearer key).
 CHAT_PREFIXES = ("/v1/", "/chat/")
+# What the chat paths need, served by their own handler in tron_site/asgi.py (no sessions, CSRF, users).
+LEAN_MIDDLEWARE = ["tron_site.middleware.ApiEdgeMiddleware", "tron_site.middleware.ApiTokenMiddleware"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
