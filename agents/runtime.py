@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -163,7 +164,7 @@ class Turn:
                 await self.user_saved
             except Exception:  # the answer is still recorded below; the lost words must be loud
                 log.exception("Could not store the user's words for process %s", self.process.public_id)
-        await sync_to_async(self._write)(end, ttft_ms, error)
+        await in_db_thread(self._write)(end, ttft_ms, error)
 
     def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
         """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
@@ -218,6 +219,25 @@ class Turn:
             self.recorded = True
         finally:
             release_connection()
+
+
+_db_executor: ThreadPoolExecutor | None = None
+
+
+def in_db_thread(func):
+    """Run `func` on the runtime's own database threads: one for SQLite, TRON_DB_POOL_SIZE otherwise.
+
+    Django's ASGI handler gives every request a fresh thread, so each turn would open its own SQLite
+    connection and concurrent turns would queue on SQLite's write lock through its sleeping busy
+    handler (the benchmark showed this as the largest cost at 20 streams). One long-lived thread keeps
+    one connection and takes the writes in turn; PostgreSQL gets a small pool of threads instead.
+    """
+    global _db_executor
+    if _db_executor is None:
+        pooled = bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+        workers = settings.TRON_DB_POOL_SIZE if pooled else 1
+        _db_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tron-db")
+    return sync_to_async(func, thread_sensitive=False, executor=_db_executor)
 
 
 def release_connection() -> None:
@@ -364,9 +384,9 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     order and the words survive a model failure.
     """
     provider = provider or get_provider()
-    persona, session, request, new_words = await sync_to_async(prepare_turn)(turn_input, provider)
+    persona, session, request, new_words = await in_db_thread(prepare_turn)(turn_input, provider)
     turn = Turn(persona=persona, session=session, request=request, provider=provider)
-    turn.user_saved = asyncio.ensure_future(sync_to_async(save_user_words)(session, new_words))
+    turn.user_saved = asyncio.ensure_future(in_db_thread(save_user_words)(session, new_words))
     return turn.run()
 
 

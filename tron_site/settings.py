@@ -161,12 +161,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     TRON_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(TRON_DATA_DIR / f"test-tron-{os.getpid()}.sqlite3")}
 
+TRON_DB_POOL_SIZE = env_int("TRON_DB_POOL_SIZE", 10, minimum=1, maximum=200)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI each request's database work runs in its own thread, so a persistent connection per
     # thread would leak; a pool keeps connections open across requests instead (opening one costs ms).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": env_int("TRON_DB_POOL_SIZE", 10, minimum=1, maximum=200),
+        "max_size": TRON_DB_POOL_SIZE,
         "timeout": 20,
     }
 
