@@ -1,29 +1,38 @@
 #!/usr/bin/env python3
 """Streaming overhead of Tron's chat API: the time to first token it adds, and what an open stream costs.
 
-    python bench/stream_overhead.py          # or: make bench    (about 2-3 minutes)
+    python bench/stream_overhead.py          # or: make bench    (about 2.5-3 minutes)
 
-One run starts everything it needs and cleans it up again:
+One run starts everything it needs and cleans it up again (also on Ctrl-C):
 
   * the fake OpenAI upstream (tests/upstream.py) in a process of its own, streaming 20 tokens, the first
     after 50 ms, then one every 20 ms, with usage;
   * a throwaway SQLite database in a temp dir (`migrate`, `load_team`), and Daphne exactly as production
     runs it (`python -m daphne -b 127.0.0.1 -p PORT tron_site.asgi:application`) pointed at the upstream;
-  * an asyncio client on raw sockets (no HTTP library in the measurement) that opens N streams at once,
-    N = 1, 20, 100, against Tron's /v1/chat/completions and, as the baseline, directly against the
-    upstream's, with rounds of the two interleaved so drift hits both alike.
+  * an asyncio client on raw sockets (no HTTP library in the measurement) that streams POSTs to Tron's
+    /v1/chat/completions (model "tony", a distinct X-Request-ID, so a session of its own, per stream)
+    and, as the baseline, directly to the upstream's /v1/chat/completions.
 
-TTFT is measured per stream from just before connect() to the first SSE event carrying model text (not
-the role chunk). "Added" is Tron's percentile minus the direct percentile (a difference of distributions,
-not of paired samples). Errors are non-200 answers, error events, streams without [DONE], exceptions and
-timeouts. Memory: with a slow upstream, 100 streams are held open and Daphne's VmRSS (from /proc) is
-compared to its value just before. Nothing is written to the repository; `--json PATH` saves the numbers.
+Modes: "burst" starts N streams at the same moment (N = 1, 20, 100), in rounds, Tron and direct rounds
+interleaved so drift hits both alike; "steady" runs N clients that each start their next stream when the
+last one ends (N streams open, arriving one by one). TTFT is measured per stream from just before
+connect() to the first SSE event carrying model text (not the role chunk). "Added" is Tron's percentile
+minus the direct percentile (a difference of distributions, not of paired samples). Errors are non-200
+answers, error events, streams without [DONE], exceptions and timeouts. Daphne's CPU per stream comes from
+/proc/PID/stat; "other load" is the machine's CPU use by everything but Daphne, the upstream and this
+client (other jobs on the box make the numbers noisy).
+
+Memory: with a slow upstream, 100 streams are held open until each has its first token, and Daphne's
+VmRSS (/proc/PID/status) is compared to its value just before; then the clients disconnect and the bench
+counts upstream streams Tron keeps open for nobody. This is done after the warm-up and again after the
+load levels. Nothing is written to the repository; `--json PATH` saves the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -72,8 +81,11 @@ UPSTREAM_CHILD_MAX_SECONDS = 900  # the upstream process exits on its own after 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+_STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 # --- The fake upstream, in a process of its own --------------------------------------------------
@@ -89,6 +101,7 @@ def _upstream_child(conn, parent_pid: int) -> None:
     # socketserver listens with a backlog of 5: a burst of 100 connects would hit SYN retransmits (1 s) on
     # the *baseline*. A real upstream has no such limit, so the harness raises it (in this process only).
     ThreadingHTTPServer.request_queue_size = 1024
+    ThreadingHTTPServer.handle_error = lambda self, request, client_address: None  # resets are expected
     from tests.upstream import FakeUpstream
 
     upstream = FakeUpstream(HOST, 0).start()
@@ -144,10 +157,8 @@ class Upstream:
 
     def stop(self):
         if self.process.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.send(("stop", None))
-            except OSError:
-                pass
             self.process.join(5)
         if self.process.is_alive():
             self.process.terminate()
@@ -168,7 +179,13 @@ def free_port() -> int:
 
 def tron_env(tmp: Path, upstream_url: str) -> dict:
     env = dict(os.environ)
-    for name in ("TRON_API_TOKEN", "REDIS_URL", "TRON_SSE_KEEPALIVE_SECONDS", "TRON_LLM_MAX_RETRIES"):
+    for name in (
+        "TRON_API_TOKEN",
+        "TRON_CHAT_API_KEY",
+        "REDIS_URL",
+        "TRON_SSE_KEEPALIVE_SECONDS",
+        "TRON_LLM_MAX_RETRIES",
+    ):
         env.pop(name, None)  # the defaults, not whatever this shell happens to have
     env.update(
         DJANGO_SETTINGS_MODULE="tron_site.settings",
@@ -214,7 +231,9 @@ class Daphne:
                 raise RuntimeError(f"Daphne exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 with socket.create_connection((HOST, self.port), timeout=2) as sock:
-                    sock.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+                    sock.sendall(
+                        f"GET /health HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+                    )
                     data = sock.recv(4096)
                 if data.startswith(b"HTTP/1.1 200"):
                     return
@@ -334,7 +353,9 @@ class SSEReader:
                             break
 
 
-async def stream_once(port: int, path: str, body: bytes, headers: dict, timeout: float, on_first=None) -> Sample:
+async def stream_once(
+    port: int, path: str, body: bytes, headers: dict, timeout: float, on_first=None
+) -> Sample:
     t0 = time.perf_counter()
     writer = None
     sample = Sample()
@@ -396,17 +417,26 @@ class Targets:
         self.tron_body = json.dumps({"model": "tony", "stream": True, "messages": messages}).encode()
         # What Tron itself sends upstream (with the persona prompt): a stream that asks for usage.
         self.direct_body = json.dumps(
-            {"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True}, "messages": messages}
+            {
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": messages,
+            }
         ).encode()
 
     def tron(self, timeout=STREAM_TIMEOUT, on_first=None):
         self.counter += 1
-        headers = {"X-Request-ID": f"bench-{os.getpid()}-{self.counter}"}  # a session of its own, like real calls
+        headers = {
+            "X-Request-ID": f"bench-{os.getpid()}-{self.counter}"
+        }  # a session of its own, like real calls
         return stream_once(self.tron_port, "/v1/chat/completions", self.tron_body, headers, timeout, on_first)
 
     def direct(self, timeout=STREAM_TIMEOUT, on_first=None):
         headers = {"Authorization": "Bearer bench"}
-        return stream_once(self.upstream_port, "/v1/chat/completions", self.direct_body, headers, timeout, on_first)
+        return stream_once(
+            self.upstream_port, "/v1/chat/completions", self.direct_body, headers, timeout, on_first
+        )
 
 
 # --- Measurements --------------------------------------------------------------------------------
@@ -426,6 +456,7 @@ def pct(values: list[float], p: float) -> float:
 class Level:
     concurrency: int
     rounds: int
+    mode: str = "burst"
     tron: list[Sample] = field(default_factory=list)
     direct: list[Sample] = field(default_factory=list)
     cpu: dict = field(default_factory=dict)
@@ -437,7 +468,7 @@ class Level:
         return [s.error for s in getattr(self, which) if s.error]
 
     def summary(self) -> dict:
-        out = {"concurrency": self.concurrency, "rounds": self.rounds}
+        out = {"concurrency": self.concurrency, "rounds": self.rounds, "mode": self.mode}
         for which in ("tron", "direct"):
             values = self.ttfts(which)
             out[which] = {
@@ -473,6 +504,28 @@ async def run_level(targets: Targets, meter: CpuMeter, concurrency: int, samples
     return level
 
 
+async def run_steady(targets: Targets, meter: CpuMeter, concurrency: int, samples: int) -> Level:
+    """N clients, each opening its next stream as soon as the last one ended, starts spread over one
+    nominal stream length: N streams open at any time, arriving one by one (a server's steady state)."""
+    per_client = max(1, math.ceil(samples / concurrency))
+    level = Level(concurrency, per_client, mode="steady")
+    stagger = (FIRST_TOKEN_DELAY + (TOKENS - 1) * TOKEN_INTERVAL) / concurrency
+
+    async def client(index: int, which: str) -> list[Sample]:
+        make = targets.tron if which == "tron" else targets.direct
+        await asyncio.sleep(index * stagger)
+        first = await make()  # the ramp-up stream: not counted
+        rest = [await make() for _ in range(per_client)]
+        return rest if not first.error else [first, *rest]  # a ramp-up error still counts as an error
+
+    before = meter.snapshot()
+    for which in ("tron", "direct"):
+        for samples_of_client in await asyncio.gather(*(client(i, which) for i in range(concurrency))):
+            getattr(level, which).extend(samples_of_client)
+    level.cpu = CpuMeter.delta(before, meter.snapshot())
+    return level
+
+
 async def warm_up(targets: Targets) -> None:
     for _ in range(5):
         await targets.tron()
@@ -492,7 +545,7 @@ def rss_kib(pid: int, readings: int = 3) -> tuple[int, int]:
     return int(statistics.median(values)), threads
 
 
-async def memory_phase(targets: Targets, upstream: Upstream, daphne_pid: int, n: int) -> dict:
+async def memory_phase(targets: Targets, upstream: Upstream, daphne_pid: int, n: int, drain: float) -> dict:
     upstream.script(**SLOW_SCRIPT)
     await asyncio.sleep(0.5)
     rss_before, threads_before = rss_kib(daphne_pid)
@@ -508,27 +561,34 @@ async def memory_phase(targets: Targets, upstream: Upstream, daphne_pid: int, n:
     started = time.monotonic()
     tasks = [asyncio.create_task(targets.tron(timeout=120, on_first=on_first)) for _ in range(n)]
     try:
-        try:
-            await asyncio.wait_for(all_first.wait(), 30)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await all_first.wait()
         open_after = time.monotonic() - started
         await asyncio.sleep(0.5)  # let every stream settle into its steady state
         rss_open, threads_open = rss_kib(daphne_pid)
         still_running = sum(not t.done() for t in tasks)
     finally:
         for task in tasks:
-            task.cancel()  # the clients go away; Tron must stop the upstream streams
+            task.cancel()  # the clients go away: Tron should stop its upstream streams
         results = await asyncio.gather(*tasks, return_exceptions=True)
+    left = time.monotonic()
     errors = [r.error for r in results if isinstance(r, Sample) and r.error]
-    # Bounded wait for Tron to notice, cancel the turns and close its upstream streams.
-    upstream_open = None
-    for _ in range(20):
+    # The upstream notices a closed stream at its next token (every 0.5 s, so within ~1 s); a stream
+    # still open 2 s after the clients left is one Tron kept generating for nobody.
+    open_at_2s = None
+    for _ in range(8):
         await asyncio.sleep(0.25)
-        upstream_open = upstream.stats()["open"]
-        if upstream_open == 0:
+        open_at_2s = upstream.stats()["open"]
+        if open_at_2s == 0:
             break
     rss_after, threads_after = rss_kib(daphne_pid)
+    open_now, last_closed = open_at_2s, None
+    while open_now and time.monotonic() - left < drain:  # bounded: let stragglers end before going on
+        await asyncio.sleep(0.25)
+        open_now = upstream.stats()["open"]
+        if not open_now:
+            last_closed = time.monotonic() - left
     upstream.script(**FAST_SCRIPT)
     return {
         "streams": n,
@@ -543,7 +603,9 @@ async def memory_phase(targets: Targets, upstream: Upstream, daphne_pid: int, n:
         "threads_before": threads_before,
         "threads_open": threads_open,
         "threads_after_close": threads_after,
-        "upstream_streams_open_after_clients_left": upstream_open,
+        "upstream_open_2s_after_clients_left": open_at_2s,
+        "upstream_open_at_end_of_drain": open_now,
+        "seconds_until_last_straggler_closed": None if last_closed is None else round(last_closed, 1),
     }
 
 
@@ -562,7 +624,19 @@ def machine_info() -> dict:
         pass
     import django
 
+    def git(*args: str) -> str:
+        try:
+            result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    app_paths = ("agents", "integrations", "lifeloop", "tron_site", "templates", "requirements.txt")
+    if commit != "?" and git("diff", "--stat", "HEAD", "--", *app_paths):
+        commit += " + uncommitted app changes"
     return {
+        "commit": commit,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
         "cpu": cpu_model,
@@ -581,49 +655,61 @@ def render(info: dict, levels: list[dict], memory: dict, memory_after: dict | No
     out = []
     out.append(
         f"Machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, Django {info['django']}, "
-        f"Linux {info['kernel']}; {info['date']}; load average at start {info['loadavg_at_start']:.2f}"
+        f"Linux {info['kernel']}; {info['date']}; load average at start {info['loadavg_at_start']:.2f}; "
+        f"commit {info['commit']}"
     )
     out.append(
         f"Upstream: {TOKENS} tokens, first after {FIRST_TOKEN_DELAY * 1000:.0f} ms, then every "
         f"{TOKEN_INTERVAL * 1000:.0f} ms, with usage. TTFT = connect() to the first SSE event with model text."
     )
+    out.append(
+        "burst = N streams started at the same moment, in rounds; steady = N clients each starting its next "
+        "stream when the last ends (N open, arriving one by one)."
+    )
     out.append("")
     out.append("TTFT in ms (added = Tron percentile - direct percentile)")
     out.append("")
     out.append(
-        "| streams at once | samples (Tron/direct) | Tron p50 | Tron p95 | Tron p99 | direct p50 | direct p95 "
+        "| streams | mode | samples Tron/direct | Tron p50 | Tron p95 | Tron p99 | direct p50 | direct p95 "
         "| direct p99 | added p50 | added p95 | added p99 | errors Tron/direct | Daphne CPU ms/stream "
         "| other load (cores) |"
     )
-    out.append("|" + "---|" * 14)
+    out.append("|" + "---|" * 15)
     for lv in levels:
         t, d, a = lv["tron"], lv["direct"], lv["added"]
         out.append(
-            f"| {lv['concurrency']} | {t['n']}/{d['n']} | {fmt(t['p50'])} | {fmt(t['p95'])} | {fmt(t['p99'])} "
-            f"| {fmt(d['p50'])} | {fmt(d['p95'])} | {fmt(d['p99'])} | {fmt(a['p50'])} | {fmt(a['p95'])} "
-            f"| {fmt(a['p99'])} | {t['errors']}/{d['errors']} | {lv['daphne_cpu_ms_per_stream']:.1f} "
-            f"| {lv['other_load_cores']:.2f} |"
+            f"| {lv['concurrency']} | {lv['mode']} | {t['n']}/{d['n']} | {fmt(t['p50'])} | {fmt(t['p95'])} "
+            f"| {fmt(t['p99'])} | {fmt(d['p50'])} | {fmt(d['p95'])} | {fmt(d['p99'])} | {fmt(a['p50'])} "
+            f"| {fmt(a['p95'])} | {fmt(a['p99'])} | {t['errors']}/{d['errors']} "
+            f"| {lv['daphne_cpu_ms_per_stream']:.1f} | {lv['other_load_cores']:.2f} |"
         )
     for lv in levels:
         for which in ("tron", "direct"):
             if lv[which]["error_kinds"]:
-                out.append(f"  errors at {lv['concurrency']} ({which}): {'; '.join(lv[which]['error_kinds'])}")
+                out.append(
+                    f"  errors at {lv['concurrency']} {lv['mode']} ({which}): {'; '.join(lv[which]['error_kinds'])}"
+                )
     out.append("")
-    out.append("Memory per open stream (Daphne VmRSS)")
+    out.append("Memory per open stream (Daphne VmRSS; the upstream is another process)")
     out.append("")
     out.append(
-        "| when | streams held open | RSS before (MiB) | RSS with streams open (MiB) | KiB per stream "
-        "| threads before/open/after | RSS after close (MiB) | upstream streams left open |"
+        "| when | streams open | RSS before (MiB) | RSS open (MiB) | KiB per stream | threads before/open/after "
+        "| RSS after close (MiB) | upstream streams still open 2 s after the clients left |"
     )
     out.append("|" + "---|" * 8)
     for label, m in (("after warm-up", memory), ("after the load levels", memory_after)):
         if not m:
             continue
+        straggle = str(m["upstream_open_2s_after_clients_left"])
+        if m["seconds_until_last_straggler_closed"] is not None:
+            straggle += f" (last closed after {m['seconds_until_last_straggler_closed']:.1f} s)"
+        elif m["upstream_open_at_end_of_drain"]:
+            straggle += f" ({m['upstream_open_at_end_of_drain']} still open when the bench moved on)"
         out.append(
             f"| {label} | {m['streams_with_first_token']}/{m['streams']} | {m['rss_before_kib'] / 1024:.1f} "
             f"| {m['rss_open_kib'] / 1024:.1f} | {m['kib_per_stream']:.0f} "
             f"| {m['threads_before']}/{m['threads_open']}/{m['threads_after_close']} "
-            f"| {m['rss_after_close_kib'] / 1024:.1f} | {m['upstream_streams_open_after_clients_left']} |"
+            f"| {m['rss_after_close_kib'] / 1024:.1f} | {straggle} |"
         )
     out.append("")
     out.append("Targets")
@@ -635,21 +721,33 @@ def render(info: dict, levels: list[dict], memory: dict, memory_after: dict | No
 
 def evaluate(levels: list[dict]) -> list:
     verdicts = []
-    by_level = {lv["concurrency"]: lv for lv in levels}
-    if TARGET_LEVEL in by_level:
-        a = by_level[TARGET_LEVEL]["added"]
-        verdicts.append(
-            (f"added TTFT p50 <= {TARGET_ADDED_P50_MS:.0f} ms at {TARGET_LEVEL} streams", f"{a['p50']:.1f} ms",
-             a["p50"] <= TARGET_ADDED_P50_MS)
-        )
-        verdicts.append(
-            (f"added TTFT p99 <= {TARGET_ADDED_P99_MS:.0f} ms at {TARGET_LEVEL} streams", f"{a['p99']:.1f} ms",
-             a["p99"] <= TARGET_ADDED_P99_MS)
-        )
-    if ERROR_FREE_LEVEL in by_level:
-        e = by_level[ERROR_FREE_LEVEL]["tron"]["errors"]
-        n = by_level[ERROR_FREE_LEVEL]["tron"]["n"]
-        verdicts.append((f"{ERROR_FREE_LEVEL} concurrent streams without errors", f"{e} errors in {n} streams", e == 0))
+    for lv in levels:
+        a, mode = lv["added"], lv["mode"]
+        if lv["concurrency"] == TARGET_LEVEL:
+            where = f"{TARGET_LEVEL} streams ({mode})"
+            verdicts.append(
+                (
+                    f"added TTFT p50 <= {TARGET_ADDED_P50_MS:.0f} ms at {where}",
+                    f"{a['p50']:.1f} ms",
+                    a["p50"] <= TARGET_ADDED_P50_MS,
+                )
+            )
+            verdicts.append(
+                (
+                    f"added TTFT p99 <= {TARGET_ADDED_P99_MS:.0f} ms at {where}",
+                    f"{a['p99']:.1f} ms",
+                    a["p99"] <= TARGET_ADDED_P99_MS,
+                )
+            )
+        if lv["concurrency"] == ERROR_FREE_LEVEL:
+            e, n = lv["tron"]["errors"], lv["tron"]["n"]
+            verdicts.append(
+                (
+                    f"{ERROR_FREE_LEVEL} concurrent streams without errors ({mode})",
+                    f"{e} errors in {n} streams",
+                    e == 0,
+                )
+            )
     return verdicts
 
 
@@ -661,42 +759,57 @@ async def measure(args, targets: Targets, upstream: Upstream, daphne: Daphne) ->
     log("warming up ...")
     upstream.script(**FAST_SCRIPT)
     await warm_up(targets)
-    log(f"memory: holding {args.mem_streams} streams open ...")
-    memory = await memory_phase(targets, upstream, daphne.pid, args.mem_streams)
+    memory = memory_after = None
+    if args.mem_streams:
+        log(f"memory: holding {args.mem_streams} streams open ...")
+        memory = await memory_phase(targets, upstream, daphne.pid, args.mem_streams, drain=15)
     levels = []
-    for concurrency in args.levels:
-        samples = args.samples_1 if concurrency == 1 else args.samples
-        log(f"TTFT at {concurrency} concurrent streams ({max(1, math.ceil(samples / concurrency))} rounds) ...")
-        level = await run_level(targets, meter, concurrency, samples)
-        levels.append(level.summary())
-        lv = levels[-1]
+    plan = [("burst", n) for n in args.levels] + [("steady", n) for n in args.steady_levels]
+    for mode, concurrency in plan:
+        samples = (
+            args.samples_1 if concurrency == 1 else args.samples if mode == "burst" else args.steady_samples
+        )
+        log(f"TTFT, {mode}, {concurrency} concurrent streams, {samples} per side ...")
+        runner = run_level if mode == "burst" else run_steady
+        lv = (await runner(targets, meter, concurrency, samples)).summary()
+        levels.append(lv)
         log(
             f"  Tron p50/p99 {fmt(lv['tron']['p50'])}/{fmt(lv['tron']['p99'])} ms, direct "
             f"{fmt(lv['direct']['p50'])}/{fmt(lv['direct']['p99'])} ms, errors {lv['tron']['errors']}/"
             f"{lv['direct']['errors']}"
         )
-    memory_after = None
-    if not args.no_second_memory:
+    if args.mem_streams and not args.no_second_memory:
         log(f"memory again after the load levels: {args.mem_streams} streams ...")
-        memory_after = await memory_phase(targets, upstream, daphne.pid, args.mem_streams)
+        memory_after = await memory_phase(targets, upstream, daphne.pid, args.mem_streams, drain=0)
     return levels, memory, memory_after
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,20,100", help="concurrency levels, comma-separated (1,20,100)")
+    parser.add_argument(
+        "--levels", default="1,20,100", help="burst concurrency levels, comma-separated (1,20,100)"
+    )
+    parser.add_argument(
+        "--steady-levels", default="20", help="steady-state concurrency levels ('' for none) (20)"
+    )
     parser.add_argument("--samples-1", type=int, default=100, help="streams per side at concurrency 1 (100)")
     parser.add_argument("--samples", type=int, default=200, help="streams per side at higher levels (200)")
-    parser.add_argument("--mem-streams", type=int, default=100, help="streams held open for memory (100)")
-    parser.add_argument("--no-second-memory", action="store_true", help="skip the memory reading after the levels")
+    parser.add_argument("--steady-samples", type=int, default=100, help="streams per side, steady mode (100)")
+    parser.add_argument(
+        "--mem-streams", type=int, default=100, help="streams held open for memory, 0: skip (100)"
+    )
+    parser.add_argument(
+        "--no-second-memory", action="store_true", help="skip the memory reading after the levels"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (database, Daphne log)")
     args = parser.parse_args(argv)
     args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    if any(n < 1 or n > 500 for n in args.levels) or not 1 <= args.mem_streams <= 500:
+    args.steady_levels = [int(x) for x in args.steady_levels.split(",") if x.strip()]
+    if any(n < 1 or n > 500 for n in args.levels + args.steady_levels) or not 0 <= args.mem_streams <= 500:
         parser.error("concurrency must be between 1 and 500")
-    if not (1 <= args.samples_1 <= 2000 and 1 <= args.samples <= 5000):
+    if not (1 <= args.samples_1 <= 2000 and 1 <= args.samples <= 5000 and 1 <= args.steady_samples <= 5000):
         parser.error("samples out of range")
     return args
 
@@ -704,7 +817,11 @@ def parse_args(argv):
 def reexec_in_venv() -> None:
     """`python bench/stream_overhead.py` from outside the venv: run again with the project's Python."""
     venv_python = ROOT / ".venv" / "bin" / "python"
-    if importlib.util.find_spec("daphne") is None and venv_python.exists() and not os.environ.get("TRON_BENCH_REEXEC"):
+    if (
+        importlib.util.find_spec("daphne") is None
+        and venv_python.exists()
+        and not os.environ.get("TRON_BENCH_REEXEC")
+    ):
         os.environ["TRON_BENCH_REEXEC"] = "1"
         os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
@@ -745,9 +862,15 @@ def main(argv=None) -> int:
         if any(lv["tron"]["errors"] for lv in levels):
             print(f"\nDaphne log tail:\n{daphne.log_tail()}")
         if args.json:
-            data = {"machine": info, "levels": levels, "memory": memory, "memory_after_levels": memory_after,
-                    "verdicts": [{"target": n, "value": v, "met": ok} for n, v, ok in verdicts],
-                    "upstream_script": {k: v for k, v in FAST_SCRIPT.items() if k != "tokens"} | {"tokens": TOKENS}}
+            data = {
+                "machine": info,
+                "levels": levels,
+                "memory": memory,
+                "memory_after_levels": memory_after,
+                "verdicts": [{"target": n, "value": v, "met": ok} for n, v, ok in verdicts],
+                "upstream_script": {k: v for k, v in FAST_SCRIPT.items() if k != "tokens"}
+                | {"tokens": TOKENS},
+            }
             Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
         return 1 if args.check and not all(ok for _, _, ok in verdicts) else 0
     except KeyboardInterrupt:

@@ -30,3 +30,15 @@ def _open_api(settings):
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_postgres_pools(django_db_setup):
+    """Connections held by a PostgreSQL pool (opened by live-server and runtime threads) would keep the
+    test database from being dropped at the end; close the pools first."""
+    yield
+    from django.db import connections
+
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
