@@ -73,7 +73,6 @@ class Turn:
     task: asyncio.Task | None = None
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
-    recorded: bool = False
     user_saved: asyncio.Future | None = None
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
 
@@ -216,7 +215,6 @@ class Turn:
                     cost_usd=end.cost_usd,
                 )
                 CallerSession.objects.filter(pk=self.session.pk).update(last_seen_at=timezone.now())
-            self.recorded = True
         finally:
             release_connection()
 

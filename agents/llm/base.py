@@ -6,7 +6,7 @@ the HTTP status the chat API should answer with (502, 503 or 504).
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class LLMRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     user: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class LLMError(Exception):

@@ -1,0 +1,54 @@
+"""Talk to a persona from the shell, through the same runtime as the chat API.
+
+    manage.py chat "What are you working on?"          # one message, one answer
+    manage.py chat --persona maya                      # a conversation: one line per message, Ctrl-D ends
+
+Each run is a caller of its own (`cli-<user>` by default), so a conversation continues across runs
+until it is idle for TRON_SESSION_IDLE_MINUTES, like any other caller. It exercises the runtime's sync
+entry point, the one django-q2 tasks use.
+"""
+
+import getpass
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.callers import Caller
+from agents.llm.base import LLMError
+from agents.models import Channel
+from agents.runtime import PersonaUnavailable, TurnInput, complete_turn_sync
+
+
+class Command(BaseCommand):
+    help = "Chat with a persona from the command line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("message", nargs="*", help="the message; without it, read lines from stdin")
+        parser.add_argument("--persona", default=None, help="who answers (default: TRON_DEFAULT_PERSONA)")
+        parser.add_argument("--caller", default=None, help="caller id (default: cli-<your user name>)")
+        parser.add_argument("--max-tokens", type=int, default=None)
+
+    def handle(self, *args, message, persona, caller, max_tokens, **options):
+        caller_id = caller or f"cli-{getpass.getuser()}"
+        lines = [" ".join(message)] if message else (line.strip() for line in sys.stdin)
+        for text in lines:
+            if not text:
+                continue
+            try:
+                end = complete_turn_sync(
+                    TurnInput(
+                        messages=[{"role": "user", "content": text}],
+                        caller=Caller(caller_id, Channel.CLI),
+                        persona_name=persona,
+                        max_tokens=max_tokens,
+                    )
+                )
+            except PersonaUnavailable as exc:
+                raise CommandError(str(exc)) from exc
+            except LLMError as exc:
+                raise CommandError(f"The model failed ({exc.status}): {exc.message}") from exc
+            self.stdout.write(end.text)
+            if options["verbosity"] > 1:
+                self.stderr.write(
+                    f"[{end.input_tokens}+{end.output_tokens} tokens, ${end.cost_usd}, {end.usage_source}]"
+                )
