@@ -29,3 +29,11 @@ class LiveASGIServer:
     def stop(self):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def stream_lines(server: LiveASGIServer, body: dict, path: str = "/v1/chat/completions"):
+    """POST a streaming chat request; returns (response headers and status, the non-empty SSE lines)."""
+    import httpx2
+
+    with httpx2.stream("POST", f"{server.url}{path}", timeout=30, json={"stream": True, **body}) as response:
+        return response, [line for line in response.iter_lines() if line]

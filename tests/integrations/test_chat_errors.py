@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from agents.models import LLMCall, Message, Process
+from tests.liveserver import stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,14 +153,9 @@ def test_a_mid_stream_failure_is_an_sse_error_never_a_fake_stop(sdk, upstream):
 
 def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, upstream):
     upstream.reset(tokens=["a", "b"], error_after=1)
-    with httpx.stream(
-        "POST",
-        f"{live_tron.url}/v1/chat/completions",
-        timeout=30,
-        json={"stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as response:
-        assert response.status_code == 200
-        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    response, lines = stream_lines(live_tron, {"messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 200
+    events = [line for line in lines if line.startswith("data: ")]
     assert "[DONE]" not in events[-1]
     last = json.loads(events[-1][6:])
     assert last["error"]["type"] == "upstream_error"
@@ -168,19 +164,13 @@ def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, 
 
 def test_the_raw_stream_matches_the_spec(chat_setup, live_tron, upstream):
     upstream.reset(tokens=["I've ", "been "])
-    with httpx.stream(
-        "POST",
-        f"{live_tron.url}/chat/completions",
-        timeout=30,
-        json={
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": "Hello Tony!"}],
-        },
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        lines = [line for line in response.iter_lines() if line]
+    body = {
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Hello Tony!"}],
+    }
+    response, lines = stream_lines(live_tron, body, "/chat/completions")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
@@ -193,13 +183,7 @@ def test_the_raw_stream_matches_the_spec(chat_setup, live_tron, upstream):
 def test_a_slow_model_gets_keep_alive_comments(chat_setup, live_tron, upstream, settings):
     settings.TRON_SSE_KEEPALIVE_SECONDS = 1
     upstream.reset(first_token_delay=2.6, tokens=["late"])
-    with httpx.stream(
-        "POST",
-        f"{live_tron.url}/v1/chat/completions",
-        timeout=30,
-        json={"stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = stream_lines(live_tron, {"messages": [{"role": "user", "content": "x"}]})
     first_content = next(i for i, line in enumerate(lines) if '"content":"late"' in line)
     assert lines.count(": keep-alive") >= 1
     assert lines.index(": keep-alive") < first_content

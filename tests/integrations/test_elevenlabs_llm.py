@@ -2,6 +2,7 @@ import httpx2 as httpx
 import pytest
 
 from agents.models import CallerSession
+from tests.liveserver import stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,13 +28,9 @@ def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tro
 
 
 def test_it_streams(chat_setup, live_tron):
-    with httpx.stream(
-        "POST",
-        f"{live_tron.url}/v1/elevenlabs-llm",
-        timeout=30,
-        json={"stream": True, "messages": [{"role": "user", "content": "Hi"}]},
-    ) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = stream_lines(
+        live_tron, {"messages": [{"role": "user", "content": "Hi"}]}, "/v1/elevenlabs-llm"
+    )
     assert lines[-1] == "data: [DONE]"
 
 
