@@ -213,15 +213,36 @@ def manage(env: dict, *args: str) -> None:
 
 
 class Daphne:
-    def __init__(self, env: dict, log_path: Path):
+    """Daphne as `make run` starts it: one process binding the port, or several sharing one socket."""
+
+    def __init__(self, env: dict, log_path: Path, processes: int = 1):
         self.port = free_port()
         self.log_path = log_path
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), "tron_site.asgi:application"]
+        app = "tron_site.asgi:application"
+        self.sock = None
+        if processes == 1:
+            cmds, fds = [[sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), app]], ()
+        else:
+            self.sock = socket.create_server((HOST, self.port), backlog=2048)
+            self.sock.set_inheritable(True)
+            fds = (self.sock.fileno(),)
+            cmds = [[sys.executable, "-m", "daphne", "--fd", str(self.sock.fileno()), app]] * processes
         # Its own session: Ctrl-C reaches only this script, which then stops Daphne in order.
-        self.process = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.processes = [
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=self.log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=fds,
+            )
+            for cmd in cmds
+        ]
+        self.process = self.processes[0]
+        self.pids = [p.pid for p in self.processes]
         self.pid = self.process.pid
 
     def wait_healthy(self, seconds: float = 60) -> None:
@@ -249,13 +270,17 @@ class Daphne:
             return ""
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.processes:
             try:
-                self.process.wait(10)
+                process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                process.kill()
+                process.wait(5)
+        if self.sock is not None:
+            self.sock.close()
         self.log_file.close()
 
 
@@ -288,11 +313,11 @@ def machine_busy_seconds() -> float:
 class CpuMeter:
     """CPU seconds spent by Daphne, the upstream, this client, and everything else on the machine."""
 
-    def __init__(self, daphne_pid: int, upstream_pid: int):
-        self.pids = {"daphne": daphne_pid, "upstream": upstream_pid}
+    def __init__(self, daphne_pids: list[int], upstream_pid: int):
+        self.pids = {"daphne": daphne_pids, "upstream": [upstream_pid]}
 
     def snapshot(self) -> dict:
-        snap = {name: proc_cpu_seconds(pid) for name, pid in self.pids.items()}
+        snap = {name: sum(proc_cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
         snap["client"] = proc_cpu_seconds(os.getpid())
         snap["machine"] = machine_busy_seconds()
         snap["wall"] = time.monotonic()
@@ -534,18 +559,21 @@ async def warm_up(targets: Targets) -> None:
     await run_round(targets, "direct", 20)
 
 
-def rss_kib(pid: int, readings: int = 3) -> tuple[int, int]:
+def rss_kib(pids: list[int], readings: int = 3) -> tuple[int, int]:
+    """VmRSS and threads, summed over the web processes (median of a few readings)."""
     values, threads = [], 0
     for i in range(readings):
-        status = proc_status(pid)
-        values.append(status["VmRSS"])
-        threads = status["Threads"]
+        statuses = [proc_status(pid) for pid in pids]
+        values.append(sum(status["VmRSS"] for status in statuses))
+        threads = sum(status["Threads"] for status in statuses)
         if i < readings - 1:
             time.sleep(0.1)
     return int(statistics.median(values)), threads
 
 
-async def memory_phase(targets: Targets, upstream: Upstream, daphne_pid: int, n: int, drain: float) -> dict:
+async def memory_phase(
+    targets: Targets, upstream: Upstream, daphne_pid: list[int], n: int, drain: float
+) -> dict:
     upstream.script(**SLOW_SCRIPT)
     await asyncio.sleep(0.5)
     rss_before, threads_before = rss_kib(daphne_pid)
@@ -656,7 +684,7 @@ def render(info: dict, levels: list[dict], memory: dict, memory_after: dict | No
     out.append(
         f"Machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, Django {info['django']}, "
         f"Linux {info['kernel']}; {info['date']}; load average at start {info['loadavg_at_start']:.2f}; "
-        f"commit {info['commit']}"
+        f"commit {info['commit']}; {info.get('web_processes', 1)} Daphne process(es)"
     )
     out.append(
         f"Upstream: {TOKENS} tokens, first after {FIRST_TOKEN_DELAY * 1000:.0f} ms, then every "
@@ -755,14 +783,14 @@ def evaluate(levels: list[dict]) -> list:
 
 
 async def measure(args, targets: Targets, upstream: Upstream, daphne: Daphne) -> tuple:
-    meter = CpuMeter(daphne.pid, upstream.process.pid)
+    meter = CpuMeter(daphne.pids, upstream.process.pid)
     log("warming up ...")
     upstream.script(**FAST_SCRIPT)
     await warm_up(targets)
     memory = memory_after = None
     if args.mem_streams:
         log(f"memory: holding {args.mem_streams} streams open ...")
-        memory = await memory_phase(targets, upstream, daphne.pid, args.mem_streams, drain=15)
+        memory = await memory_phase(targets, upstream, daphne.pids, args.mem_streams, drain=15)
     levels = []
     plan = [("burst", n) for n in args.levels] + [("steady", n) for n in args.steady_levels]
     for mode, concurrency in plan:
@@ -780,7 +808,7 @@ async def measure(args, targets: Targets, upstream: Upstream, daphne: Daphne) ->
         )
     if args.mem_streams and not args.no_second_memory:
         log(f"memory again after the load levels: {args.mem_streams} streams ...")
-        memory_after = await memory_phase(targets, upstream, daphne.pid, args.mem_streams, drain=0)
+        memory_after = await memory_phase(targets, upstream, daphne.pids, args.mem_streams, drain=0)
     return levels, memory, memory_after
 
 
@@ -800,6 +828,12 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--no-second-memory", action="store_true", help="skip the memory reading after the levels"
+    )
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Daphne processes on one shared socket, as `make run` starts with the openai provider (cores)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
@@ -841,15 +875,16 @@ def main(argv=None) -> int:
     upstream = daphne = None
     try:
         info = machine_info()
+        info["web_processes"] = args.web_processes
         log(f"temp dir {tmp}; starting the fake upstream ...")
         upstream = Upstream()
         env = tron_env(tmp, upstream.base_url)
         log("migrate + load_team ...")
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "load_team")
-        daphne = Daphne(env, tmp / "daphne.log")
+        daphne = Daphne(env, tmp / "daphne.log", processes=args.web_processes)
         daphne.wait_healthy()
-        log(f"Daphne pid {daphne.pid} on {HOST}:{daphne.port}, upstream {upstream.base_url}")
+        log(f"Daphne pids {daphne.pids} on {HOST}:{daphne.port}, upstream {upstream.base_url}")
         targets = Targets(daphne.port, upstream.port)
         levels, memory, memory_after = asyncio.run(measure(args, targets, upstream, daphne))
         if daphne.process.poll() is not None:

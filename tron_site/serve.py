@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,11 +37,23 @@ def startup_warnings(host: str, token: str) -> list[str]:
     return []
 
 
-def commands(host: str, port: int) -> list[list[str]]:
+def commands(host: str, port: int, web_processes: int = 1, fd: int | str = "") -> list[list[str]]:
+    """The Daphne command(s) and the worker's. Several web processes share one listening socket (`fd`),
+    and the kernel spreads connections over them; one process binds the address itself."""
     # No --http-timeout: Daphne would cut long SSE streams.
-    web = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "tron_site.asgi:application"]
-    worker = [sys.executable, "manage.py", "qcluster"]
-    return [web, worker]
+    app = "tron_site.asgi:application"
+    if web_processes == 1:
+        web = [[sys.executable, "-m", "daphne", "-b", host, "-p", str(port), app]]
+    else:
+        web = [[sys.executable, "-m", "daphne", "--fd", str(fd), app] for _ in range(web_processes)]
+    return [*web, [sys.executable, "manage.py", "qcluster"]]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def main(argv=None) -> int:
@@ -54,10 +67,11 @@ def main(argv=None) -> int:
     from django.conf import settings
 
     django.setup()
-    host, port = settings.TRON_HOST, settings.TRON_PORT
+    host, port, processes = settings.TRON_HOST, settings.TRON_PORT, settings.TRON_WEB_PROCESSES
     for warning in startup_warnings(host, settings.TRON_API_TOKEN):
         log.warning(warning)
-    cmds = commands(host, port)
+    sock = listening_socket(host, port) if processes > 1 and not args.dry_run else None
+    cmds = commands(host, port, processes, sock.fileno() if sock else "<shared socket>")
     if args.dry_run:
         for cmd in cmds:
             print(" ".join(cmd))
@@ -66,7 +80,8 @@ def main(argv=None) -> int:
     print(
         f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.", flush=True
     )
-    children = [subprocess.Popen(cmd) for cmd in cmds]
+    pass_fds = (sock.fileno(),) if sock else ()
+    children = [subprocess.Popen(cmd, pass_fds=pass_fds) for cmd in cmds]
 
     stopping = []
 

@@ -67,8 +67,14 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig):
+def test_several_web_processes_share_one_socket():
+    *web, worker = commands("127.0.0.1", 3000, web_processes=2, fd=7)
+    assert [cmd[1:] for cmd in web] == [["-m", "daphne", "--fd", "7", "tron_site.asgi:application"]] * 2
+    assert worker[1:] == ["manage.py", "qcluster"]
+
+
+@pytest.mark.parametrize(("sig", "web_processes"), [("SIGINT", 1), ("SIGTERM", 1), ("SIGTERM", 2)])
+def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_processes):
     import signal
     import time
     import urllib.request
@@ -79,6 +85,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig):
         DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
         TRON_PORT=str(port),
         TRON_DATA_DIR=str(tmp_path),
+        TRON_WEB_PROCESSES=str(web_processes),
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     serve = subprocess.Popen([sys.executable, "-m", "tron_site.serve"], cwd=ROOT, env=env)
@@ -93,7 +100,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig):
                 assert time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.2)
         children = _children_of(serve.pid)
-        assert len(children) == 2  # daphne and qcluster
+        assert len(children) == web_processes + 1  # daphne(s) and qcluster
         serve.send_signal(getattr(signal, sig))
         assert serve.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
