@@ -13,20 +13,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import pricing, tokens
 from .callers import Caller
+from .dbthread import in_db_thread, release_connection
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
+from .prompts import build_prompt, has_client_history, recent_messages, trailing_user_messages, unsaved
 from .sessions import open_session
 
 log = logging.getLogger(__name__)
@@ -219,35 +220,6 @@ class Turn:
             release_connection()
 
 
-_db_executor: ThreadPoolExecutor | None = None
-
-
-def in_db_thread(func):
-    """Run `func` on the runtime's own database threads: one for SQLite, TRON_DB_POOL_SIZE otherwise.
-
-    Django's ASGI handler gives every request a fresh thread, so each turn would open its own SQLite
-    connection and concurrent turns would queue on SQLite's write lock through its sleeping busy
-    handler (the benchmark showed this as the largest cost at 20 streams). One long-lived thread keeps
-    one connection and takes the writes in turn; PostgreSQL gets a small pool of threads instead.
-    """
-    global _db_executor
-    if _db_executor is None:
-        pooled = bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
-        workers = settings.TRON_DB_POOL_SIZE if pooled else 1
-        _db_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tron-db")
-    return sync_to_async(func, thread_sensitive=False, executor=_db_executor)
-
-
-def release_connection() -> None:
-    """Hand a pooled PostgreSQL connection back between the steps of a turn.
-
-    Under ASGI a request's thread keeps its connection until the response ends, which for a stream is
-    minutes: without this, a few long calls would exhaust the pool. SQLite keeps its cheap connection.
-    """
-    if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
-        connection.close()
-
-
 async def _close_quietly(stream):
     try:
         await stream.aclose()
@@ -272,64 +244,6 @@ def resolve_persona(name: str | None) -> Persona:
     if persona is None:
         raise PersonaUnavailable("No persona is configured: run `manage.py load_team`.")
     return persona
-
-
-def has_client_history(messages: list[dict]) -> bool:
-    """Whether the client sent earlier turns itself (then its history is the truth, not ours)."""
-    roles = [m["role"] for m in messages if m["role"] != "system"]
-    return "assistant" in roles or roles.count("user") > 1
-
-
-def trailing_user_messages(messages: list[dict]) -> list[dict]:
-    """The user's new words in this request: the user messages after the last non-user turn."""
-    new: list[dict] = []
-    for message in reversed(messages):
-        if message["role"] == "system":
-            continue
-        if message["role"] != "user":
-            break
-        new.append(message)
-    return list(reversed(new))
-
-
-def recent_messages(session: CallerSession) -> list[dict]:
-    """The session's last TRON_HISTORY_MESSAGES user/assistant messages, oldest first (one query)."""
-    stored = (
-        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
-        .order_by("-id")
-        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
-    )
-    return list(reversed(stored))
-
-
-def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
-    """Drop a resent message: when the transcript already ends with these words and no answer (a client
-    retrying after an error), they are not stored twice."""
-    if (
-        new
-        and recent
-        and recent[-1]["role"] == Message.Role.USER
-        and recent[-1]["content"] == new[0]["content"]
-    ):
-        return new[1:]
-    return new
-
-
-def build_prompt(persona: Persona, messages: list[dict], history: list[dict]) -> list[dict]:
-    """Persona system prompt, then the client's system text as call context, then the history: the
-    client's when it sent earlier turns, else `history` (the stored transcript and the new words)."""
-    prompt = [{"role": "system", "content": persona.system_prompt}]
-    client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
-    if client_system:
-        context = "\n\n".join(client_system)
-        prompt.append(
-            {"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"}
-        )
-    if has_client_history(messages):
-        prompt.extend(m for m in messages if m["role"] != "system")
-    else:
-        prompt.extend(history)
-    return prompt
 
 
 def prepare_turn(

@@ -1,0 +1,63 @@
+"""What the model is shown: the persona, the caller's context, and the conversation so far."""
+
+from django.conf import settings
+
+from .models import CallerSession, Message, Persona
+
+
+def has_client_history(messages: list[dict]) -> bool:
+    """Whether the client sent earlier turns itself (then its history is the truth, not ours)."""
+    roles = [m["role"] for m in messages if m["role"] != "system"]
+    return "assistant" in roles or roles.count("user") > 1
+
+
+def trailing_user_messages(messages: list[dict]) -> list[dict]:
+    """The user's new words in this request: the user messages after the last non-user turn."""
+    new: list[dict] = []
+    for message in reversed(messages):
+        if message["role"] == "system":
+            continue
+        if message["role"] != "user":
+            break
+        new.append(message)
+    return list(reversed(new))
+
+
+def recent_messages(session: CallerSession) -> list[dict]:
+    """The session's last TRON_HISTORY_MESSAGES user/assistant messages, oldest first (one query)."""
+    stored = (
+        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
+        .order_by("-id")
+        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
+    )
+    return list(reversed(stored))
+
+
+def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
+    """Drop a resent message: when the transcript already ends with these words and no answer (a client
+    retrying after an error), they are not stored twice."""
+    if (
+        new
+        and recent
+        and recent[-1]["role"] == Message.Role.USER
+        and recent[-1]["content"] == new[0]["content"]
+    ):
+        return new[1:]
+    return new
+
+
+def build_prompt(persona: Persona, messages: list[dict], history: list[dict]) -> list[dict]:
+    """Persona system prompt, then the client's system text as call context, then the history: the
+    client's when it sent earlier turns, else `history` (the stored transcript and the new words)."""
+    prompt = [{"role": "system", "content": persona.system_prompt}]
+    client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
+    if client_system:
+        context = "\n\n".join(client_system)
+        prompt.append(
+            {"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"}
+        )
+    if has_client_history(messages):
+        prompt.extend(m for m in messages if m["role"] != "system")
+    else:
+        prompt.extend(history)
+    return prompt
