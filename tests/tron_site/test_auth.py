@@ -70,10 +70,17 @@ def test_preflight_needs_no_token(client, token):
 
 async def test_the_async_stack_checks_the_token_too(async_client, token):
     """Under ASGI the middleware runs natively async: same answers as the sync stack."""
-    assert (await async_client.get("/api/status")).status_code == 401
-    ok = await async_client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert ok.status_code == 200
-    assert ok["Access-Control-Allow-Origin"] == "*"
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    try:
+        assert (await async_client.get("/api/status")).status_code == 401
+        ok = await async_client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200
+        assert ok["Access-Control-Allow-Origin"] == "*"
+    finally:
+        # The test client keeps the connection its sync thread opened; give it back (PostgreSQL pool).
+        await sync_to_async(connections.close_all)()
 
 
 def test_the_chat_api_is_not_behind_the_api_token(client, token):
