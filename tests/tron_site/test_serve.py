@@ -89,6 +89,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     serve = subprocess.Popen([sys.executable, "-m", "tron_site.serve"], cwd=ROOT, env=env)
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -110,3 +111,6 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
     finally:
         if serve.poll() is None:
             serve.kill()
+        for pid in _children_of(serve.pid) if serve.poll() is None else children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)  # a failed run must not leave a server behind
