@@ -43,6 +43,14 @@ async def elevenlabs_llm(request):
     return await chat(request, channel=Channel.ELEVENLABS)
 
 
+# ElevenLabs treats its server URL as a base and appends /chat/completions (integrators report); both work.
+@router.post(
+    "/v1/elevenlabs-llm/chat/completions", openapi_extra=REQUEST_BODY_DOC, summary="ElevenLabs (as base URL)"
+)
+async def elevenlabs_llm_as_base(request):
+    return await chat(request, channel=Channel.ELEVENLABS)
+
+
 @router.get("/v1/models", summary="The personas, as models")
 async def list_models(request):
     personas = await sync_to_async(list)(Persona.objects.enabled())

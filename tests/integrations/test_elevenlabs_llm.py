@@ -40,3 +40,10 @@ def test_a_conversation_id_keeps_turns_together_without_a_user_id(chat_setup, li
     session = CallerSession.objects.get()
     assert session.caller_id == "conv-conv9"
     assert session.process.llm_calls == 2
+
+
+def test_the_server_url_may_be_used_as_a_base_url(chat_setup, live_tron):
+    body = {"messages": [{"role": "user", "content": "Hi"}], "user_id": "u1"}
+    response = httpx.post(f"{live_tron.url}/v1/elevenlabs-llm/chat/completions", json=body, timeout=30)
+    assert response.status_code == 200
+    assert CallerSession.objects.get().channel == "elevenlabs"
