@@ -86,7 +86,7 @@ async def chat(request, channel: str | None = None):
 
     caller = identify_caller(
         request.headers,
-        _raw_body(request),
+        {"call": payload.call, "customer": payload.customer, "user": payload.user},
         channel=channel,
         user_id=payload.user_id or "",
         conversation_id=request.headers.get("X-Conversation-ID", "") if channel == Channel.ELEVENLABS else "",
@@ -129,14 +129,6 @@ async def chat(request, channel: str | None = None):
     except BaseException:
         await turn.cancel()  # the client went away (or we failed) before the answer: stop and record
         raise
-
-
-def _raw_body(request) -> dict:
-    try:
-        data = json.loads(request.body)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _llm_error_response(error: LLMError, headers: dict | None = None):

@@ -4,7 +4,7 @@ Unknown fields are ignored; known fields are type-checked strictly, so a wrong t
 field rather than a silent coercion.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -63,6 +63,9 @@ class ChatCompletionIn(BaseModel):
     # ElevenLabs' custom-LLM extras
     user_id: str | None = None
     elevenlabs_extra_body: dict | None = None
+    # VAPI's extras (metadataSendMode "variable"): read for the caller's number and call id, any shape
+    call: Any = None
+    customer: Any = None
 
 
 class RequestError(Exception):
