@@ -887,7 +887,7 @@ def main(argv=None) -> int:
         log(f"Daphne pids {daphne.pids} on {HOST}:{daphne.port}, upstream {upstream.base_url}")
         targets = Targets(daphne.port, upstream.port)
         levels, memory, memory_after = asyncio.run(measure(args, targets, upstream, daphne))
-        if daphne.process.poll() is not None:
+        if any(process.poll() is not None for process in daphne.processes):
             raise RuntimeError(f"Daphne died during the run:\n{daphne.log_tail()}")
         verdicts = evaluate(levels)
         info["loadavg_at_end"] = os.getloadavg()[0]
