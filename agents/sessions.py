@@ -70,8 +70,14 @@ def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerS
 
 
 def end_idle_sessions(now=None) -> int:
-    """End every session idle past the cutoff (the scheduled sweep); returns how many ended."""
-    ended = 0
-    for session in CallerSession.objects.idle_since(idle_cutoff(now)).only("pk", "process_id").iterator():
-        ended += end_session(session, now=now)
+    """End every session idle past the cutoff and complete its process (the scheduled sweep); returns
+    how many ended. Two UPDATEs whatever the count: a session touched meanwhile no longer matches the
+    idle condition, and only processes of sessions ended by this very sweep (stamped `now`) complete."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ended = CallerSession.objects.idle_since(idle_cutoff(now)).update(ended_at=now)
+        if ended:
+            Process.objects.filter(
+                sessions__in=CallerSession.objects.filter(ended_at=now), finished_at__isnull=True
+            ).update(status=Process.Status.COMPLETED, finished_at=now)
     return ended
