@@ -121,7 +121,9 @@ def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream)
     )
     caller.start()
     deadline = time.monotonic() + 10
-    while not Process.objects.exists() and time.monotonic() < deadline:
+    # wait for the user's words too: they are written while the model starts, and a delete that
+    # races that insert fails on PostgreSQL (the new message still points at the session)
+    while not Message.objects.filter(role="user").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     Process.objects.all().delete()
     caller.join(timeout=20)
