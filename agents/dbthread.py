@@ -1,4 +1,15 @@
-"""Where a turn's database work runs: the runtime's own long-lived threads, not one per request."""
+"""Where a turn's database work runs: the runtime's own long-lived threads, not one per request.
+
+Django's ASGI handler gives every request a fresh thread, so each turn would open its own SQLite
+connection and concurrent turns would queue on SQLite's write lock through its sleeping busy handler
+(the benchmark showed this as the largest cost at 20 streams). So:
+
+- writes go to one long-lived thread on SQLite (one connection, the writes taken in turn), or to a
+  small pool of threads on PostgreSQL;
+- the reads a prompt needs go to threads of their own on SQLite, so a turn about to call the model
+  never waits behind other turns' writes (WAL lets readers run beside the writer); PostgreSQL uses
+  the same pool for both.
+"""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -6,23 +17,36 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-_db_executor: ThreadPoolExecutor | None = None
+SQLITE_READERS = 2
+
+_executors: dict[str, ThreadPoolExecutor] = {}
 
 
-def in_db_thread(func):
-    """Run `func` on the runtime's own database threads: one for SQLite, TRON_DB_POOL_SIZE otherwise.
+def _pooled() -> bool:
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
 
-    Django's ASGI handler gives every request a fresh thread, so each turn would open its own SQLite
-    connection and concurrent turns would queue on SQLite's write lock through its sleeping busy
-    handler (the benchmark showed this as the largest cost at 20 streams). One long-lived thread keeps
-    one connection and takes the writes in turn; PostgreSQL gets a small pool of threads instead.
-    """
-    global _db_executor
-    if _db_executor is None:
-        pooled = bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
-        workers = settings.TRON_DB_POOL_SIZE if pooled else 1
-        _db_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tron-db")
-    return sync_to_async(func, thread_sensitive=False, executor=_db_executor)
+
+def _executor(kind: str) -> ThreadPoolExecutor:
+    if _pooled():
+        kind, workers = "pool", settings.TRON_DB_POOL_SIZE
+    else:
+        workers = 1 if kind == "write" else SQLITE_READERS
+    executor = _executors.get(kind)
+    if executor is None:
+        executor = _executors.setdefault(
+            kind, ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"tron-db-{kind}")
+        )
+    return executor
+
+
+def db_write(func):
+    """`func` as a coroutine function that runs on the runtime's writer thread(s)."""
+    return sync_to_async(func, thread_sensitive=False, executor=_executor("write"))
+
+
+def db_read(func):
+    """`func` as a coroutine function that runs on the runtime's reader threads; it must not write."""
+    return sync_to_async(func, thread_sensitive=False, executor=_executor("read"))
 
 
 def release_connection() -> None:
@@ -31,5 +55,5 @@ def release_connection() -> None:
     Under ASGI a request's thread keeps its connection until the response ends, which for a stream is
     minutes: without this, a few long calls would exhaust the pool. SQLite keeps its cheap connection.
     """
-    if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
+    if _pooled():
         connection.close()

@@ -1,8 +1,13 @@
 """One conversational turn: prompt → model → record, callable from HTTP streams, consumers and tasks.
 
-    turn = await start_turn(TurnInput(...))        # persona, session, prompt; the user's words saved
+    turn = await start_turn(TurnInput(...))        # persona, prompt; the model started
+    session = await turn.opened()                  # the session, process and the user's words, stored
     async for event in turn.events(): ...          # Delta texts as they arrive, then a TurnEnd
     # or: result = complete_turn_sync(TurnInput(...)) from sync code (django-q2 tasks)
+
+Only reads stand between a request and the model's call: the persona (cached) and, when the client
+sends just its new words, the session's transcript. The writes (the session and process for a new
+caller, the user's words) run on the writer thread while the model works on its first token.
 
 The model runs in a task of its own that feeds a queue, so a consumer can wait on the queue with a
 timeout (SSE keep-alives) without cancelling the model call. Whatever happens (finish, upstream error,
@@ -16,25 +21,22 @@ import time
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from . import pricing, tokens
 from .callers import Caller
-from .dbthread import in_db_thread, release_connection
+from .dbthread import db_read, db_write, release_connection
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
+from .personas import PersonaUnavailable, resolve_persona
 from .prompts import build_prompt, has_client_history, recent_messages, trailing_user_messages, unsaved
-from .sessions import open_session
+from .sessions import continuing_session, open_session
+
+__all__ = ["PersonaUnavailable", "Turn", "TurnEnd", "TurnFailed", "TurnInput", "complete_turn", "start_turn"]
 
 log = logging.getLogger(__name__)
-
-
-class PersonaUnavailable(Exception):
-    """No persona can take the turn (none loaded, or the default is disabled)."""
 
 
 @dataclass
@@ -65,21 +67,37 @@ class TurnFailed:
 
 
 @dataclass
+class TurnContext:
+    """What a prompt needs, read before the model is called."""
+
+    persona: Persona
+    session: CallerSession | None  # the caller's open session when this turn continues it
+    recent: list[dict]  # its stored transcript, when the client sent no history of its own
+    new_words: list[dict]  # the user's words in this request that are not stored yet
+
+
+@dataclass
 class Turn:
     persona: Persona
-    session: CallerSession
     request: LLMRequest
     provider: LLMProvider
+    opening: asyncio.Future | None = None  # the session, once it and the user's words are stored
+    session: CallerSession | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     task: asyncio.Task | None = None
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
-    user_saved: asyncio.Future | None = None
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
 
     @property
     def process(self) -> Process:
         return self.session.process
+
+    async def opened(self) -> CallerSession:
+        """The turn's session (and through it the process), once the opening writes are done; raises
+        what they raised. Shielded: a consumer that gives up does not cancel the writes."""
+        self.session = await asyncio.shield(self.opening)
+        return self.session
 
     def run(self) -> "Turn":
         self.task = asyncio.ensure_future(self._produce())
@@ -95,6 +113,8 @@ class Turn:
 
     async def next_event(self, timeout: float | None = None):
         """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()  # no timer to arm and cancel: the common case mid-stream
         if timeout is None:
             return await self.queue.get()
         async with asyncio.timeout(timeout):
@@ -147,7 +167,7 @@ class Turn:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
         end = self._summarize(usage, finish_reason, model, error, cancelled)
         try:
-            await asyncio.shield(self._saved_then_write(end, ttft_ms, error))
+            await asyncio.shield(self._opened_then_write(end, ttft_ms, error))
         except asyncio.CancelledError:
             cancelled = True  # cancelled while writing: the shielded write still completes
         except Exception:
@@ -158,13 +178,14 @@ class Turn:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _saved_then_write(self, end, ttft_ms, error):
-        if self.user_saved is not None:
-            try:
-                await self.user_saved
-            except Exception:  # the answer is still recorded below; the lost words must be loud
-                log.exception("Could not store the user's words for process %s", self.process.public_id)
-        await in_db_thread(self._write)(end, ttft_ms, error)
+    async def _opened_then_write(self, end, ttft_ms, error):
+        # After the opening writes, so the transcript keeps its order (the user's words, then the answer).
+        try:
+            await self.opened()
+        except Exception:
+            log.exception("Could not open the session of a turn for %s: it is not recorded", end.model)
+            return
+        await db_write(self._write)(end, ttft_ms, error)
 
     def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
         """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
@@ -227,85 +248,71 @@ async def _close_quietly(stream):
         log.debug("closing the provider stream failed", exc_info=True)
 
 
-def resolve_persona(name: str | None) -> Persona:
-    """The enabled persona `name` names (any case), else the default persona (TRON_DEFAULT_PERSONA),
-    else the first enabled one; one query."""
-    default = settings.TRON_DEFAULT_PERSONA.lower()
-    wanted = (name or "").strip().lower()
-    candidates = {
-        p.name.lower(): p
-        for p in Persona.objects.enabled().filter(
-            Q(name__iexact=wanted)
-            | Q(name__iexact=default)
-            | Q(pk=Persona.objects.enabled().values("pk")[:1])
-        )
-    }
-    persona = candidates.get(wanted) or candidates.get(default) or next(iter(candidates.values()), None)
-    if persona is None:
-        raise PersonaUnavailable("No persona is configured: run `manage.py load_team`.")
-    return persona
-
-
-def prepare_turn(
-    turn_input: TurnInput, provider: LLMProvider
-) -> tuple[Persona, CallerSession, LLMRequest, list]:
-    """Sync, the reads a prompt needs (about three queries): persona, session, recent transcript.
-    Returns the user's new words too; `save_user_words` stores them while the model starts."""
+def read_context(turn_input: TurnInput) -> TurnContext:
+    """Sync, read only: the persona (cached), the session this turn continues and, when the client sent
+    only its new words, that session's recent transcript. At most two queries."""
     try:
         persona = resolve_persona(turn_input.persona_name)
-        session = open_session(turn_input.caller, persona, task=turn_input.task)
-        recent = [] if has_client_history(turn_input.messages) else recent_messages(session)
-        to_save = unsaved(recent, trailing_user_messages(turn_input.messages))
+        session = continuing_session(turn_input.caller, persona)
+        needs_history = session is not None and not has_client_history(turn_input.messages)
+        recent = recent_messages(session) if needs_history else []
     finally:
         release_connection()
-    request = LLMRequest(
-        messages=build_prompt(persona, turn_input.messages, recent + to_save),
-        model=persona.model or provider.default_model(),
-        temperature=turn_input.temperature if turn_input.temperature is not None else persona.temperature,
-        max_tokens=turn_input.max_tokens,
-        user=turn_input.user,
-    )
-    return persona, session, request, to_save
+    new_words = unsaved(recent, trailing_user_messages(turn_input.messages))
+    return TurnContext(persona=persona, session=session, recent=recent, new_words=new_words)
 
 
-def save_user_words(session: CallerSession, messages: list[dict]) -> None:
-    """Store the user's new words and mark the session seen, in one transaction."""
-    now = timezone.now()
+def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
+    """Sync, one transaction: the caller's session (a new one with its process when due, else the one
+    read a moment ago, marked seen) and the user's new words."""
     try:
         with transaction.atomic():
+            session = open_session(
+                turn_input.caller, context.persona, task=turn_input.task, known=context.session
+            )
             Message.objects.bulk_create(
                 Message(
                     process=session.process,
                     session=session,
                     role=Message.Role.USER,
                     content=m["content"],
-                    created_at=now,
+                    created_at=session.last_seen_at,
                 )
-                for m in messages
+                for m in context.new_words
             )
-            CallerSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+        return session
     finally:
         release_connection()
 
 
 async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
-    """Prepare the turn and start the model; returns the running Turn.
+    """Read what the prompt needs, start the model, then write the session and the user's words while
+    the model works on its first token; returns the running Turn (`await turn.opened()` for its rows).
 
-    The user's words are written while the model works on its first token (they are off the
-    time-to-first-token path); the turn's own record waits for that write, so the transcript keeps its
-    order and the words survive a model failure.
+    The turn's own record waits for those writes, so the transcript keeps its order and the user's
+    words are stored even when the model fails.
     """
     provider = provider or get_provider()
-    persona, session, request, new_words = await in_db_thread(prepare_turn)(turn_input, provider)
-    turn = Turn(persona=persona, session=session, request=request, provider=provider)
-    turn.user_saved = asyncio.ensure_future(in_db_thread(save_user_words)(session, new_words))
-    return turn.run()
+    context = await db_read(read_context)(turn_input)
+    persona = context.persona
+    request = LLMRequest(
+        messages=build_prompt(persona, turn_input.messages, context.recent + context.new_words),
+        model=persona.model or provider.default_model(),
+        temperature=turn_input.temperature if turn_input.temperature is not None else persona.temperature,
+        max_tokens=turn_input.max_tokens,
+        user=turn_input.user,
+    )
+    turn = Turn(persona=persona, request=request, provider=provider)
+    turn.run()  # first: the model's request leaves before the writes compete for the interpreter
+    turn.opening = asyncio.ensure_future(db_write(open_turn)(turn_input, context))
+    return turn
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
     """Run a whole turn and return its end; raises LLMError when the model failed."""
     turn = await start_turn(turn_input, provider)
     try:
+        await turn.opened()
         async for event in turn.events():
             if isinstance(event, TurnFailed):
                 raise event.error

@@ -30,27 +30,43 @@ def end_session(session: CallerSession, *, now=None) -> bool:
     return bool(ended)
 
 
-def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerSession:
-    """The caller's open session, or a new one with a new running process.
+def continuing_session(caller: Caller, persona: Persona, *, now=None) -> CallerSession | None:
+    """The caller's open session if this turn continues it (read only, one query): live process, not
+    idle past TRON_SESSION_IDLE_MINUTES, same persona. None when a new session is due."""
+    session = _open_session_of(caller.caller_id)
+    if session is None or not _continues(session, persona, now or timezone.now()):
+        return None
+    return session
 
-    Concurrent first requests from one caller race on the database's one-open-session-per-caller
-    constraint: the loser's insert fails and it picks up the winner's session. A session idle longer
-    than TRON_SESSION_IDLE_MINUTES, or serving another persona, is ended and replaced.
+
+def _open_session_of(caller_id: str) -> CallerSession | None:
+    """The caller's open session and its process; the database allows at most one. (No ORDER BY and
+    no persona join: compiling those cost more than running the query.)"""
+    found = list(CallerSession.objects.open().filter(caller_id=caller_id).select_related("process")[:1])
+    return found[0] if found else None
+
+
+def _continues(session: CallerSession, persona: Persona, now) -> bool:
+    process = session.process
+    live = process.finished_at is None  # an operator may have failed the process
+    return live and session.last_seen_at >= idle_cutoff(now) and process.persona_id == persona.pk
+
+
+def open_session(
+    caller: Caller, persona: Persona, *, task: str = "", known: CallerSession | None = None
+) -> CallerSession:
+    """The caller's open session, marked seen now, or a new one with a new running process.
+
+    `known` is the session `continuing_session` found a moment ago: when it is still open, touching
+    it is the whole job (one UPDATE). Otherwise a new session is inserted straight away, and the
+    database's one-open-session-per-caller constraint settles the rest: when the insert fails, the
+    caller has an open session (a concurrent first request's, which this turn then shares, or one
+    idle past TRON_SESSION_IDLE_MINUTES or serving another persona, which is ended and replaced).
     """
     now = timezone.now()
+    if known is not None and _touch(known, now):
+        return known
     for _attempt in range(5):
-        session = (
-            CallerSession.objects.open()
-            .filter(caller_id=caller.caller_id)
-            .select_related("process__persona")
-            .first()
-        )
-        if session is not None:
-            process = session.process
-            live = process.finished_at is None  # an operator may have failed the process
-            if live and session.last_seen_at >= idle_cutoff(now) and process.persona_id == persona.pk:
-                return session
-            end_session(session, now=now)
         try:
             with transaction.atomic():
                 process = Process.objects.create(
@@ -65,8 +81,21 @@ def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerS
                     last_seen_at=now,
                 )
         except IntegrityError:
-            log.debug("Lost the race to open a session for %s; using the winner's", caller.caller_id)
+            log.debug("%s already has an open session", caller.caller_id)
+        session = _open_session_of(caller.caller_id)
+        if session is not None:
+            if _continues(session, persona, now) and _touch(session, now):
+                return session
+            end_session(session, now=now)
     raise RuntimeError(f"could not open a session for {caller.caller_id}")
+
+
+def _touch(session: CallerSession, now) -> bool:
+    """Mark an open session seen; False if it ended meanwhile (the idle sweep, an operator)."""
+    touched = CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(last_seen_at=now)
+    if touched:
+        session.last_seen_at = now
+    return bool(touched)
 
 
 def end_idle_sessions(now=None) -> int:

@@ -113,7 +113,8 @@ async def chat(request, channel: str | None = None):
             first = await turn.next_event(timeout=keepalive if payload.stream else None)
         except TimeoutError:
             first = None
-        headers["X-Tron-Process-ID"] = turn.process.public_id
+        session = await turn.opened()  # written while the model started; a failure here is a 500
+        headers["X-Tron-Process-ID"] = session.process.public_id
         if isinstance(first, TurnFailed):
             return _llm_error_response(first.error, headers)
         reply = Reply(turn, payload)
@@ -140,8 +141,9 @@ def _llm_error_response(error: LLMError, headers: dict | None = None):
     return error_response(error.status, error.message, code=error.code, headers=headers)
 
 
-def _dumps(data) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+def _event(data) -> bytes:
+    """One SSE event, as bytes: Django passes bytes through, where each str would cost it an encode."""
+    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
 class Reply:
@@ -179,7 +181,7 @@ class Reply:
             }
         )
 
-    def chunk(self, delta: dict, finish_reason=None) -> str:
+    def chunk(self, delta: dict, finish_reason=None) -> bytes:
         data = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -189,7 +191,7 @@ class Reply:
         }
         if self.include_usage:
             data["usage"] = None
-        return f"data: {_dumps(data)}\n\n"
+        return _event(data)
 
     async def sse(self, first):
         finished = False
@@ -199,7 +201,7 @@ class Reply:
             event = first
             while True:
                 if event is None:
-                    yield ": keep-alive\n\n"
+                    yield b": keep-alive\n\n"
                 elif isinstance(event, Delta):
                     yield self.chunk({"content": event.text})
                 elif isinstance(event, TurnEnd):
@@ -213,14 +215,14 @@ class Reply:
                             "choices": [],
                             "usage": _usage(event),
                         }
-                        yield f"data: {_dumps(usage_chunk)}\n\n"
-                    yield "data: [DONE]\n\n"
+                        yield _event(usage_chunk)
+                    yield b"data: [DONE]\n\n"
                     finished = True
                     return
                 else:  # TurnFailed mid-stream: an error event the SDK raises on, never a fake "stop"
                     error = event.error
                     body = error_body(error.message, error_type_for(error.status), None, error.code)
-                    yield f"data: {_dumps(body)}\n\n"
+                    yield _event(body)
                     finished = True
                     return
                 try:

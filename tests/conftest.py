@@ -28,6 +28,16 @@ def _open_api(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_persona_cache():
+    """Each test's database starts over, so the personas a server process cached must too."""
+    from agents.personas import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -266,6 +266,8 @@ def _load_prices() -> dict:
 
 TRON_PRICES = _load_prices()
 TRON_DEFAULT_PERSONA = env_str("TRON_DEFAULT_PERSONA", "Tony")
+# how long a process trusts its copy of the personas; edits made in the same process apply at once
+TRON_PERSONA_CACHE_SECONDS = env_int("TRON_PERSONA_CACHE_SECONDS", 5, minimum=0)
 TRON_DEFAULT_PHONE_REGION = env_str("TRON_DEFAULT_PHONE_REGION", "US").upper()  # for numbers without +
 TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # stored turns put into a prompt
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)

@@ -5,7 +5,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from agents.models import CallerSession, LLMCall, Message, Process
+from agents.models import CallerSession, LLMCall, Message, Persona, Process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,6 +121,25 @@ def test_a_persona_model_override_is_sent_upstream(sdk, upstream, team):
     team["maya"].save()
     ask(sdk, model="maya")
     assert upstream.last.body["model"] == "gpt-4.1-mini"
+
+
+def test_a_persona_edit_saved_here_applies_to_the_next_turn(sdk, upstream, team):
+    ask(sdk)  # the personas are now cached
+    team["tony"].system_prompt = "You are Tony, back from holiday."
+    team["tony"].save()  # what the admin and load_team do: the cache is dropped at once
+    ask(sdk)
+    assert upstream.last.body["messages"][0]["content"] == "You are Tony, back from holiday."
+
+
+def test_an_edit_from_another_process_applies_once_the_cache_expires(sdk, upstream, settings):
+    ask(sdk, model="maya")
+    # another process's edit sends no signal here: this process keeps its copy for the cache's time
+    Persona.objects.filter(name="Maya").update(enabled=False, system_prompt="You are Maya, on leave.")
+    assert ask(sdk, model="maya").model == "maya"
+    assert upstream.last.body["messages"][0]["content"] == "You are Maya, the CMO."
+
+    settings.TRON_PERSONA_CACHE_SECONDS = 0  # as if the time had passed
+    assert ask(sdk, model="maya").model == "tony"
 
 
 def test_models_lists_the_personas(sdk):
