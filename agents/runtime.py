@@ -7,7 +7,8 @@
 
 Only reads stand between a request and the model's call: the persona (cached) and, when the client
 sends just its new words, the session's transcript. The writes (the session and process for a new
-caller, the user's words) run on the writer thread while the model works on its first token.
+caller, the user's words) start once the model has the request, and run on the writer thread while
+the model works on its first token.
 
 The model runs in a task of its own that feeds a queue, so a consumer can wait on the queue with a
 timeout (SSE keep-alives) without cancelling the model call. Whatever happens (finish, upstream error,
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
@@ -81,7 +83,8 @@ class Turn:
     persona: Persona
     request: LLMRequest
     provider: LLMProvider
-    opening: asyncio.Future | None = None  # the session, once it and the user's words are stored
+    write_opening: Callable[[], Awaitable[CallerSession]] | None = None  # the session, the user's words
+    opening: asyncio.Future | None = None  # that write, once started
     session: CallerSession | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     task: asyncio.Task | None = None
@@ -96,8 +99,13 @@ class Turn:
     async def opened(self) -> CallerSession:
         """The turn's session (and through it the process), once the opening writes are done; raises
         what they raised. Shielded: a consumer that gives up does not cancel the writes."""
-        self.session = await asyncio.shield(self.opening)
+        self.session = await asyncio.shield(self._begin_opening())
         return self.session
+
+    def _begin_opening(self) -> asyncio.Future:
+        if self.opening is None:
+            self.opening = asyncio.ensure_future(self.write_opening())
+        return self.opening
 
     def run(self) -> "Turn":
         self.task = asyncio.ensure_future(self._produce())
@@ -145,6 +153,9 @@ class Turn:
         stream = self.provider.stream(self.request)
         try:
             async for delta in stream:
+                if delta.accepted:
+                    self._begin_opening()
+                    continue
                 if delta.model:
                     model = delta.model
                 if delta.text:
@@ -286,8 +297,9 @@ def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
 
 
 async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
-    """Read what the prompt needs, start the model, then write the session and the user's words while
-    the model works on its first token; returns the running Turn (`await turn.opened()` for its rows).
+    """Read what the prompt needs and start the model; once the model has the request, the session and
+    the user's words are written while it works on its first token. Returns the running Turn
+    (`await turn.opened()` for its rows).
 
     The turn's own record waits for those writes, so the transcript keeps its order and the user's
     words are stored even when the model fails.
@@ -302,10 +314,14 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
         max_tokens=turn_input.max_tokens,
         user=turn_input.user,
     )
-    turn = Turn(persona=persona, request=request, provider=provider)
-    turn.run()  # first: the model's request leaves before the writes compete for the interpreter
-    turn.opening = asyncio.ensure_future(db_write(open_turn)(turn_input, context))
-    return turn
+    opening = db_write(open_turn)
+    turn = Turn(
+        persona=persona,
+        request=request,
+        provider=provider,
+        write_opening=lambda: opening(turn_input, context),
+    )
+    return turn.run()
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:

@@ -42,7 +42,8 @@ def continuing_session(caller: Caller, persona: Persona, *, now=None) -> CallerS
 def _open_session_of(caller_id: str) -> CallerSession | None:
     """The caller's open session and its process; the database allows at most one. (No ORDER BY and
     no persona join: compiling those cost more than running the query.)"""
-    found = list(CallerSession.objects.open().filter(caller_id=caller_id).select_related("process")[:1])
+    sessions = CallerSession.objects.open().filter(caller_id=caller_id).select_related("process")
+    found = list(sessions.order_by()[:1])
     return found[0] if found else None
 
 

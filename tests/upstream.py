@@ -30,6 +30,7 @@ class Script:
 class Record:
     body: dict
     headers: dict
+    peer: tuple = ()  # the client's (host, port): the same port means the same kept-alive connection
     tokens_sent: int = 0
     disconnected: bool = False
     finished: bool = False
@@ -59,7 +60,7 @@ class FakeUpstream:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                record = Record(body=body, headers=dict(self.headers))
+                record = Record(body=body, headers=dict(self.headers), peer=self.client_address)
                 with upstream._lock:
                     upstream.requests.append(record)
                 script = upstream.script

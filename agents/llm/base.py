@@ -1,7 +1,8 @@
 """The one interface every LLM provider implements, and the errors they raise.
 
-A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: text as it arrives,
-then (when the provider knows it) the exact usage, then the finish reason. Errors are `LLMError`s with
+A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: first a mark that
+the model has taken the request, then text as it arrives, then (when the provider knows it) the exact
+usage, then the finish reason. Errors are `LLMError`s with
 the HTTP status the chat API should answer with (502, 503 or 504).
 """
 
@@ -17,11 +18,14 @@ class Usage:
 
 @dataclass(frozen=True)
 class Delta:
-    """One event of a stream: exactly one of text, usage or finish_reason is set."""
+    """One event of a stream: exactly one of accepted, text, usage or finish_reason is set."""
 
     text: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
+    # The model has the request (an upstream's response headers, the local model's turn to generate):
+    # the runtime does its own writes then, so they do not slow the request on its way out.
+    accepted: bool = False
     model: str | None = None  # the model the provider says answered, when it says so
 
 

@@ -576,6 +576,7 @@ class LocalProvider(LLMProvider):
             try:
                 if stop.is_set():
                     return
+                put(Delta(accepted=True))
                 try:
                     tokens, fitted_max = model.fit_prompt(messages, max_tokens)
                     model_name = model.name

@@ -65,11 +65,14 @@ class OpenAIProvider(LLMProvider):
         except openai.APIError as exc:
             raise _llm_error(exc) from exc
         try:
-            async for line in response.aiter_lines():
+            yield Delta(accepted=True)
+            lines = response.aiter_lines()
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue  # blank separators, SSE comments, event names
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    await _read_to_end(lines)
                     break
                 for delta in _deltas(_parse_chunk(data)):
                     yield delta
@@ -84,6 +87,18 @@ class OpenAIProvider(LLMProvider):
             ) from exc
         finally:
             await response.aclose()  # on cancellation this closes the upstream connection: generation stops
+
+
+async def _read_to_end(lines) -> None:
+    """Read the end of the body, which follows [DONE] at once: a response read to its end gives its
+    connection back to the pool, so the next turn skips the connect (an unread end closes it).
+    A server that keeps the body open after [DONE] costs at most a second; the answer is complete."""
+    try:
+        async with asyncio.timeout(1.0):
+            async for _line in lines:
+                pass
+    except (TimeoutError, httpx2.TransportError):
+        log.debug("the upstream did not end its body after [DONE]", exc_info=True)
 
 
 def _parse_chunk(data: str) -> dict:

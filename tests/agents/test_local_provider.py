@@ -177,10 +177,11 @@ async def test_stream_yields_text_then_exact_usage_then_finish(provider):
     assert provider.default_model() == "gemma-3-270m"
 
     messages = [{"role": "user", "content": QUESTION}]
-    deltas = await _collect(provider, _request(messages, max_tokens=12))
+    accepted, *deltas = await _collect(provider, _request(messages, max_tokens=12))
 
+    assert accepted.accepted  # the model took the request before its first token
     texts = [d for d in deltas if d.text]
-    assert texts and deltas[: len(texts)] == texts  # text first
+    assert texts and deltas[: len(texts)] == texts  # then text
     assert [d.usage is not None for d in deltas[len(texts) :]] == [True, False]
     usage, finish = deltas[-2].usage, deltas[-1].finish_reason
     assert finish in ("stop", "length")

@@ -105,6 +105,13 @@ def test_without_provider_usage_tokens_are_estimated_and_marked(sdk, upstream):
     assert completion.usage.completion_tokens == 2
 
 
+def test_turns_reuse_the_upstream_connection(sdk, upstream):
+    ask(sdk, stream=False)
+    ask(sdk, stream=False)
+    first, second = upstream.requests
+    assert first.peer == second.peer  # the stream was read to its end, so its connection was kept
+
+
 def test_model_names_a_persona_case_insensitively(sdk, upstream):
     completion = ask(sdk, model="MAYA")
     assert completion.model == "maya"
