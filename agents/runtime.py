@@ -121,12 +121,16 @@ class Turn:
 
     async def next_event(self, timeout: float | None = None):
         """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
-        if not self.queue.empty():
-            return self.queue.get_nowait()  # no timer to arm and cancel: the common case mid-stream
+        if (event := self.ready_event()) is not None:
+            return event  # no timer to arm and cancel: the common case mid-stream
         if timeout is None:
             return await self.queue.get()
         async with asyncio.timeout(timeout):
             return await self.queue.get()
+
+    def ready_event(self):
+        """The next event if one is already queued, else None (never waits)."""
+        return None if self.queue.empty() else self.queue.get_nowait()
 
     async def events(self):
         while True:

@@ -832,8 +832,9 @@ def parse_args(argv):
     parser.add_argument(
         "--web-processes",
         type=int,
-        default=os.cpu_count() or 1,
-        help="Daphne processes on one shared socket, as `make run` starts with the openai provider (cores)",
+        default=min(2 * (os.cpu_count() or 1), 8),
+        help="Daphne processes on one shared socket, as `make run` starts with the openai provider "
+        "(twice the cores, at most 8)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")

@@ -194,37 +194,29 @@ class Reply:
         return _event(data)
 
     async def sse(self, first):
+        """The stream's bytes. Events that are already queued when one is written (a model faster
+        than this stream, or a busy server catching up) go out with it in one write: every write
+        crosses Django's response iterator, Daphne and a send() call."""
         finished = False
         keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
         try:
-            yield self.chunk({"role": "assistant"})
+            out = [self.chunk({"role": "assistant"})]
             event = first
             while True:
                 if event is None:
-                    yield b": keep-alive\n\n"
+                    out.append(b": keep-alive\n\n")
                 elif isinstance(event, Delta):
-                    yield self.chunk({"content": event.text})
-                elif isinstance(event, TurnEnd):
-                    yield self.chunk({}, finish_reason=event.finish_reason)
-                    if self.include_usage:
-                        usage_chunk = {
-                            "id": self.id,
-                            "object": "chat.completion.chunk",
-                            "created": self.created,
-                            "model": self.model,
-                            "choices": [],
-                            "usage": _usage(event),
-                        }
-                        yield _event(usage_chunk)
-                    yield b"data: [DONE]\n\n"
+                    out.append(self.chunk({"content": event.text}))
+                else:
+                    out.extend(self.ending(event))
                     finished = True
+                    yield b"".join(out)
                     return
-                else:  # TurnFailed mid-stream: an error event the SDK raises on, never a fake "stop"
-                    error = event.error
-                    body = error_body(error.message, error_type_for(error.status), None, error.code)
-                    yield _event(body)
-                    finished = True
-                    return
+                event = self.turn.ready_event()
+                if event is not None:
+                    continue
+                yield b"".join(out)
+                out = []
                 try:
                     event = await self.turn.next_event(timeout=keepalive)
                 except TimeoutError:
@@ -232,6 +224,24 @@ class Reply:
         finally:
             if not finished:
                 await self.turn.cancel()
+
+    def ending(self, event) -> list[bytes]:
+        if isinstance(event, TurnFailed):  # mid-stream: an error event the SDK raises on, never a fake "stop"
+            error = event.error
+            return [_event(error_body(error.message, error_type_for(error.status), None, error.code))]
+        events = [self.chunk({}, finish_reason=event.finish_reason)]
+        if self.include_usage:
+            usage_chunk = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": _usage(event),
+            }
+            events.append(_event(usage_chunk))
+        events.append(b"data: [DONE]\n\n")
+        return events
 
 
 def _usage(end: TurnEnd) -> dict:
