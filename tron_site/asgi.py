@@ -33,14 +33,15 @@ chat_asgi_app = lean_asgi_handler()
 
 
 def warm_up() -> None:
-    """Import now what the first request would import: the URLconf with its APIs and schemas, and the
-    LLM provider's client library. A cold process answered its first chat ~0.4 s late."""
+    """Do now what the first request would do: import the URLconf with its APIs and schemas, and ready
+    the LLM provider (its client library, its TLS context). A cold process answered its first chat
+    ~0.4 s late."""
     from django.urls import get_resolver
 
     from agents.llm import get_provider
 
     get_resolver().url_patterns  # noqa: B018 - the property imports the URLconf
-    get_provider()
+    get_provider().prepare()
 
 
 warm_up()

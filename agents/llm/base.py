@@ -57,6 +57,9 @@ class LLMProvider:
     def default_model(self) -> str:
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Called once when a server process starts: do now what the first request would pay for."""
+
     def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
         """Yield Deltas; cancellation (client gone) must stop generation promptly."""
         raise NotImplementedError
