@@ -83,7 +83,7 @@ class Turn:
     persona: Persona
     request: LLMRequest
     provider: LLMProvider
-    write_opening: Callable[[], Awaitable[CallerSession]] | None = None  # the session, the user's words
+    write_opening: Callable[[], Awaitable[CallerSession]]  # the session and the user's words
     opening: asyncio.Future | None = None  # that write, once started
     session: CallerSession | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -198,7 +198,7 @@ class Turn:
         try:
             await self.opened()
         except Exception:
-            log.exception("Could not open the session of a turn for %s: it is not recorded", end.model)
+            log.exception("Could not store the session of a turn with %s: it is not recorded", self.persona)
             return
         await db_write(self._write)(end, ttft_ms, error)
 
