@@ -92,8 +92,10 @@ def open_session(
 
 
 def _touch(session: CallerSession, now) -> bool:
-    """Mark an open session seen; False if it ended meanwhile (the idle sweep, an operator)."""
-    touched = CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(last_seen_at=now)
+    """Mark an open session seen; False if it ended, or an operator failed its process, meanwhile."""
+    touched = CallerSession.objects.filter(
+        pk=session.pk, ended_at__isnull=True, process__finished_at__isnull=True
+    ).update(last_seen_at=now)
     if touched:
         session.last_seen_at = now
     return bool(touched)
