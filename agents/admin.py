@@ -442,6 +442,7 @@ class LLMCallAdmin(SystemWrittenAdmin):
         grand_total = calls.aggregate(**totals)
         changelist_url = reverse("admin:agents_llmcall_changelist")
         for row in per_persona:
+            row["label"] = row["persona_name"]
             row["url"] = (
                 changelist_url
                 + "?"
@@ -451,6 +452,7 @@ class LLMCallAdmin(SystemWrittenAdmin):
             )
         for row in per_day:
             day = row["day"]
+            row["label"] = day.isoformat()
             row["url"] = (
                 changelist_url
                 + "?"

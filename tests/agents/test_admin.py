@@ -1,5 +1,6 @@
 """The control panel for personas, processes, sessions, transcripts and LLM calls."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -442,6 +443,14 @@ def test_cost_summary_totals_per_utc_day(admin_client, known_calls):
         "2024-05-10": (2, 1200, 140, Decimal("0.52")),
         "2024-05-09": (1, 100, 20, Decimal("0.01")),
     }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_rows_link_to_their_llm_calls(admin_client, known_calls):
+    content = admin_client.get(COST_SUMMARY).content.decode()
+    per_persona, per_day = content.split('id="per-persona"')[1].split('id="per-day"')
+    assert re.search(r'<a href="[^"]*process__persona__id__exact=\d+[^"]*">Maya</a>', per_persona)
+    assert re.search(r'<a href="[^"]*created_at__day=10[^"]*">2024-05-10</a>', per_day)
 
 
 @time_machine.travel(NOW, tick=False)
