@@ -32,11 +32,9 @@ from .dbthread import db_read, db_write, release_connection
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
-from .personas import PersonaUnavailable, resolve_persona
+from .personas import resolve_persona
 from .prompts import build_prompt, has_client_history, recent_messages, trailing_user_messages, unsaved
 from .sessions import continuing_session, open_session
-
-__all__ = ["PersonaUnavailable", "Turn", "TurnEnd", "TurnFailed", "TurnInput", "complete_turn", "start_turn"]
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ def end_session(session: CallerSession, *, now=None) -> bool:
     return bool(ended)
 
 
-def continuing_session(caller: Caller, persona: Persona, *, now=None) -> CallerSession | None:
+def continuing_session(caller: Caller, persona: Persona) -> CallerSession | None:
     """The caller's open session if this turn continues it (read only, one query): live process, not
     idle past TRON_SESSION_IDLE_MINUTES, same persona. None when a new session is due."""
     session = _open_session_of(caller.caller_id)
-    if session is None or not _continues(session, persona, now or timezone.now()):
+    if session is None or not _continues(session, persona, timezone.now()):
         return None
     return session
 

@@ -13,7 +13,8 @@ from ninja import Router
 from agents.callers import identify_caller
 from agents.llm.base import Delta, LLMError
 from agents.models import Channel, Persona
-from agents.runtime import PersonaUnavailable, TurnEnd, TurnFailed, TurnInput, start_turn
+from agents.personas import PersonaUnavailable
+from agents.runtime import TurnEnd, TurnFailed, TurnInput, start_turn
 from tron_site.errors import error_body, error_response, error_type_for
 
 from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
@@ -182,15 +183,20 @@ class Reply:
         )
 
     def chunk(self, delta: dict, finish_reason=None) -> bytes:
+        return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish_reason}])
+
+    def _chunk(self, choices: list, usage: dict | None = None) -> bytes:
+        """A chat.completion.chunk event; with include_usage every chunk carries `usage` (null until
+        the last one, which has no choices)."""
         data = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            "choices": choices,
         }
         if self.include_usage:
-            data["usage"] = None
+            data["usage"] = usage
         return _event(data)
 
     async def sse(self, first):
@@ -231,15 +237,7 @@ class Reply:
             return [_event(error_body(error.message, error_type_for(error.status), None, error.code))]
         events = [self.chunk({}, finish_reason=event.finish_reason)]
         if self.include_usage:
-            usage_chunk = {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": _usage(event),
-            }
-            events.append(_event(usage_chunk))
+            events.append(self._chunk([], _usage(event)))
         events.append(b"data: [DONE]\n\n")
         return events
 

@@ -2,8 +2,8 @@
 
 A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: first a mark that
 the model has taken the request, then text as it arrives, then (when the provider knows it) the exact
-usage, then the finish reason. Errors are `LLMError`s with
-the HTTP status the chat API should answer with (502, 503 or 504).
+usage, then the finish reason. Errors are `LLMError`s with the HTTP status the chat API should answer
+with (502, 503 or 504).
 """
 
 from collections.abc import AsyncIterator

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.callers import Caller
 from agents.llm.base import LLMError
 from agents.models import Channel
-from agents.runtime import PersonaUnavailable, TurnInput, complete_turn_sync
+from agents.personas import PersonaUnavailable
+from agents.runtime import TurnInput, complete_turn_sync
 
 
 class Command(BaseCommand):
