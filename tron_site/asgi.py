@@ -7,7 +7,9 @@ should not pay. WebSockets: origin check, auth, then Channels' router.
 """
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
+from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 from django.test.utils import override_settings
@@ -23,13 +25,31 @@ from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 
-def lean_asgi_handler() -> ASGIHandler:
-    # Django builds a handler's middleware chain from settings.MIDDLEWARE once, at construction.
-    with override_settings(MIDDLEWARE=LEAN_MIDDLEWARE):
-        return ASGIHandler()
+class ChatASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the chat paths' middleware, and one long-lived thread for their
+    thread-sensitive work.
+
+    Django runs each request in a ThreadSensitiveContext of its own, whose first thread-sensitive call
+    (the `request_started` signal, before the view) starts a new thread, and whose end starts another
+    to join it: two threads per request. The chat path's only thread-sensitive work is those signals'
+    receivers and the odd small read (`/v1/models`), so here every request's context shares one
+    thread that lives as long as the process.
+    """
+
+    def __init__(self):
+        # Django builds a handler's middleware chain from settings.MIDDLEWARE once, at construction.
+        with override_settings(MIDDLEWARE=LEAN_MIDDLEWARE):
+            super().__init__()
+        self.sync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tron-chat-sync")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"The chat handler serves HTTP only, not {scope['type']}.")
+        async with ThreadSensitiveContext(executor=self.sync_executor):
+            await self.handle(scope, receive, send)
 
 
-chat_asgi_app = lean_asgi_handler()
+chat_asgi_app = ChatASGIHandler()
 
 
 def warm_up() -> None:
