@@ -26,15 +26,15 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from . import pricing, tokens
+from . import loop_reads, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write, release_connection
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
-from .personas import resolve_persona
+from .personas import cached_persona, resolve_persona
 from .prompts import build_prompt, has_client_history, recent_messages, trailing_user_messages, unsaved
-from .sessions import continuing_session, open_session
+from .sessions import continuing_session, idle_cutoff, open_session
 
 log = logging.getLogger(__name__)
 
@@ -261,16 +261,44 @@ async def _close_quietly(stream):
         log.debug("closing the provider stream failed", exc_info=True)
 
 
-def read_context(turn_input: TurnInput) -> TurnContext:
-    """Sync, read only: the persona (cached), the session this turn continues and, when the client sent
-    only its new words, that session's recent transcript. At most two queries."""
+async def read_context(turn_input: TurnInput) -> TurnContext:
+    """What the prompt needs, read only: the persona (cached), the session this turn continues and, when
+    the client sent only its new words, that session's recent transcript.
+
+    On SQLite, with the personas cached, a new caller's turn (or one whose client sends its own
+    history) reads on the event loop and never waits for a thread (agents/loop_reads.py); the ORM
+    reads on a reader thread cover the rest."""
+    persona = cached_persona(turn_input.persona_name)
+    if persona is not None and loop_reads.available():
+        session = loop_reads.continuing_session(turn_input.caller.caller_id, persona, idle_cutoff())
+        if session is not loop_reads.UNKNOWN:
+            if session is None or has_client_history(turn_input.messages):
+                return _context(turn_input, persona, session, recent=[])
+            return _context(turn_input, persona, session, recent=await db_read(_recent_messages)(session))
+    return await db_read(_read_context)(turn_input, persona)
+
+
+def _read_context(turn_input: TurnInput, persona: Persona | None) -> TurnContext:
+    """read_context through the ORM, on a database thread (the persona too when none was cached):
+    at most three queries."""
     try:
-        persona = resolve_persona(turn_input.persona_name)
+        persona = persona or resolve_persona(turn_input.persona_name)
         session = continuing_session(turn_input.caller, persona)
         needs_history = session is not None and not has_client_history(turn_input.messages)
         recent = recent_messages(session) if needs_history else []
     finally:
         release_connection()
+    return _context(turn_input, persona, session, recent)
+
+
+def _recent_messages(session: CallerSession) -> list[dict]:
+    try:
+        return recent_messages(session)
+    finally:
+        release_connection()
+
+
+def _context(turn_input: TurnInput, persona: Persona, session, recent: list[dict]) -> TurnContext:
     new_words = unsaved(recent, trailing_user_messages(turn_input.messages))
     return TurnContext(persona=persona, session=session, recent=recent, new_words=new_words)
 
@@ -307,7 +335,7 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     words are stored even when the model fails.
     """
     provider = provider or get_provider()
-    context = await db_read(read_context)(turn_input)
+    context = await read_context(turn_input)
     persona = context.persona
     request = LLMRequest(
         messages=build_prompt(persona, turn_input.messages, context.recent + context.new_words),
