@@ -71,6 +71,13 @@ SLOW_SCRIPT = {
     "send_usage": True,
 }
 
+# What Daphne serves: Tron, or one of the floors in bench/floor.py (the same relay with less of the stack).
+APPS = {
+    "tron": "tron_site.asgi:application",
+    "django": "bench.floor:django_app",
+    "daphne": "bench.floor:daphne",
+}
+
 TARGET_ADDED_P50_MS = 5.0
 TARGET_ADDED_P99_MS = 20.0
 TARGET_LEVEL = 20
@@ -215,11 +222,10 @@ def manage(env: dict, *args: str) -> None:
 class Daphne:
     """Daphne as `make run` starts it: one process binding the port, or several sharing one socket."""
 
-    def __init__(self, env: dict, log_path: Path, processes: int = 1):
+    def __init__(self, env: dict, log_path: Path, processes: int = 1, app: str = APPS["tron"]):
         self.port = free_port()
         self.log_path = log_path
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        app = "tron_site.asgi:application"
         self.sock = None
         if processes == 1:
             cmds, fds = [[sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), app]], ()
@@ -684,7 +690,8 @@ def render(info: dict, levels: list[dict], memory: dict, memory_after: dict | No
     out.append(
         f"Machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, Django {info['django']}, "
         f"Linux {info['kernel']}; {info['date']}; load average at start {info['loadavg_at_start']:.2f}; "
-        f"commit {info['commit']}; {info.get('web_processes', 1)} Daphne process(es)"
+        f"commit {info['commit']}; {info.get('web_processes', 1)} Daphne process(es) serving "
+        f"{info.get('app', 'tron')}"
     )
     out.append(
         f"Upstream: {TOKENS} tokens, first after {FIRST_TOKEN_DELAY * 1000:.0f} ms, then every "
@@ -836,6 +843,13 @@ def parse_args(argv):
         help="Daphne processes on one shared socket, as `make run` starts with the openai provider "
         "(twice the cores, at most 8)",
     )
+    parser.add_argument(
+        "--app",
+        choices=sorted(APPS),
+        default="tron",
+        help="what Daphne serves: tron (default), or a floor from bench/floor.py, the same relay "
+        "without Tron's own work (django) or without Django too (daphne)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (database, Daphne log)")
@@ -877,13 +891,14 @@ def main(argv=None) -> int:
     try:
         info = machine_info()
         info["web_processes"] = args.web_processes
+        info["app"] = args.app
         log(f"temp dir {tmp}; starting the fake upstream ...")
         upstream = Upstream()
         env = tron_env(tmp, upstream.base_url)
         log("migrate + load_team ...")
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "load_team")
-        daphne = Daphne(env, tmp / "daphne.log", processes=args.web_processes)
+        daphne = Daphne(env, tmp / "daphne.log", processes=args.web_processes, app=APPS[args.app])
         daphne.wait_healthy()
         log(f"Daphne pids {daphne.pids} on {HOST}:{daphne.port}, upstream {upstream.base_url}")
         targets = Targets(daphne.port, upstream.port)
