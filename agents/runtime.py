@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.utils import timezone
 
 from . import loop_reads, pricing, tokens
 from .callers import Caller
@@ -89,6 +88,9 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
+    settled: asyncio.Event = field(
+        default_factory=asyncio.Event
+    )  # the model has the request, or the turn ended
 
     @property
     def process(self) -> Process:
@@ -116,6 +118,14 @@ class Turn:
             self.queue.put_nowait(
                 TurnFailed(LLMError("The turn ended without an answer.", status=500, code="internal_error"))
             )
+        self.settled.set()
+
+    async def accepted(self, timeout: float) -> None:
+        """Wait until the model has the request (an upstream answered 200), or the turn ended before
+        that (its TurnFailed is then queued), or `timeout` seconds passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.settled.wait()
 
     async def next_event(self, timeout: float | None = None):
         """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
@@ -157,6 +167,7 @@ class Turn:
             async for delta in stream:
                 if delta.accepted:
                     self._begin_opening()
+                    self.settled.set()
                     continue
                 if delta.model:
                     model = delta.model
@@ -188,6 +199,7 @@ class Turn:
             log.exception("Could not record the turn of process %s", self.process.public_id)
         self.queue.put_nowait(TurnFailed(error) if error else end)
         self.finished = True
+        self.settled.set()
         if cancelled:
             raise asyncio.CancelledError
 
@@ -220,7 +232,8 @@ class Turn:
         return TurnEnd(text, finish_reason, input_tokens, output_tokens, source, cost, model)
 
     def _write(self, end: TurnEnd, ttft_ms, error) -> None:
-        """The LLM call, the assistant's words and the process counters, in one transaction."""
+        """The LLM call, the assistant's words and the process counters, in one transaction. (The
+        session's last-seen time is when its caller last spoke: the opening write set it.)"""
         try:
             with transaction.atomic():
                 LLMCall.objects.create(
@@ -249,7 +262,6 @@ class Turn:
                     llm_calls=1,
                     cost_usd=end.cost_usd,
                 )
-                CallerSession.objects.filter(pk=self.session.pk).update(last_seen_at=timezone.now())
         finally:
             release_connection()
 

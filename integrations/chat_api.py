@@ -106,14 +106,17 @@ async def chat(request, channel: str | None = None):
         return error_response(503, str(exc), code="no_persona")
     headers = {"X-Tron-Caller-ID": quote(caller.caller_id, safe="+-_.:@"), "X-Tron-Process-ID": ""}
 
-    keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
     try:
-        # Wait for the first event before answering, so an immediate upstream failure is a real HTTP
-        # error; a stream that is slow to start gets its 200 and keep-alives after `keepalive` seconds.
-        try:
-            first = await turn.next_event(timeout=keepalive if payload.stream else None)
-        except TimeoutError:
-            first = None
+        if payload.stream:
+            # Answer once the model has the request, so a failure before that (the upstream refused or
+            # could not be reached) is a real HTTP error, and what comes after it streams as it comes: an
+            # error the upstream reports once it has accepted goes out as an SSE error event, as the
+            # upstream itself sends it. A model slow to accept gets its 200 and keep-alives after
+            # TRON_SSE_KEEPALIVE_SECONDS.
+            await turn.accepted(timeout=settings.TRON_SSE_KEEPALIVE_SECONDS)
+            first = turn.ready_event()
+        else:
+            first = await turn.next_event()
         session = await turn.opened()  # written while the model started; a failure here is a 500
         headers["X-Tron-Process-ID"] = session.process.public_id
         if isinstance(first, TurnFailed):
@@ -200,33 +203,30 @@ class Reply:
         return _event(data)
 
     async def sse(self, first):
-        """The stream's bytes. Events that are already queued when one is written (a model faster
-        than this stream, or a busy server catching up) go out with it in one write: every write
-        crosses Django's response iterator, Daphne and a send() call."""
+        """The stream's bytes: the role chunk at once, then the turn's events. `first` is an event
+        already taken from the turn, or None. Events that are queued when one is written (a model
+        faster than this stream, or a busy server catching up) go out with it in one write: every
+        write crosses Django's response iterator, Daphne and a send() call."""
         finished = False
         keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
         try:
             out = [self.chunk({"role": "assistant"})]
-            event = first
+            event = first if first is not None else self.turn.ready_event()
             while True:
-                if event is None:
-                    out.append(b": keep-alive\n\n")
-                elif isinstance(event, Delta):
+                while event is not None:
+                    if not isinstance(event, Delta):
+                        out.extend(self.ending(event))
+                        finished = True
+                        yield b"".join(out)
+                        return
                     out.append(self.chunk({"content": event.text}))
-                else:
-                    out.extend(self.ending(event))
-                    finished = True
-                    yield b"".join(out)
-                    return
-                event = self.turn.ready_event()
-                if event is not None:
-                    continue
+                    event = self.turn.ready_event()
                 yield b"".join(out)
-                out = []
                 try:
                     event = await self.turn.next_event(timeout=keepalive)
+                    out = []
                 except TimeoutError:
-                    event = None
+                    out = [b": keep-alive\n\n"]
         finally:
             if not finished:
                 await self.turn.cancel()

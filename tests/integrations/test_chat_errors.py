@@ -151,8 +151,11 @@ def test_a_mid_stream_failure_is_an_sse_error_never_a_fake_stop(sdk, upstream):
     assert Message.objects.filter(role="assistant").get().content == "one two "
 
 
-def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, upstream):
-    upstream.reset(tokens=["a", "b"], error_after=1)
+# error_after=0: the upstream answered 200, then failed before its first token; Tron, which answers
+# once the upstream has accepted, relays that as the upstream sent it.
+@pytest.mark.parametrize("error_after", [0, 1])
+def test_raw_stream_ends_with_an_error_event_and_no_done(chat_setup, live_tron, upstream, error_after):
+    upstream.reset(tokens=["a", "b"], error_after=error_after)
     response, lines = stream_lines(live_tron, {"messages": [{"role": "user", "content": "x"}]})
     assert response.status_code == 200
     events = [line for line in lines if line.startswith("data: ")]
@@ -178,6 +181,19 @@ def test_the_raw_stream_matches_the_spec(chat_setup, live_tron, upstream):
     assert chunks[3]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert chunks[4]["choices"] == [] and chunks[4]["usage"]["total_tokens"] == 44
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+
+
+def test_the_role_chunk_goes_out_once_the_model_has_the_request(chat_setup, live_tron, upstream):
+    upstream.reset(first_token_delay=1.0, tokens=["late"])
+    body = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", f"{live_tron.url}/v1/chat/completions", json=body, timeout=10) as response:
+        lines = (line for line in response.iter_lines() if line)
+        first = json.loads(next(lines)[6:])
+        assert first["choices"][0]["delta"] == {"role": "assistant"}
+        assert upstream.last.tokens_sent == 0  # the client did not wait for the model's first token
+        assert response.headers["X-Tron-Process-ID"]
+        rest = list(lines)
+    assert '"content":"late"' in rest[0] and rest[-1] == "data: [DONE]"
 
 
 def test_a_slow_model_gets_keep_alive_comments(chat_setup, live_tron, upstream, settings):
