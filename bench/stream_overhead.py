@@ -829,7 +829,7 @@ def parse_args(argv):
     )
     parser.add_argument("--samples-1", type=int, default=100, help="streams per side at concurrency 1 (100)")
     parser.add_argument("--samples", type=int, default=200, help="streams per side at higher levels (200)")
-    parser.add_argument("--steady-samples", type=int, default=100, help="streams per side, steady mode (100)")
+    parser.add_argument("--steady-samples", type=int, default=400, help="streams per side, steady mode (400)")
     parser.add_argument(
         "--mem-streams", type=int, default=100, help="streams held open for memory, 0: skip (100)"
     )
