@@ -839,9 +839,9 @@ def parse_args(argv):
     parser.add_argument(
         "--web-processes",
         type=int,
-        default=min(2 * (os.cpu_count() or 1), 8),
+        default=min(os.cpu_count() or 1, 8),
         help="Daphne processes on one shared socket, as `make run` starts with the openai provider "
-        "(twice the cores, at most 8)",
+        "(one per core, at most 8)",
     )
     parser.add_argument(
         "--app",

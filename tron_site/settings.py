@@ -213,12 +213,12 @@ TRON_LLM = env_choice("TRON_LLM", "auto", ("auto", "openai", "local"))
 if TRON_LLM == "auto":
     TRON_LLM = "openai" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "local"
 TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
-# Daphne processes `make run` starts on one shared socket: two per core (a process's event loop shares
-# its GIL with the runtime's database threads; see docs/decisions.md). With the local model, one: every
-# process would load its own copy and fight over the cores.
+# Daphne processes `make run` starts on one shared socket: one per core (at most 8; see
+# docs/decisions.md). With the local model, one: every process would load its own copy and fight over
+# the cores.
 TRON_WEB_PROCESSES = env_int(
     "TRON_WEB_PROCESSES",
-    1 if TRON_LLM == "local" else min(2 * (os.cpu_count() or 1), 8),
+    1 if TRON_LLM == "local" else min(os.cpu_count() or 1, 8),
     minimum=1,
     maximum=64,
 )
