@@ -106,19 +106,25 @@ def _reload_in_background() -> None:
         _reloading = True
     task = asyncio.get_running_loop().create_task(db_read(_reload)())
     _background.add(task)  # the loop keeps only a weak reference to a task
-    task.add_done_callback(_background.discard)
+    # In the done callback, not in _reload: a loop that ends first (async_to_sync's) cancels the task
+    # before the thread ever runs it, and a flag left set would stop every later reload.
+    task.add_done_callback(_reload_ended)
 
 
 def _reload() -> None:
-    global _reloading
     try:
         _enabled()  # the cache is past its time, so this reads the rows
     except Exception:  # noqa: BLE001 - the personas in hand still serve; the next turn tries again
         log.exception("Could not reload the personas")
     finally:
         release_connection()
-        with _lock:
-            _reloading = False
+
+
+def _reload_ended(task: asyncio.Task) -> None:
+    global _reloading
+    _background.discard(task)
+    with _lock:
+        _reloading = False
 
 
 post_save.connect(clear_cache, sender=Persona, dispatch_uid="agents.personas.saved")

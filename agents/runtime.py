@@ -88,9 +88,8 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
-    settled: asyncio.Event = field(
-        default_factory=asyncio.Event
-    )  # the model has the request, or the turn ended
+    # set once the model has the request, or once the turn ended (a failure before that included)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def process(self) -> Process:
