@@ -11,6 +11,7 @@ connection and concurrent turns would queue on SQLite's write lock through its s
   the same pool for both.
 """
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
@@ -41,16 +42,30 @@ def _executor(kind: str) -> ThreadPoolExecutor:
 
 def db_write(func):
     """`func` as a coroutine function that runs on the runtime's writer thread(s)."""
-    return sync_to_async(func, thread_sensitive=False, executor=_executor("write"))
+    return sync_to_async(_releasing(func), thread_sensitive=False, executor=_executor("write"))
 
 
 def db_read(func):
     """`func` as a coroutine function that runs on the runtime's reader threads; it must not write."""
-    return sync_to_async(func, thread_sensitive=False, executor=_executor("read"))
+    return sync_to_async(_releasing(func), thread_sensitive=False, executor=_executor("read"))
+
+
+def _releasing(func):
+    """`func`, handing its thread's pooled connection back when it returns or raises."""
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            release_connection()
+
+    return call
 
 
 def release_connection() -> None:
-    """Hand a pooled PostgreSQL connection back between the steps of a turn.
+    """Hand a pooled PostgreSQL connection back between the steps of a turn (db_read and db_write do
+    it after every call).
 
     Under ASGI a request's thread keeps its connection until the response ends, which for a stream is
     minutes: without this, a few long calls would exhaust the pool. SQLite keeps its cheap connection.

@@ -16,6 +16,7 @@ returns `UNKNOWN`, and the caller falls back to the ORM read.
 
 import functools
 import logging
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -65,9 +66,7 @@ def continuing_session(caller_id: str, persona: Persona, cutoff: datetime):
     return session
 
 
-def _connection(name: str):
-    import sqlite3
-
+def _connection(name: str) -> sqlite3.Connection:
     if getattr(_local, "name", None) != name:  # first use on this thread, or the database was switched
         _close()
         uri = f"{Path(name).resolve().as_uri()}?mode=ro"

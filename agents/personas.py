@@ -21,7 +21,7 @@ import time
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
-from .dbthread import db_read, release_connection
+from .dbthread import db_read
 from .models import Persona
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,6 @@ def _reload() -> None:
         _enabled()  # the cache is past its time, so this reads the rows
     except Exception:  # noqa: BLE001 - the personas in hand still serve; the next turn tries again
         log.exception("Could not reload the personas")
-    finally:
-        release_connection()
 
 
 def _reload_ended(task: asyncio.Task) -> None:

@@ -27,7 +27,7 @@ from django.db import transaction
 
 from . import loop_reads, pricing, tokens
 from .callers import Caller
-from .dbthread import db_read, db_write, release_connection
+from .dbthread import db_read, db_write
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
@@ -233,36 +233,33 @@ class Turn:
     def _write(self, end: TurnEnd, ttft_ms, error) -> None:
         """The LLM call, the assistant's words and the process counters, in one transaction. (The
         session's last-seen time is when its caller last spoke: the opening write set it.)"""
-        try:
-            with transaction.atomic():
-                LLMCall.objects.create(
+        with transaction.atomic():
+            LLMCall.objects.create(
+                process=self.process,
+                provider=self.provider.name,
+                model=end.model,
+                input_tokens=end.input_tokens,
+                output_tokens=end.output_tokens,
+                cost_usd=end.cost_usd,
+                usage_source=end.usage_source,
+                finish_reason=end.finish_reason,
+                ttft_ms=ttft_ms,
+                duration_ms=int((time.monotonic() - self.started) * 1000),
+                error=error.message if error else "",
+            )
+            if end.text:
+                Message.objects.create(
                     process=self.process,
-                    provider=self.provider.name,
-                    model=end.model,
-                    input_tokens=end.input_tokens,
-                    output_tokens=end.output_tokens,
-                    cost_usd=end.cost_usd,
-                    usage_source=end.usage_source,
-                    finish_reason=end.finish_reason,
-                    ttft_ms=ttft_ms,
-                    duration_ms=int((time.monotonic() - self.started) * 1000),
-                    error=error.message if error else "",
+                    session=self.session,
+                    role=Message.Role.ASSISTANT,
+                    content=end.text,
                 )
-                if end.text:
-                    Message.objects.create(
-                        process=self.process,
-                        session=self.session,
-                        role=Message.Role.ASSISTANT,
-                        content=end.text,
-                    )
-                self.process.add_usage(
-                    input_tokens=end.input_tokens,
-                    output_tokens=end.output_tokens,
-                    llm_calls=1,
-                    cost_usd=end.cost_usd,
-                )
-        finally:
-            release_connection()
+            self.process.add_usage(
+                input_tokens=end.input_tokens,
+                output_tokens=end.output_tokens,
+                llm_calls=1,
+                cost_usd=end.cost_usd,
+            )
 
 
 async def _close_quietly(stream):
@@ -285,28 +282,18 @@ async def read_context(turn_input: TurnInput) -> TurnContext:
         if session is not loop_reads.UNKNOWN:
             if session is None or has_client_history(turn_input.messages):
                 return _context(turn_input, persona, session, recent=[])
-            return _context(turn_input, persona, session, recent=await db_read(_recent_messages)(session))
+            return _context(turn_input, persona, session, recent=await db_read(recent_messages)(session))
     return await db_read(_read_context)(turn_input, persona)
 
 
 def _read_context(turn_input: TurnInput, persona: Persona | None) -> TurnContext:
     """read_context through the ORM, on a database thread (the persona too when none was cached):
     at most three queries."""
-    try:
-        persona = persona or resolve_persona(turn_input.persona_name)
-        session = continuing_session(turn_input.caller, persona)
-        needs_history = session is not None and not has_client_history(turn_input.messages)
-        recent = recent_messages(session) if needs_history else []
-    finally:
-        release_connection()
+    persona = persona or resolve_persona(turn_input.persona_name)
+    session = continuing_session(turn_input.caller, persona)
+    needs_history = session is not None and not has_client_history(turn_input.messages)
+    recent = recent_messages(session) if needs_history else []
     return _context(turn_input, persona, session, recent)
-
-
-def _recent_messages(session: CallerSession) -> list[dict]:
-    try:
-        return recent_messages(session)
-    finally:
-        release_connection()
 
 
 def _context(turn_input: TurnInput, persona: Persona, session, recent: list[dict]) -> TurnContext:
@@ -317,24 +304,21 @@ def _context(turn_input: TurnInput, persona: Persona, session, recent: list[dict
 def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
     """Sync, one transaction: the caller's session (a new one with its process when due, else the one
     read a moment ago, marked seen) and the user's new words."""
-    try:
-        with transaction.atomic():
-            session = open_session(
-                turn_input.caller, context.persona, task=turn_input.task, known=context.session
+    with transaction.atomic():
+        session = open_session(
+            turn_input.caller, context.persona, task=turn_input.task, known=context.session
+        )
+        Message.objects.bulk_create(
+            Message(
+                process=session.process,
+                session=session,
+                role=Message.Role.USER,
+                content=m["content"],
+                created_at=session.last_seen_at,
             )
-            Message.objects.bulk_create(
-                Message(
-                    process=session.process,
-                    session=session,
-                    role=Message.Role.USER,
-                    content=m["content"],
-                    created_at=session.last_seen_at,
-                )
-                for m in context.new_words
-            )
-        return session
-    finally:
-        release_connection()
+            for m in context.new_words
+        )
+    return session
 
 
 async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
