@@ -1,10 +1,11 @@
 """The core domain: personas, the processes they run, caller sessions, transcripts and LLM calls."""
 
+import functools
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -93,8 +94,8 @@ class ProcessQuerySet(models.QuerySet):
 class Process(models.Model):
     """One conversation or autonomous activity, with its token, call and cost counters.
 
-    Counters only ever change through `add_usage` (an atomic UPDATE with F expressions), never by
-    read-modify-write in Python, so concurrent turns cannot lose each other's numbers.
+    Counters only ever change through `add_usage` (one atomic UPDATE that adds in the database), never
+    by read-modify-write in Python, so concurrent turns cannot lose each other's numbers.
     """
 
     class Status(models.TextChoices):
@@ -178,14 +179,24 @@ class Process(models.Model):
         return int(self.duration.total_seconds() * 1000)
 
     def add_usage(self, *, input_tokens=0, output_tokens=0, llm_calls=0, tool_calls=0, cost_usd=0):
-        """Add to the counters in one atomic UPDATE (one query)."""
-        Process.objects.filter(pk=self.pk).update(
-            input_tokens=F("input_tokens") + input_tokens,
-            output_tokens=F("output_tokens") + output_tokens,
-            llm_calls=F("llm_calls") + llm_calls,
-            tool_calls=F("tool_calls") + tool_calls,
-            cost_usd=F("cost_usd") + cost_usd,
-        )
+        """Add to the counters in one atomic UPDATE (one query).
+
+        Every turn ends here, so the statement is written once rather than built from F() expressions
+        each time: Django compiled the five-counter UPDATE in 0.43 ms of CPU, the statement itself runs
+        in 0.02 ms (docs/benchmarks.md). It is the ORM's `.update(counter=F(counter) + n, …)`."""
+        cost = self._meta.get_field("cost_usd")
+        with connections[router.db_for_write(Process)].cursor() as cursor:
+            cursor.execute(
+                _add_usage_sql(cursor.db.alias),
+                [
+                    input_tokens,
+                    output_tokens,
+                    llm_calls,
+                    tool_calls,
+                    cost.get_db_prep_save(cost.to_python(cost_usd), cursor.db),
+                    self.pk,
+                ],
+            )
 
     def finish(self, status: str = Status.COMPLETED, error: str = ""):
         """Mark the process ended (completed or failed), once; returns whether this call ended it."""
@@ -194,6 +205,15 @@ class Process(models.Model):
         )
         self.refresh_from_db(fields=["status", "finished_at", "error"])
         return bool(ended)
+
+
+@functools.cache
+def _add_usage_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    counters = ("input_tokens", "output_tokens", "llm_calls", "tool_calls", "cost_usd")
+    columns = [quote(Process._meta.get_field(name).column) for name in counters]
+    assignments = ", ".join(f"{column} = {column} + %s" for column in columns)
+    return f"UPDATE {quote(Process._meta.db_table)} SET {assignments} WHERE {quote(Process._meta.pk.column)} = %s"
 
 
 class CallerSessionQuerySet(models.QuerySet):

@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from agents.models import CallerSession, Process
@@ -89,7 +90,18 @@ def test_concurrent_requests_from_one_caller_share_one_session(sdk, upstream):
         responses = list(pool.map(lambda i: say(sdk, f"m{i}", headers={"X-Request-ID": "same"}), range(8)))
     assert {r.headers["X-Tron-Process-ID"] for r in responses} == {Process.objects.get().public_id}
     assert CallerSession.objects.count() == 1
-    assert Process.objects.get().llm_calls == 8
+    process = Process.objects.get()
+    # The counters are the sums of the process's calls: no concurrent turn lost another's numbers.
+    totals = process.llm_call_rows.aggregate(
+        input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost_usd=Sum("cost_usd")
+    )
+    assert (process.llm_calls, process.input_tokens, process.output_tokens) == (
+        8,
+        totals["input_tokens"],
+        totals["output_tokens"],
+    )
+    assert totals["input_tokens"] == 8 * 42
+    assert process.cost_usd == totals["cost_usd"] > 0
 
 
 def test_an_idle_session_ends_and_the_next_call_starts_afresh(sdk, settings):
