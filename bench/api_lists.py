@@ -12,14 +12,10 @@ main list query. On PostgreSQL it creates and drops the database named in DATABA
 import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway_db import throwaway_database
 
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", 100_000))
 SESSIONS = 20_000
@@ -38,31 +34,14 @@ ENDPOINTS = [
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="tron-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    os.environ["TRON_DATA_DIR"] = tmp
-    os.environ["DJANGO_DEBUG"] = "false"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tron_site.settings"
-    import django
+    with throwaway_database() as engine:
+        from django.db import connection
 
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
-
-    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    # A test database is created (and dropped) so an existing database is never touched.
-    config = setup_databases(verbosity=0, interactive=False)
-    try:
-        call_command("load_team", verbosity=0)
         fill()
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         report(engine)
         explain(connection, engine)
-    finally:
-        teardown_databases(config, verbosity=0)
 
 
 def fill():

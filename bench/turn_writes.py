@@ -14,38 +14,17 @@ ORM. On PostgreSQL it creates and drops a test database named after DATABASE_URL
 
 import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway_db import throwaway_database
 
 TURNS = int(os.environ.get("BENCH_TURNS", 500))
 ROUNDS = 5
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="tron-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    os.environ["TRON_DATA_DIR"] = tmp
-    os.environ["DJANGO_DEBUG"] = "false"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tron_site.settings"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.test.utils import setup_databases, teardown_databases
-
-    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    config = setup_databases(verbosity=0, interactive=False)
-    try:
-        call_command("load_team", verbosity=0)
+    with throwaway_database() as engine:
         results = measure()
-    finally:
-        teardown_databases(config, verbosity=0)
     print(f"Database: {engine}; {TURNS} new callers per round, median of {ROUNDS} rounds; ms per turn")
     print("| step | CPU | wall |")
     print("|---|---|---|")
