@@ -33,16 +33,18 @@ def clean_id(value: str) -> str:
 
 
 def normalize_phone(raw: str) -> str:
-    """E.164 (+14155551234) for anything phonenumbers can parse, else the trimmed input."""
+    """E.164 (+14155551234), or "" when `raw` is no phone number. Carriers and VAPI report a withheld
+    number as words ("anonymous", "Restricted", "unknown"): as a caller id, such a word would put every
+    caller who withholds their number into one session, each hearing the others' words."""
     raw = (raw or "").strip()
     if not raw:
         return ""
     try:
         number = phonenumbers.parse(raw, None if raw.startswith("+") else settings.TRON_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
-        return raw
+        return ""
     if not phonenumbers.is_possible_number(number):
-        return raw
+        return ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -63,7 +65,8 @@ def identify_caller(*args, **kwargs) -> Caller:
 def _identify(
     headers, body: dict, *, channel: str | None = None, user_id: str = "", conversation_id: str = ""
 ) -> Caller:
-    """First match wins: caller phone (header, then VAPI's body), VAPI call id, `user_id` (ElevenLabs),
+    """First match wins: caller phone (header, then VAPI's body; a withheld or unreadable number is
+    skipped), VAPI call id, `user_id` (ElevenLabs),
     a conversation id (ElevenLabs), X-Request-ID, the OpenAI `user` field, else a fresh anonymous id
     (no continuity)."""
     call_id = headers.get("X-Vapi-Call-ID", "").strip() or _dig(body, "call", "id")

@@ -1,5 +1,6 @@
 """Callers map to sessions: the same caller continues, concurrency never splits a session."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -35,6 +36,18 @@ def test_the_same_caller_continues_the_same_session_and_process(sdk):
     assert Process.objects.count() == 1
     assert session.process.llm_calls == 2
     assert session.process.messages.count() == 4
+
+
+@pytest.mark.parametrize("withheld", ["anonymous", "Restricted", "unknown", "12"])
+def test_a_withheld_number_never_joins_two_calls(sdk, upstream, withheld):
+    say(sdk, "my PIN is 1234", headers={"X-Vapi-Caller-Phone": withheld, "X-Vapi-Call-ID": "call-a"})
+    second = say(sdk, "hello", headers={"X-Vapi-Caller-Phone": withheld, "X-Vapi-Call-ID": "call-b"})
+    third = say(sdk, "hello", headers={"X-Vapi-Caller-Phone": withheld})
+
+    assert second.headers["X-Tron-Caller-ID"] == "call-call-b"
+    assert third.headers["X-Tron-Caller-ID"].startswith("anonymous-")
+    assert CallerSession.objects.count() == Process.objects.count() == 3
+    assert "PIN" not in json.dumps(upstream.requests[1].body) + json.dumps(upstream.requests[2].body)
 
 
 def test_vapi_body_fields_identify_the_caller(sdk):
