@@ -85,12 +85,13 @@ async def chat(request, channel: str | None = None):
     except RequestError as exc:
         return error_response(400, exc.message, param=exc.param)
 
+    elevenlabs = channel == Channel.ELEVENLABS
     caller = identify_caller(
         request.headers,
         {"call": payload.call, "customer": payload.customer, "user": payload.user},
         channel=channel,
-        user_id=payload.user_id or "",
-        conversation_id=request.headers.get("X-Conversation-ID", "") if channel == Channel.ELEVENLABS else "",
+        user_id=_scalar_text(payload.user_id) if elevenlabs else "",
+        conversation_id=request.headers.get("X-Conversation-ID", "") if elevenlabs else "",
     )
     turn_input = TurnInput(
         messages=messages,
@@ -134,6 +135,11 @@ async def chat(request, channel: str | None = None):
     except BaseException:
         await turn.cancel()  # the client went away (or we failed) before the answer: stop and record
         raise
+
+
+def _scalar_text(value) -> str:
+    """A string or number as text (ElevenLabs' `user_id` is whatever the agent's owner set), else ""."""
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
 
 
 def _llm_error_response(error: LLMError, headers: dict | None = None):

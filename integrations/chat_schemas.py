@@ -46,7 +46,7 @@ class MessageIn(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: bool = False
+    include_usage: bool | None = False
 
 
 class ChatCompletionIn(BaseModel):
@@ -54,15 +54,16 @@ class ChatCompletionIn(BaseModel):
 
     model: str | None = None
     messages: list[MessageIn] = Field(min_length=1)
-    stream: bool = False
+    stream: bool | None = False  # OpenAI's own types allow null for both flags: null is false
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     user: str | None = None
-    # ElevenLabs' custom-LLM extras
-    user_id: str | None = None
-    elevenlabs_extra_body: dict | None = None
+    # ElevenLabs' custom-LLM extras: read on its endpoints only, and like the other unknown fields
+    # never a reason to refuse a request on the others
+    user_id: Any = None
+    elevenlabs_extra_body: Any = None
     # VAPI's extras (metadataSendMode "variable"): read for the caller's number and call id, any shape
     call: Any = None
     customer: Any = None
@@ -110,22 +111,28 @@ def parse_chat_request(body: bytes) -> ChatCompletionIn:
         raise RequestError(f"Invalid `{param}`: {message}" if param else message, param) from None
 
 
+# Only an assistant message may come without content (its tool calls say what it did).
+CONTENT_REQUIRED = {"system", "developer", "user", "tool", "function"}
+
+
 def flatten_content(message: MessageIn, index: int) -> str:
     """A message's text: a string as is, text parts joined; other part types are refused, not dropped."""
     content = message.content
     if content is None:
+        if message.role in CONTENT_REQUIRED:
+            raise RequestError(f"A {message.role} message needs `content`.", f"messages[{index}].content")
         return ""
     if isinstance(content, str):
         return _no_nul(content, f"messages[{index}].content")
     texts = []
     for part_index, part in enumerate(content):
-        if part.type in ("text", "input_text") and part.text is not None:
-            texts.append(_no_nul(part.text, f"messages[{index}].content[{part_index}].text"))
+        param = f"messages[{index}].content[{part_index}]"
+        if part.type in ("text", "input_text"):
+            if part.text is None:
+                raise RequestError("A text part needs `text`.", f"{param}.text")
+            texts.append(_no_nul(part.text, f"{param}.text"))
         else:
-            raise RequestError(
-                f"Content parts of type {part.type!r} are not supported; send text.",
-                f"messages[{index}].content[{part_index}]",
-            )
+            raise RequestError(f"Content parts of type {part.type!r} are not supported; send text.", param)
     return "\n".join(texts)
 
 

@@ -14,12 +14,12 @@ from tests.liveserver import stream_lines
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def post(live_tron, body, path="/v1/chat/completions", **kwargs):
+def post(live_tron, body, path="/v1/chat/completions", headers=None, **kwargs):
     data = body if isinstance(body, bytes | str) else json.dumps(body)
     return httpx.post(
         f"{live_tron.url}{path}",
         content=data,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         timeout=30,
         **kwargs,
     )
@@ -46,6 +46,14 @@ def post(live_tron, body, path="/v1/chat/completions", **kwargs):
             "messages[0].content[0]",
             "not supported",
         ),
+        ({"messages": [{"role": "user"}]}, "messages[0].content", "needs `content`"),
+        ({"messages": [{"role": "system", "content": None}]}, "messages[0].content", "needs `content`"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages[0].content[0].text",
+            "needs",
+        ),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', "temperature", "finite"),
     ],
 )
 def test_bad_requests_get_a_400_in_the_openai_envelope(chat_setup, live_tron, body, param, fragment):
@@ -65,10 +73,29 @@ def test_unknown_fields_are_ignored(chat_setup, live_tron):
         "seed": 7,
         "metadata": {"a": 1},
         "call": {"type": "webCall"},
-        "elevenlabs_extra_body": {"x": 1},
+        "elevenlabs_extra_body": "not an object",
+        "user_id": 42,  # ElevenLabs' field: no caller id outside its endpoints
         "logit_bias": {},
     }
-    assert post(live_tron, body).status_code == 200
+    response = post(live_tron, body, headers={"X-Request-ID": "abc"})
+    assert response.status_code == 200
+    assert response.headers["X-Tron-Caller-ID"] == "req-abc"
+
+
+def test_null_flags_are_false(chat_setup, live_tron):
+    """OpenAI's own request types allow null for `stream` and `include_usage`."""
+    plain = post(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": None})
+    assert plain.status_code == 200
+    assert plain.json()["object"] == "chat.completion"
+
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": None},
+    }
+    _, lines = stream_lines(live_tron, body)
+    assert lines[-1] == "data: [DONE]"
+    assert not any('"usage"' in line for line in lines)
 
 
 def test_the_sdk_sees_a_bad_request_error_with_the_param(sdk):

@@ -47,3 +47,9 @@ def test_the_server_url_may_be_used_as_a_base_url(chat_setup, live_tron):
     response = httpx.post(f"{live_tron.url}/v1/elevenlabs-llm/chat/completions", json=body, timeout=30)
     assert response.status_code == 200
     assert CallerSession.objects.get().channel == "elevenlabs"
+
+
+def test_a_numeric_user_id_is_a_caller_too(chat_setup, live_tron):
+    response = post(live_tron, {"messages": [{"role": "user", "content": "Hi"}], "user_id": 5})
+    assert response.status_code == 200
+    assert CallerSession.objects.get().caller_id == "user-5"
