@@ -241,7 +241,8 @@ def _load_prices() -> dict:
             sources.append(("TRON_PRICES_FILE", Path(path).read_text()))
         except OSError as exc:
             raise ImproperlyConfigured(f"TRON_PRICES_FILE={path!r} cannot be read: {exc}") from exc
-    if inline := env_str("TRON_PRICES"):
+    # Not env_str: its NAME_FILE convention would read TRON_PRICES_FILE here a second time.
+    if inline := os.environ.get("TRON_PRICES", "").strip():
         sources.append(("TRON_PRICES", inline))
     for name, text in sources:
         try:

@@ -8,6 +8,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from agents import pricing
 from agents.models import LLMCall, Message, Process
 from tests.liveserver import stream_lines
 
@@ -256,6 +257,7 @@ def test_a_client_that_disconnects_stops_generation_and_is_billed_partially(chat
     assert call.finish_reason == "cancelled"
     assert 0 < call.output_tokens < 200
     assert call.input_tokens > 0
+    assert call.cost_usd == pricing.cost_usd(call.model, call.input_tokens, call.output_tokens) > 0
     deadline = time.monotonic() + 5
     while not upstream.last.disconnected and time.monotonic() < deadline:
         time.sleep(0.05)

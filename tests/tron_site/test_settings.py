@@ -67,6 +67,46 @@ def test_secrets_can_come_from_files(tmp_path):
     assert result.stdout.strip() == "from-a-file"
 
 
+def test_prices_come_from_the_table_then_the_file_then_the_variable(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"gpt-4o-mini": {"input": 1, "output": 1}, "House-Model": {"input": 2, "output": 3}}')
+    code = (
+        "from agents.pricing import price_for as p; "
+        "print(*(p(m) for m in ['gpt-4o-mini', 'house-model-2026-01', 'openai/gpt-4o', 'nobody']), sep='|')"
+    )
+    result = manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        code,
+        TRON_PRICES_FILE=str(prices),
+        TRON_PRICES='{"gpt-4o-mini": {"input": 9, "output": 9.5}}',
+    )
+    assert result.stdout.strip().split("|") == [
+        "(Decimal('9'), Decimal('9.5'))",  # the variable over the file over the table
+        "(Decimal('2'), Decimal('3'))",  # the file's model, by prefix of a dated name, any case
+        "(Decimal('2.50'), Decimal('10.00'))",  # the table, without the provider prefix
+        "None",  # unknown: recorded at $0 and logged
+    ], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "provider"),
+    [
+        ({}, "local"),
+        ({"OPENAI_API_KEY": "sk-test"}, "openai"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}, "openai"),
+        ({"OPENAI_API_KEY": "sk-test", "TRON_LLM": "local"}, "local"),
+        ({"TRON_LLM": "openai"}, "openai"),
+    ],
+)
+def test_the_provider_is_chosen_by_tron_llm_and_the_openai_settings(env, provider):
+    code = "from agents.llm import get_provider; print(get_provider().name)"
+    result = manage("shell", "-v", "0", "-c", code, **env)
+    assert result.stdout.strip() == provider, result.stderr
+
+
 def test_without_redis_the_layer_is_in_memory_and_the_broker_is_the_database():
     code = "from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], 'orm' in s.Q_CLUSTER)"
     assert manage("shell", "-v", "0", "-c", code).stdout.split() == [
