@@ -4,6 +4,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import ssl
 import weakref
 
@@ -59,10 +60,11 @@ class OpenAIProvider(LLMProvider):
             # Ask for usage on the stream: one extra chunk with empty choices before [DONE].
             "stream_options": {"include_usage": True},
         }
-        if request.temperature is not None:
+        reasoning = is_reasoning_model(request.model)
+        if request.temperature is not None and not reasoning:
             params["temperature"] = request.temperature
         if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
+            params["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
         if request.user:
             params["user"] = request.user
         # The SDK sends the request (base URL, auth, timeouts, retries before the first byte, error
@@ -97,6 +99,18 @@ class OpenAIProvider(LLMProvider):
             ) from exc
         finally:
             await response.aclose()  # on cancellation this closes the upstream connection: generation stops
+
+
+# OpenAI's reasoning models: o1, o3, o4-mini, gpt-5 and later, also behind a router's prefix (openai/o3).
+_REASONING_MODEL = re.compile(r"^(o[1-9]\d*|gpt-([5-9]|[1-9]\d+))(\b|[-.:_])")
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Whether `model` is one of OpenAI's reasoning models, which refuse two parameters every other
+    model takes: `max_tokens` (they take `max_completion_tokens`, which older OpenAI-compatible servers
+    do not know) and any temperature but their own. A persona or client asking for either would
+    otherwise get every call refused with a 400."""
+    return bool(_REASONING_MODEL.match((model or "").rsplit("/", 1)[-1].lower()))
 
 
 @functools.cache

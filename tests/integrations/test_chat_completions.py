@@ -131,6 +131,26 @@ def test_a_persona_model_override_is_sent_upstream(sdk, upstream, team):
     assert upstream.last.body["model"] == "gpt-4.1-mini"
 
 
+@pytest.mark.parametrize("model", ["gpt-5-mini", "o3", "openai/gpt-5.1"])
+def test_a_reasoning_model_gets_the_parameters_it_takes(sdk, upstream, team, model):
+    """OpenAI's reasoning models refuse `max_tokens` and any temperature but their own."""
+    team["maya"].model = model
+    team["maya"].save()
+    ask(sdk, model="maya", max_tokens=40)
+    body = upstream.last.body
+    assert (body["model"], body["max_completion_tokens"]) == (model, 40)
+    assert "max_tokens" not in body and "temperature" not in body
+
+
+def test_other_models_get_max_tokens_and_the_temperature(sdk, upstream, team):
+    team["maya"].temperature = 0.3
+    team["maya"].save()
+    ask(sdk, model="maya", max_completion_tokens=40)
+    body = upstream.last.body
+    assert (body["max_tokens"], body["temperature"]) == (40, 0.3)
+    assert "max_completion_tokens" not in body
+
+
 def test_a_persona_edit_saved_here_applies_to_the_next_turn(sdk, upstream, team):
     ask(sdk)  # the personas are now cached
     team["tony"].system_prompt = "You are Tony, back from holiday."
