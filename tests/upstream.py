@@ -1,7 +1,7 @@
 """A real local HTTP server that speaks OpenAI's chat-completions protocol: the mock LLM upstream.
 
 Tests (and bench/) point OPENAI_BASE_URL at it and script its behaviour: the tokens to stream, the pace,
-a slow first token, usage or none, an HTTP error, an error event mid-stream. It records what it was asked
+a model slow to accept or to answer, usage or none, an HTTP error, an error event mid-stream. It records what it was asked
 and how many tokens it managed to send before the client went away.
 """
 
@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Script:
     tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
     model: str = "gpt-4o-mini"
+    header_delay: float = 0.0  # silence before the status line: a model slow to accept the request
     first_token_delay: float = 0.0
     token_interval: float = 0.0
     send_usage: bool = True  # honour stream_options.include_usage
@@ -67,6 +68,7 @@ class FakeUpstream:
                 with upstream._lock:
                     upstream.requests.append(record)
                 script = upstream.script
+                time.sleep(script.header_delay)
                 if script.status != 200:
                     extra = {"Retry-After": script.retry_after} if script.retry_after else {}
                     self._json(

@@ -139,6 +139,29 @@ def test_an_upstream_timeout_is_a_504(sdk, upstream, settings, live_tron):
     assert response.json()["error"]["type"] == "timeout_error"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_silent_before_accepting_is_a_504_before_any_stream(chat_setup, settings, live_tron, stream):
+    settings.TRON_LLM_TIMEOUT = 1
+    chat_setup.reset(header_delay=2.5)
+    response = post(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": stream})
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "timeout_error"
+    assert Message.objects.get().content == "hi"
+
+
+def test_an_unreachable_model_is_a_502_and_the_words_are_kept(chat_setup, settings, live_tron):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    for stream in (False, True):
+        response = post(live_tron, {"messages": [{"role": "user", "content": "anyone?"}], "stream": stream})
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "upstream_unreachable"
+    assert list(Message.objects.values_list("content", flat=True)) == ["anyone?", "anyone?"]
+    assert set(LLMCall.objects.values_list("finish_reason", flat=True)) == {"error"}
+
+
 def test_the_users_words_survive_a_failure_and_the_session_goes_on(sdk, upstream):
     headers = {"X-Request-ID": "unlucky"}
     upstream.reset(status=500)
@@ -231,6 +254,18 @@ def test_a_slow_model_gets_keep_alive_comments(chat_setup, live_tron, upstream, 
     first_content = next(i for i, line in enumerate(lines) if '"content":"late"' in line)
     assert lines.count(": keep-alive") >= 1
     assert lines.index(": keep-alive") < first_content
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_a_model_slow_to_accept_gets_the_stream_started_and_keep_alives(chat_setup, live_tron, settings):
+    settings.TRON_SSE_KEEPALIVE_SECONDS = 1
+    chat_setup.reset(header_delay=2.6, tokens=["late"])
+    response, lines = stream_lines(live_tron, {"messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 200
+    assert (
+        '"role":"assistant"' in lines[0]
+    )  # answered after TRON_SSE_KEEPALIVE_SECONDS, not at the model's pace
+    assert lines.index(": keep-alive") < next(i for i, line in enumerate(lines) if '"content":"late"' in line)
     assert lines[-1] == "data: [DONE]"
 
 
