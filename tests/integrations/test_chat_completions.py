@@ -106,6 +106,21 @@ def test_without_provider_usage_tokens_are_estimated_and_marked(sdk, upstream):
     assert completion.usage.completion_tokens == 2
 
 
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (["你好", "世界"], 4),  # a token per ideograph, as OpenAI's tokenizers give about
+        (["こんにちは"], 5),
+        (["Привет", " мир"], 5),  # 9 Cyrillic letters at two per token, a space at four
+        (["héllo ", "👋"], 3),  # 5 ASCII at four per token, é at two, the emoji one
+    ],
+)
+def test_estimates_count_other_scripts_closer_to_their_tokens(sdk, upstream, tokens, expected):
+    upstream.reset(send_usage=False, tokens=tokens)
+    ask(sdk)
+    assert LLMCall.objects.get().output_tokens == expected
+
+
 def test_turns_reuse_the_upstream_connection(sdk, upstream):
     ask(sdk, stream=False)
     ask(sdk, stream=False)
