@@ -66,9 +66,8 @@ def _identify(
     headers, body: dict, *, channel: str | None = None, user_id: str = "", conversation_id: str = ""
 ) -> Caller:
     """First match wins: caller phone (header, then VAPI's body; a withheld or unreadable number is
-    skipped), VAPI call id, `user_id` (ElevenLabs),
-    a conversation id (ElevenLabs), X-Request-ID, the OpenAI `user` field, else a fresh anonymous id
-    (no continuity)."""
+    skipped), VAPI call id, `user_id` (ElevenLabs), a conversation id (ElevenLabs), X-Request-ID, the
+    OpenAI `user` field, else a fresh anonymous id (no continuity)."""
     call_id = headers.get("X-Vapi-Call-ID", "").strip() or _dig(body, "call", "id")
     is_vapi = bool(call_id or headers.get("X-Vapi-Caller-Phone") or isinstance(body.get("call"), dict))
     channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
