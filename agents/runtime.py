@@ -214,9 +214,13 @@ class Turn:
     def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
         """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
         text = "".join(self.parts)
+        measured = self.request.measured  # a provider's own count of a stream closed early
         if usage is not None and not cancelled:
             source = LLMCall.UsageSource.PROVIDER
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+        elif cancelled and measured is not None:
+            source = LLMCall.UsageSource.PARTIAL
+            input_tokens, output_tokens = measured.input_tokens, measured.output_tokens
         else:
             source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
             input_tokens = tokens.estimate_prompt_tokens(self.request.messages)

@@ -36,6 +36,9 @@ class LLMRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     user: str | None = None
+    # What a provider that counts its own tokens (the local model) had used when its stream was closed
+    # early: by then no usage Delta can reach the consumer, and an estimate would replace real counts.
+    measured: Usage | None = None
 
 
 class LLMError(Exception):

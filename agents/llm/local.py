@@ -529,6 +529,9 @@ def _load_model() -> LocalModel:
 # --- Provider -------------------------------------------------------------------------------------
 
 _DONE = object()
+# How long a closed stream waits for its worker to stop (it checks at every token: milliseconds, or a
+# few hundred during a long prompt's evaluation) before the turn is recorded without its counts.
+STOP_WAIT_SECONDS = 2.0
 
 
 class LocalProvider(LLMProvider):
@@ -556,7 +559,7 @@ class LocalProvider(LLMProvider):
         max_tokens = cap if request.max_tokens is None else max(1, min(int(request.max_tokens), cap))
         worker = threading.Thread(
             target=self._work,
-            args=(loop, queue, stop, list(request.messages), max_tokens, temperature),
+            args=(loop, queue, stop, request, max_tokens, temperature),
             name="tron-local-llm",
             daemon=True,  # a generation in flight must not hold up process exit
         )
@@ -579,10 +582,14 @@ class LocalProvider(LLMProvider):
                 yield item
         finally:
             stop.set()  # consumer gone (or done): the worker stops at the next token and frees the lock
+            if worker.is_alive():  # closed early: wait (briefly) for the worker's count of what it used
+                await asyncio.to_thread(worker.join, STOP_WAIT_SECONDS)
 
     @staticmethod
-    def _work(loop, queue, stop, messages, max_tokens, temperature) -> None:
-        """Worker thread: load, wait for the model, generate, hand every Delta to the event loop."""
+    def _work(loop, queue, stop, request: LLMRequest, max_tokens, temperature) -> None:
+        """Worker thread: load, wait for the model, generate, hand every Delta to the event loop. A
+        generation stopped early leaves its token counts in `request.measured`."""
+        messages = list(request.messages)
 
         def put(item) -> None:
             try:
@@ -599,9 +606,11 @@ class LocalProvider(LLMProvider):
                 raise _unavailable(f"the local model could not be loaded: {exc}") from exc
             while not model.lock.acquire(timeout=0.1):  # queue behind the generation in progress
                 if stop.is_set():
+                    request.measured = Usage(0, 0)  # gone before the model read a token
                     return
             try:
                 if stop.is_set():
+                    request.measured = Usage(0, 0)
                     return
                 put(Delta(accepted=True))
                 try:
@@ -625,6 +634,7 @@ class LocalProvider(LLMProvider):
             finally:
                 model.lock.release()
             if record.cancelled:
+                request.measured = Usage(len(record.prompt_tokens), len(record.output_tokens))
                 return
             usage = Usage(input_tokens=len(record.prompt_tokens), output_tokens=len(record.output_tokens))
             put(Delta(usage=usage, model=model_name))

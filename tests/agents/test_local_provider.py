@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.llm.base import Delta, LLMError, LLMRequest
+from agents.llm.base import Delta, LLMError, LLMRequest, Usage
 from agents.llm.local import (
     GEMMA3_CHAT_TEMPLATE,
     MODEL_ID,
@@ -265,7 +265,8 @@ async def test_system_and_user_message(provider):
 async def test_cancel_stops_generation_and_frees_the_model(provider):
     model = await provider.warm_up()
     # Greedy, so the run is repeatable: this prompt makes the base model ramble well past 200 tokens.
-    stream = provider.stream(_request(max_tokens=200, temperature=0))
+    request = _request(max_tokens=200, temperature=0)
+    stream = provider.stream(request)
     texts = 0
     async for delta in stream:
         texts += bool(delta.text)
@@ -279,6 +280,8 @@ async def test_cancel_stops_generation_and_frees_the_model(provider):
     record = model.last
     assert record.cancelled and record.finish_reason is None
     assert 2 <= len(record.output_tokens) < 20
+    # What it used is known once the stream is closed: the runtime records that, not an estimate.
+    assert request.measured == Usage(len(record.prompt_tokens), len(record.output_tokens))
 
     # Task cancellation (client gone mid-await) stops it too.
     first_text = asyncio.Event()

@@ -1,5 +1,7 @@
 """The embedded model end to end: the chat API with no key answers from Gemma 3 270M in-process."""
 
+import time
+
 import pytest
 
 from agents.models import LLMCall, Message
@@ -47,3 +49,25 @@ def test_the_local_model_answers_without_streaming(local_sdk):
     assert completion.model == "maya"
     assert completion.usage.completion_tokens <= 4
     assert completion.choices[0].message.content
+
+
+def test_a_client_that_leaves_is_billed_the_tokens_the_model_counted(local_sdk, settings):
+    settings.TRON_LOCAL_MAX_TOKENS = 200
+    messages = [{"role": "user", "content": "Tell me a long story about the sea."}]
+    whole = local_sdk.chat.completions.create(model="tony", max_tokens=1, messages=messages)
+
+    stream = local_sdk.chat.completions.create(model="tony", stream=True, temperature=0, messages=messages)
+    received = 0
+    for chunk in stream:
+        received += bool(chunk.choices and chunk.choices[0].delta.content)
+        if received == 3:
+            break
+    stream.close()  # the client hangs up mid-answer
+
+    deadline = time.monotonic() + 10
+    while LLMCall.objects.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    call = LLMCall.objects.order_by("created_at", "pk").last()
+    assert (call.usage_source, call.finish_reason) == ("partial", "cancelled")
+    assert call.input_tokens == whole.usage.prompt_tokens  # the model's count, not an estimate
+    assert 3 <= call.output_tokens < 200
