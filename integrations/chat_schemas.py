@@ -163,5 +163,6 @@ def normalize_messages(messages: list[MessageIn]) -> list[dict]:
                 f"{call.function.name}({call.function.arguments})" for call in message.tool_calls
             )
             text = f"[Called {calls}]"
-        normalized.append({"role": role, "content": text})
+        # Names and tool-call ids end up in the text too, so the NUL check covers the whole of it.
+        normalized.append({"role": role, "content": _no_nul(text, f"messages[{index}]")})
     return normalized

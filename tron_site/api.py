@@ -4,6 +4,7 @@ OpenAI-compatible chat API at the root.
 Every error leaves here in the one envelope of tron_site/errors.py.
 """
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -12,7 +13,7 @@ from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import router as chat_router
 
-from .errors import error_response
+from .errors import body_too_large_response, error_response
 
 
 def _param_of(loc) -> str | None:
@@ -33,6 +34,8 @@ def install_error_handlers(api: NinjaAPI) -> NinjaAPI:
     api.add_exception_handler(HttpError, lambda request, exc: error_response(exc.status_code, str(exc)))
     api.add_exception_handler(Http404, lambda request, exc: error_response(404, str(exc) or "Not found"))
     api.add_exception_handler(AuthenticationError, lambda request, exc: error_response(401, "Unauthorized"))
+    # Ninja would otherwise answer it with a 500 (its catch-all) whenever DEBUG is on.
+    api.add_exception_handler(RequestDataTooBig, lambda request, exc: body_too_large_response())
     return api
 
 

@@ -2,6 +2,7 @@
 
 from http import HTTPStatus
 
+from django.conf import settings
 from django.http import JsonResponse
 
 ERROR_TYPES = {
@@ -37,3 +38,8 @@ def error_response(
     return JsonResponse(
         error_body(message, type_ or error_type_for(status), param, code), status=status, headers=headers
     )
+
+
+def body_too_large_response() -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_response(413, f"The request body is larger than {limit:,} bytes.")

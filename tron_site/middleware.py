@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
-from .errors import error_response
+from .errors import body_too_large_response, error_response
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,7 @@ class ApiEdgeMiddleware(_HybridMiddleware):
         if not request.path_info.startswith(JSON_PREFIXES):
             return None
         if isinstance(exception, RequestDataTooBig):
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return error_response(413, f"The request body is larger than {limit:,} bytes.")
+            return body_too_large_response()
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(500, "The server hit an unexpected error; it has been logged.")
 

@@ -35,6 +35,8 @@ def post(live_tron, body, headers=None, path="/v1/chat/completions"):
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "\u0000"}]}]},
             "messages[0].content[0].text",
         ),
+        ({"messages": [{"role": "tool", "name": "a\u0000b", "content": "hi"}]}, "messages[0]"),
+        ({"messages": [{"role": "tool", "tool_call_id": "\u0000", "content": "hi"}]}, "messages[0]"),
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
@@ -43,7 +45,9 @@ def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
     assert response.json()["error"]["param"] == param
 
 
-def test_a_body_too_large_is_a_413(chat_setup, live_tron, settings):
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_body_too_large_is_a_413(chat_setup, live_tron, settings, debug):
+    settings.DEBUG = debug  # with DEBUG on, Ninja's own catch-all used to answer a 500
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = post(live_tron, {"messages": [{"role": "user", "content": "x" * 5000}]})
     assert response.status_code == 413
