@@ -37,6 +37,9 @@ from .sessions import continuing_session, idle_cutoff, open_session
 
 log = logging.getLogger(__name__)
 
+MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
+FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
+
 
 @dataclass
 class TurnInput:
@@ -88,6 +91,7 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
+    model_has_request: bool = False  # an upstream's 200, the local model's turn to generate
     # set once the model has the request, or once the turn ended (a failure before that included)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -148,11 +152,20 @@ class Turn:
 
     async def cancel(self):
         """The consumer is gone: stop the model and record what was produced (marked partial)."""
-        if self.task is not None and not self.task.done():
+        if self.task is None:
+            return
+        if not self.task.done():
             self.task.cancel()
             # Errors were recorded inside the task; shield() lets it finish recording if we are cancelled.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(self.task)
+        if not self.finished:
+            # Cancelled before its first step (a client gone at once): the task never ran, so nothing
+            # reached the model, but the caller's words are still stored and the call recorded.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(
+                    self._finish(None, "stop", self.request.model, None, None, cancelled=True)
+                )
 
     async def _produce(self):
         usage = None
@@ -165,6 +178,7 @@ class Turn:
         try:
             async for delta in stream:
                 if delta.accepted:
+                    self.model_has_request = True
                     self._begin_opening()
                     self.settled.set()
                     continue
@@ -188,6 +202,10 @@ class Turn:
             error = LLMError(f"The model failed: {exc.__class__.__name__}", status=502)
         finally:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
+        await self._finish(usage, finish_reason, model, ttft_ms, error, cancelled)
+
+    async def _finish(self, usage, finish_reason, model, ttft_ms, error, cancelled) -> None:
+        """Record the turn, queue its final event, and re-raise a cancellation."""
         end = self._summarize(usage, finish_reason, model, error, cancelled)
         try:
             await asyncio.shield(self._opened_then_write(end, ttft_ms, error))
@@ -195,7 +213,7 @@ class Turn:
             cancelled = True  # cancelled while writing: the shielded write still completes
         except Exception:
             # The answer stands (the client may already have it); the loss of its record must be loud.
-            log.exception("Could not record the turn of process %s", self.process.public_id)
+            log.exception("Could not record a turn with %s", self.persona)
         self.queue.put_nowait(TurnFailed(error) if error else end)
         self.finished = True
         self.settled.set()
@@ -221,6 +239,9 @@ class Turn:
         elif cancelled and measured is not None:
             source = LLMCall.UsageSource.PARTIAL
             input_tokens, output_tokens = measured.input_tokens, measured.output_tokens
+        elif cancelled and not self.model_has_request:
+            source = LLMCall.UsageSource.PARTIAL  # gone before the model had the request: nothing used
+            input_tokens = output_tokens = 0
         else:
             source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
             input_tokens = tokens.estimate_prompt_tokens(self.request.messages)
@@ -231,6 +252,9 @@ class Turn:
             finish_reason = "cancelled"
         elif error is not None:
             finish_reason = "error"
+        # What an upstream names is cut to its column: PostgreSQL refuses a longer value, and with it
+        # the whole record.
+        model, finish_reason = model[:MODEL_LENGTH], finish_reason[:FINISH_REASON_LENGTH]
         cost = pricing.cost_usd(model, input_tokens, output_tokens)
         return TurnEnd(text, finish_reason, input_tokens, output_tokens, source, cost, model)
 
@@ -312,6 +336,12 @@ def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
         session = open_session(
             turn_input.caller, context.persona, task=turn_input.task, known=context.session
         )
+        new_words = context.new_words
+        if new_words and session is context.session and not context.recent:
+            # The client sent its own history, so the transcript was not read before the model call:
+            # a client retrying a failed turn (VAPI, the SDKs) must not store its words twice either.
+            last = Message.objects.filter(process=session.process).order_by("-id").values("role", "content")
+            new_words = unsaved(list(last[:1]), new_words)
         Message.objects.bulk_create(
             Message(
                 process=session.process,
@@ -320,7 +350,7 @@ def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
                 content=m["content"],
                 created_at=session.last_seen_at,
             )
-            for m in context.new_words
+            for m in new_words
         )
     return session
 

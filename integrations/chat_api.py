@@ -1,7 +1,9 @@
 """The OpenAI-compatible chat endpoints: /chat/completions, /v1/chat/completions, /v1/models and
 ElevenLabs' custom LLM at /v1/elevenlabs-llm. Protocol only: the turn itself is agents.runtime."""
 
+import asyncio
 import json
+import logging
 import time
 from urllib.parse import quote
 
@@ -18,6 +20,8 @@ from agents.runtime import TurnEnd, TurnFailed, TurnInput, start_turn
 from tron_site.errors import error_body, error_response, error_type_for
 
 from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
+
+log = logging.getLogger(__name__)
 
 router = Router(tags=["chat"])
 
@@ -101,10 +105,16 @@ async def chat(request, channel: str | None = None):
         max_tokens=payload.max_completion_tokens or payload.max_tokens,
         user=payload.user,
     )
+    starting = asyncio.ensure_future(start_turn(turn_input))
     try:
-        turn = await start_turn(turn_input)
+        turn = await asyncio.shield(starting)
     except PersonaUnavailable as exc:
         return error_response(503, str(exc), code="no_persona")
+    except asyncio.CancelledError:
+        # The client left while the turn was being prepared. Once it exists it is cancelled like any
+        # turn whose client left, which stores the caller's words and records the call.
+        starting.add_done_callback(_cancel_started_turn)
+        raise
     headers = {"X-Tron-Caller-ID": quote(caller.caller_id, safe="+-_.:@"), "X-Tron-Process-ID": ""}
 
     try:
@@ -135,6 +145,17 @@ async def chat(request, channel: str | None = None):
     except BaseException:
         await turn.cancel()  # the client went away (or we failed) before the answer: stop and record
         raise
+
+
+_cancelling: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+
+def _cancel_started_turn(starting: asyncio.Future) -> None:
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    task = asyncio.ensure_future(starting.result().cancel())
+    _cancelling.add(task)
+    task.add_done_callback(_cancelling.discard)
 
 
 def _scalar_text(value) -> str:
@@ -233,6 +254,11 @@ class Reply:
                     out = []
                 except TimeoutError:
                     out = [b": keep-alive\n\n"]
+        except Exception:
+            # A failure of ours once the headers are out: the stream must still end, with an error
+            # event the SDKs raise on (Daphne can no longer send a 500, and would leave it hanging).
+            log.exception("A chat stream failed")
+            yield _event(error_body("The server failed mid-answer; it has been logged.", "server_error"))
         finally:
             if not finished:
                 await self.turn.cancel()

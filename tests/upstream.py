@@ -25,6 +25,9 @@ class Script:
     error_after: int | None = None  # send an SSE error event after this many tokens
     finish_reason: str = "stop"
     retry_after: str | None = None
+    usage: dict | None = None  # sent as the usage object instead of the computed counts
+    ignore_stream: bool = False  # answer a streaming request with one JSON completion, as some servers do
+    raw: tuple[str, bytes] | None = None  # (content type, body): answer 200 with exactly this
 
 
 @dataclass
@@ -84,7 +87,14 @@ class FakeUpstream:
                         extra,
                     )
                     return
-                if body.get("stream"):
+                if script.raw is not None:
+                    content_type, data = script.raw
+                    self.send_response(200)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif body.get("stream") and not script.ignore_stream:
                     self._stream(script, body, record)
                 else:
                     self._complete(script, record)
@@ -118,7 +128,8 @@ class FakeUpstream:
                                 "finish_reason": script.finish_reason,
                             }
                         ],
-                        "usage": {
+                        "usage": script.usage
+                        or {
                             "prompt_tokens": script.prompt_tokens,
                             "completion_tokens": len(script.tokens),
                             "total_tokens": script.prompt_tokens + len(script.tokens),
@@ -177,7 +188,7 @@ class FakeUpstream:
                 self._event(self._chunk(script, {}, script.finish_reason))
                 wants_usage = (body.get("stream_options") or {}).get("include_usage")
                 if wants_usage and script.send_usage:
-                    usage = {
+                    usage = script.usage or {
                         "prompt_tokens": script.prompt_tokens,
                         "completion_tokens": len(script.tokens),
                         "total_tokens": script.prompt_tokens + len(script.tokens),

@@ -78,6 +78,12 @@ class OpenAIProvider(LLMProvider):
             raise _llm_error(exc) from exc
         try:
             yield Delta(accepted=True)
+            if "json" in response.headers.get("content-type", ""):
+                # A server that ignored `stream` answered with one whole completion: relay it.
+                for delta in _completion_deltas(_parse_chunk(await response.aread())):
+                    yield delta
+                return
+            chunks = 0
             lines = response.aiter_lines()
             async for line in lines:
                 if not line.startswith("data:"):
@@ -86,8 +92,14 @@ class OpenAIProvider(LLMProvider):
                 if data == "[DONE]":
                     await _read_to_end(lines)
                     break
+                chunks += 1
                 for delta in _deltas(_parse_chunk(data)):
                     yield delta
+            if not chunks:  # an empty body, an HTML page, a bare [DONE]: no answer, not an empty one
+                log.warning(
+                    "Upstream answered 200 without a stream (%s)", response.headers.get("content-type")
+                )
+                raise LLMError("The model's server sent no answer.", status=502, code="upstream_error")
         except httpx2.TimeoutException as exc:
             raise LLMError(
                 "The model stopped answering in time.", status=504, code="upstream_timeout"
@@ -148,20 +160,54 @@ def _parse_chunk(data: str) -> dict:
     return chunk
 
 
-def _deltas(chunk: dict):
-    model = chunk.get("model")
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
+def _deltas(chunk: dict, key: str = "delta"):
+    """The Deltas of one chunk (or, with key="message", of a whole completion). What the upstream sent
+    is checked here, at the edge: only text is text, only whole non-negative numbers are token counts."""
+    model = _text(chunk.get("model")) or None
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get(key)
+        content = _text(delta.get("content")) if isinstance(delta, dict) else ""
         if content:
             yield Delta(text=content, model=model)
-        if choice.get("finish_reason"):
-            yield Delta(finish_reason=choice["finish_reason"], model=model)
+        if finish_reason := _text(choice.get("finish_reason")):
+            yield Delta(finish_reason=finish_reason, model=model)
     usage = chunk.get("usage")
-    if usage and (usage.get("prompt_tokens") or usage.get("completion_tokens")):
-        yield Delta(
-            usage=Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0), model=model
-        )
+    if isinstance(usage, dict) and (usage.get("prompt_tokens") or usage.get("completion_tokens")):
+        counts = _count(usage.get("prompt_tokens") or 0), _count(usage.get("completion_tokens") or 0)
+        if None in counts:
+            log.warning("Upstream usage is not token counts, so they are estimated: %.200s", usage)
+        else:
+            yield Delta(usage=Usage(*counts), model=model)
+
+
+def _completion_deltas(completion: dict):
+    yield from _deltas(completion, key="message")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_TOKEN_COUNT = 10**9  # more than any call uses; a larger "count" is garbage
+
+
+def _text(value) -> str:
+    """Upstream text as text that can be sent and stored: anything but a string is none, and a lone
+    UTF-16 surrogate (an escaped emoji split over two chunks) becomes U+FFFD instead of failing the
+    encoding of the client's stream and the write of the transcript."""
+    if not isinstance(value, str):
+        return ""
+    if _SURROGATE.search(value):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _count(value) -> int | None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
 
 
 def _llm_error(exc: openai.APIError) -> LLMError:
