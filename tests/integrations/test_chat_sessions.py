@@ -144,16 +144,6 @@ def test_the_idle_sweep_ends_sessions_and_completes_their_processes(sdk, setting
     assert CallerSession.objects.get(caller_id="req-here").ended_at is None
 
 
-def test_sessions_survive_a_server_restart(sdk):
-    """Sessions live in the database: a new provider and cleared caches still find the caller."""
-    from agents import llm
-
-    say(sdk, headers={"X-Request-ID": "durable"})
-    llm._providers.clear()
-    say(sdk, headers={"X-Request-ID": "durable"})
-    assert CallerSession.objects.count() == 1
-
-
 def test_switching_persona_ends_the_old_session(sdk):
     say(sdk, headers={"X-Request-ID": "switcher"})
     sdk.chat.completions.create(
