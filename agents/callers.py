@@ -20,6 +20,7 @@ class Caller:
 
 
 MAX_ID_LENGTH = 255  # CallerSession.caller_id
+MIN_PHONE_DIGITS = 3  # the shortest numbers in use (emergency and service numbers)
 
 
 def clean_id(value: str) -> str:
@@ -33,19 +34,33 @@ def clean_id(value: str) -> str:
 
 
 def normalize_phone(raw: str) -> str:
-    """E.164 (+14155551234), or "" when `raw` is no phone number. Carriers and VAPI report a withheld
-    number as words ("anonymous", "Restricted", "unknown"): as a caller id, such a word would put every
-    caller who withholds their number into one session, each hearing the others' words."""
+    """E.164 (+14155551234) for a number phonenumbers can read; a number it cannot (a foreign number
+    without its +country, a SIP address with digits) as given; "" for what is no number at all.
+
+    Carriers and VAPI report a withheld number as a word ("anonymous", "Restricted", "unknown") or as
+    one digit repeated (0000000000): as a caller id, that would put every caller who withholds their
+    number into one session, each hearing the others' words."""
     raw = (raw or "").strip()
-    if not raw:
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if len(digits) < MIN_PHONE_DIGITS:
         return ""
     try:
         number = phonenumbers.parse(raw, None if raw.startswith("+") else settings.TRON_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
-        return ""
-    if not phonenumbers.is_possible_number(number):
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        return raw if len(set(digits)) > 1 else ""
+    if len(set(str(number.national_number))) == 1:
         return ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone(*candidates: str) -> str:
+    """The first candidate that is a phone number: a header saying "anonymous" leaves the body's say."""
+    for candidate in candidates:
+        if phone := normalize_phone(candidate):
+            return phone
+    return ""
 
 
 def _dig(body: dict, *keys) -> str:
@@ -72,10 +87,10 @@ def _identify(
     is_vapi = bool(call_id or headers.get("X-Vapi-Caller-Phone") or isinstance(body.get("call"), dict))
     channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
 
-    phone = normalize_phone(
-        headers.get("X-Vapi-Caller-Phone", "")
-        or _dig(body, "call", "customer", "number")
-        or _dig(body, "customer", "number")
+    phone = _phone(
+        headers.get("X-Vapi-Caller-Phone", ""),
+        _dig(body, "call", "customer", "number"),
+        _dig(body, "customer", "number"),
     )
     if phone:
         return Caller(phone, channel, call_id, phone)

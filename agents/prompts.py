@@ -34,15 +34,14 @@ def recent_messages(session: CallerSession) -> list[dict]:
 
 
 def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
-    """Drop a resent message: when the transcript already ends with these words and no answer (a client
-    retrying after an error), they are not stored twice."""
-    if (
-        new
-        and recent
-        and recent[-1]["role"] == Message.Role.USER
-        and recent[-1]["content"] == new[0]["content"]
-    ):
-        return new[1:]
+    """Drop resent messages: when the transcript (oldest first) already ends with the first of these
+    words and no answer (a client retrying after an error), they are not stored twice."""
+    for overlap in range(min(len(new), len(recent)), 0, -1):
+        tail = recent[-overlap:]
+        if all(m["role"] == Message.Role.USER for m in tail) and [m["content"] for m in tail] == [
+            m["content"] for m in new[:overlap]
+        ]:
+            return new[overlap:]
     return new
 
 

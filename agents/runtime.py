@@ -92,6 +92,7 @@ class Turn:
     parts: list[str] = field(default_factory=list)
     finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
     model_has_request: bool = False  # an upstream's 200, the local model's turn to generate
+    producing: bool = False  # the task has taken its first step (one cancelled before that never runs)
     # set once the model has the request, or once the turn ended (a failure before that included)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -159,15 +160,21 @@ class Turn:
             # Errors were recorded inside the task; shield() lets it finish recording if we are cancelled.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(self.task)
-        if not self.finished:
+        if self.task.done() and not self.producing and not self.finished:
             # Cancelled before its first step (a client gone at once): the task never ran, so nothing
-            # reached the model, but the caller's words are still stored and the call recorded.
-            with contextlib.suppress(asyncio.CancelledError):
+            # reached the model, but the caller's words are still stored and the call recorded. (A task
+            # that ran records itself, however it ends; the two never both record.)
+            try:
                 await asyncio.shield(
                     self._finish(None, "stop", self.request.model, None, None, cancelled=True)
                 )
+            except asyncio.CancelledError:
+                pass  # _finish re-raises the cancellation it records; the record itself is done
+            except Exception:
+                log.exception("Could not record a turn with %s whose client left", self.persona)
 
     async def _produce(self):
+        self.producing = True
         usage = None
         finish_reason = "stop"
         model = self.request.model
@@ -337,11 +344,12 @@ def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
             turn_input.caller, context.persona, task=turn_input.task, known=context.session
         )
         new_words = context.new_words
-        if new_words and session is context.session and not context.recent:
+        continued = context.session is not None and session.pk == context.session.pk
+        if new_words and continued and not context.recent:
             # The client sent its own history, so the transcript was not read before the model call:
             # a client retrying a failed turn (VAPI, the SDKs) must not store its words twice either.
             last = Message.objects.filter(process=session.process).order_by("-id").values("role", "content")
-            new_words = unsaved(list(last[:1]), new_words)
+            new_words = unsaved(list(reversed(last[: len(new_words)])), new_words)
         Message.objects.bulk_create(
             Message(
                 process=session.process,

@@ -8,24 +8,21 @@ Latin) about one per two characters, so those are counted so, not as a quarter e
 """
 
 import math
+import re
 
 CHARS_PER_TOKEN = 4  # ASCII: English words, code, numbers
 NON_ASCII_CHARS_PER_TOKEN = 2
 TOKENS_PER_MESSAGE = 3  # role and separators around each message
 REPLY_PRIMING_TOKENS = 3  # the assistant turn header
 
-# Code point ranges of about one token per character: Hangul Jamo, CJK punctuation, kana, CJK
-# ideographs (and their extensions), Hangul syllables, compatibility ideographs, emoji and symbols.
-_TOKEN_EACH = (
-    (0x1100, 0x11FF),
-    (0x3000, 0x30FF),
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xAC00, 0xD7AF),
-    (0xF900, 0xFAFF),
-    (0x1F000, 0x1FAFF),
-    (0x20000, 0x3134F),
+# About one token per character: Hangul Jamo, CJK punctuation, kana, CJK ideographs (and their
+# extensions), Hangul syllables, compatibility ideographs, emoji and symbols. Counted by regular
+# expressions, in C: a long answer is counted on the event loop.
+_TOKEN_EACH = re.compile(
+    "[\u1100-\u11ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\U0001f000-\U0001faff\U00020000-\U0003134f]"
 )
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -33,16 +30,10 @@ def estimate_text_tokens(text: str) -> int:
         return 0
     if text.isascii():
         return math.ceil(len(text) / CHARS_PER_TOKEN)
-    ascii_chars = whole = other = 0
-    for char in text:
-        point = ord(char)
-        if point < 0x80:
-            ascii_chars += 1
-        elif any(low <= point <= high for low, high in _TOKEN_EACH):
-            whole += 1
-        else:
-            other += 1
-    return math.ceil(ascii_chars / CHARS_PER_TOKEN + whole + other / NON_ASCII_CHARS_PER_TOKEN)
+    non_ascii = len(_NON_ASCII.findall(text))
+    whole = len(_TOKEN_EACH.findall(text))
+    ascii_chars = len(text) - non_ascii
+    return math.ceil(ascii_chars / CHARS_PER_TOKEN + whole + (non_ascii - whole) / NON_ASCII_CHARS_PER_TOKEN)
 
 
 def estimate_prompt_tokens(messages: list[dict]) -> int:

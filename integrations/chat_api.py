@@ -151,7 +151,11 @@ _cancelling: set[asyncio.Task] = set()  # the loop keeps only weak references to
 
 
 def _cancel_started_turn(starting: asyncio.Future) -> None:
-    if starting.cancelled() or starting.exception() is not None:
+    if starting.cancelled():
+        return
+    if (error := starting.exception()) is not None:
+        if not isinstance(error, PersonaUnavailable):
+            log.error("A turn whose client left could not start", exc_info=error)
         return
     task = asyncio.ensure_future(starting.result().cancel())
     _cancelling.add(task)

