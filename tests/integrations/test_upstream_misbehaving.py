@@ -229,16 +229,17 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
 
 async def test_a_turn_cancelled_before_its_first_step_is_recorded_once(chat_setup):
     """The runtime's own guarantee, for a turn whose task never ran (HTTP cannot time this)."""
-    from asgiref.sync import sync_to_async
-
     from agents.callers import Caller
+    from agents.dbthread import db_read  # hands a pooled PostgreSQL connection back after reading
     from agents.runtime import TurnInput, start_turn
 
     turn = await start_turn(TurnInput([{"role": "user", "content": "gone"}], Caller("req-instant")))
     await turn.cancel()  # before the loop ran the turn's task at all
     await turn.cancel()  # a second cancel records nothing more
 
-    calls = await sync_to_async(list)(LLMCall.objects.values_list("finish_reason", "input_tokens"))
-    assert calls == [("cancelled", 0)]
-    assert await Message.objects.filter(content="gone").acount() == 1
+    def recorded():
+        calls = list(LLMCall.objects.values_list("finish_reason", "input_tokens"))
+        return calls, list(Message.objects.values_list("content", flat=True))
+
+    assert await db_read(recorded)() == ([("cancelled", 0)], ["gone"])
     assert not chat_setup.requests
