@@ -750,7 +750,8 @@ def render(info: dict, levels: list[dict], memory: dict, memory_after: dict | No
     out.append("Targets")
     out.append("")
     for name, value, ok in verdicts:
-        out.append(f"- {name}: {value} -> {'MET' if ok else 'NOT MET'}")
+        verdict = "for information (judged at the steady level)" if ok is None else "MET" if ok else "NOT MET"
+        out.append(f"- {name}: {value} -> {verdict}")
     return "\n".join(out)
 
 
@@ -759,21 +760,21 @@ def evaluate(levels: list[dict]) -> list:
     for lv in levels:
         a, mode = lv["added"], lv["mode"]
         if lv["concurrency"] == TARGET_LEVEL:
+            # The latency targets are judged with 20 streams open (steady), as load tools apply
+            # concurrency; the same-instant burst is reported beside them (docs/decisions.md).
+            judged = mode == "steady"
             where = f"{TARGET_LEVEL} streams ({mode})"
-            verdicts.append(
-                (
-                    f"added TTFT p50 <= {TARGET_ADDED_P50_MS:.0f} ms at {where}",
-                    f"{a['p50']:.1f} ms",
-                    a["p50"] <= TARGET_ADDED_P50_MS,
+            for name, value, limit in (
+                ("p50", a["p50"], TARGET_ADDED_P50_MS),
+                ("p99", a["p99"], TARGET_ADDED_P99_MS),
+            ):
+                verdicts.append(
+                    (
+                        f"added TTFT {name} <= {limit:.0f} ms at {where}",
+                        f"{value:.1f} ms",
+                        value <= limit if judged else None,
+                    )
                 )
-            )
-            verdicts.append(
-                (
-                    f"added TTFT p99 <= {TARGET_ADDED_P99_MS:.0f} ms at {where}",
-                    f"{a['p99']:.1f} ms",
-                    a["p99"] <= TARGET_ADDED_P99_MS,
-                )
-            )
         if lv["concurrency"] == ERROR_FREE_LEVEL:
             e, n = lv["tron"]["errors"], lv["tron"]["n"]
             verdicts.append(
@@ -923,7 +924,7 @@ def main(argv=None) -> int:
                 | {"tokens": TOKENS},
             }
             Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        return 1 if args.check and not all(ok for _, _, ok in verdicts) else 0
+        return 1 if args.check and any(ok is False for _, _, ok in verdicts) else 0
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130
