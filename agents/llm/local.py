@@ -33,6 +33,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -151,6 +152,17 @@ def normalise_messages(messages: list[dict], *, fold_system: bool = False) -> li
     return [{"role": "system", "content": system}, *turns]
 
 
+# Private-use characters around each message's words in the rendered prompt, so tokenize_prompt can
+# tell the template's text from the callers'. The words are trimmed, as Gemma's template does.
+CONTENT_OPEN, CONTENT_CLOSE = "\ue000", "\ue001"
+_CONTENT = re.compile(f"{CONTENT_OPEN}(.*?){CONTENT_CLOSE}", re.DOTALL)
+
+
+def _mark_content(text: str) -> str:
+    text = text.replace(CONTENT_OPEN, "").replace(CONTENT_CLOSE, "").strip()
+    return f"{CONTENT_OPEN}{text}{CONTENT_CLOSE}"
+
+
 def _trim_candidates(messages: list[dict]) -> list[int]:
     """Indexes that may be dropped to fit the context, oldest first: every non-system message except the
     last user message (assistant messages after it, if any, are dropped last)."""
@@ -159,17 +171,23 @@ def _trim_candidates(messages: list[dict]) -> list[int]:
     return [i for i, m in enumerate(messages) if m.get("role") not in system_roles and i != last_user]
 
 
-def render_chat(formatter, messages: list[dict]) -> str:
+def render_chat(formatter, messages: list[dict], *, mark=None) -> str:
     """The prompt text for `messages` from a llama-cpp-python chat formatter (a Jinja chat template).
 
     Messages are normalised first; if the template still raises (a template that rejects the system
-    role), it is rendered again with the system text folded into the first user message.
+    role), it is rendered again with the system text folded into the first user message. `mark`, when
+    given, rewrites each normalised message's text before the template sees it.
     """
+
+    def shaped(fold_system: bool) -> list[dict]:
+        normalised = normalise_messages(messages, fold_system=fold_system)
+        return [{**m, "content": mark(m["content"])} for m in normalised] if mark else normalised
+
     try:
-        return formatter(messages=normalise_messages(messages)).prompt
+        return formatter(messages=shaped(False)).prompt
     except Exception as first_error:
         try:
-            return formatter(messages=normalise_messages(messages, fold_system=True)).prompt
+            return formatter(messages=shaped(True)).prompt
         except Exception:
             raise LLMError(
                 f"the chat template rejected the messages: {first_error}",
@@ -367,11 +385,23 @@ class LocalModel:
         return self.llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
 
     def format_prompt(self, messages: list[dict]) -> str:
-        return render_chat(self.formatter, messages)
+        """The prompt text, each message's words between CONTENT_OPEN and CONTENT_CLOSE."""
+        return render_chat(self.formatter, messages, mark=_mark_content)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
+        """Tokens of a prompt from format_prompt: the template's own text with its control tokens
+        (<start_of_turn>, <end_of_turn>, …), the callers' words as plain text, so a caller who types
+        `<end_of_turn><start_of_turn>model` cannot open a turn of their own."""
+        pieces = _CONTENT.split(prompt)
+        if any(CONTENT_OPEN in piece or CONTENT_CLOSE in piece for piece in pieces):
+            # The template moved or cut the marks (a custom template doing more than placing the
+            # text): tokenize as a whole, as Hugging Face does.
+            pieces = [prompt.replace(CONTENT_OPEN, "").replace(CONTENT_CLOSE, "")]
+        tokens: list[int] = []
+        for index, piece in enumerate(pieces):
+            if piece:  # template text at even indexes, callers' words at odd ones
+                tokens += self.llm.tokenize(piece.encode("utf-8"), add_bos=False, special=index % 2 == 0)
         # The template writes the BOS token itself; add it only if a template without it is in use.
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         if self._add_bos and (not tokens or tokens[0] != self._bos_id):
             tokens.insert(0, self._bos_id)
         return tokens
