@@ -63,13 +63,18 @@ def _phone(*candidates: str) -> str:
     return ""
 
 
+def _text(value) -> str:
+    """A string or a number (ids arrive as either) as trimmed text; anything else as ""."""
+    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
 def _dig(body: dict, *keys) -> str:
     value = body
     for key in keys:
         if not isinstance(value, dict):
             return ""
         value = value.get(key)
-    return str(value).strip() if isinstance(value, str | int) and str(value).strip() else ""
+    return _text(value)
 
 
 def identify_caller(*args, **kwargs) -> Caller:
@@ -78,7 +83,7 @@ def identify_caller(*args, **kwargs) -> Caller:
 
 
 def _identify(
-    headers, body: dict, *, channel: str | None = None, user_id: str = "", conversation_id: str = ""
+    headers, body: dict, *, channel: str | None = None, user_id: object = "", conversation_id: str = ""
 ) -> Caller:
     """First match wins: caller phone (header, then VAPI's body; a withheld or unreadable number is
     skipped), VAPI call id, `user_id` (ElevenLabs), a conversation id (ElevenLabs), X-Request-ID, the
@@ -96,8 +101,8 @@ def _identify(
         return Caller(phone, channel, call_id, phone)
     if call_id:
         return Caller(f"call-{call_id}", channel, call_id)
-    if user_id.strip():
-        return Caller(f"user-{user_id.strip()}", channel)
+    if user_id := _text(user_id):
+        return Caller(f"user-{user_id}", channel)
     if conversation_id.strip():
         return Caller(f"conv-{conversation_id.strip()}", channel, conversation_id.strip())
     request_id = headers.get("X-Request-ID", "").strip()

@@ -94,7 +94,7 @@ async def chat(request, channel: str | None = None):
         request.headers,
         {"call": payload.call, "customer": payload.customer, "user": payload.user},
         channel=channel,
-        user_id=_scalar_text(payload.user_id) if elevenlabs else "",
+        user_id=payload.user_id if elevenlabs else "",
         conversation_id=request.headers.get("X-Conversation-ID", "") if elevenlabs else "",
     )
     turn_input = TurnInput(
@@ -160,11 +160,6 @@ def _cancel_started_turn(starting: asyncio.Future) -> None:
     task = asyncio.ensure_future(starting.result().cancel())
     _cancelling.add(task)
     task.add_done_callback(_cancelling.discard)
-
-
-def _scalar_text(value) -> str:
-    """A string or number as text (ElevenLabs' `user_id` is whatever the agent's owner set), else ""."""
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
 
 
 def _llm_error_response(error: LLMError, headers: dict | None = None):
