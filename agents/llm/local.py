@@ -648,11 +648,9 @@ class LocalProvider(LLMProvider):
                 raise _unavailable(f"the local model could not be loaded: {exc}") from exc
             while not model.lock.acquire(timeout=0.1):  # queue behind the generation in progress
                 if stop.is_set():
-                    request.measured = Usage(0, 0)  # gone before the model read a token
-                    return
+                    return  # gone before the model took it: the runtime records no tokens
             try:
                 if stop.is_set():
-                    request.measured = Usage(0, 0)
                     return
                 try:
                     # Before the model "accepts": a prompt that cannot fit is then a real HTTP 400,
