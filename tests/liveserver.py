@@ -1,5 +1,6 @@
 """Our ASGI application served over real HTTP in a background thread, for clients like the openai SDK."""
 
+import json
 import threading
 import time
 
@@ -37,3 +38,16 @@ def stream_lines(server: LiveASGIServer, body: dict, path: str = "/v1/chat/compl
 
     with httpx2.stream("POST", f"{server.url}{path}", timeout=30, json={"stream": True, **body}) as response:
         return response, [line for line in response.iter_lines() if line]
+
+
+def post_chat(server: LiveASGIServer, body, headers=None, path: str = "/v1/chat/completions"):
+    """POST a chat request: `body` as JSON, or bytes and strings sent as they are (malformed on purpose)."""
+    import httpx2
+
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return httpx2.post(
+        f"{server.url}{path}",
+        content=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )

@@ -10,20 +10,9 @@ import pytest
 
 from agents import pricing
 from agents.models import LLMCall, Message, Process
-from tests.liveserver import stream_lines
+from tests.liveserver import post_chat, stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post(live_tron, body, path="/v1/chat/completions", headers=None, **kwargs):
-    data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return httpx.post(
-        f"{live_tron.url}{path}",
-        content=data,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        timeout=30,
-        **kwargs,
-    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +47,7 @@ def post(live_tron, body, path="/v1/chat/completions", headers=None, **kwargs):
     ],
 )
 def test_bad_requests_get_a_400_in_the_openai_envelope(chat_setup, live_tron, body, param, fragment):
-    response = post(live_tron, body)
+    response = post_chat(live_tron, body)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -78,14 +67,14 @@ def test_unknown_fields_are_ignored(chat_setup, live_tron):
         "user_id": 42,  # ElevenLabs' field: no caller id outside its endpoints
         "logit_bias": {},
     }
-    response = post(live_tron, body, headers={"X-Request-ID": "abc"})
+    response = post_chat(live_tron, body, headers={"X-Request-ID": "abc"})
     assert response.status_code == 200
     assert response.headers["X-Tron-Caller-ID"] == "req-abc"
 
 
 def test_null_flags_are_false(chat_setup, live_tron):
     """OpenAI's own request types allow null for `stream` and `include_usage`."""
-    plain = post(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": None})
+    plain = post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": None})
     assert plain.status_code == 200
     assert plain.json()["object"] == "chat.completion"
 
@@ -118,7 +107,7 @@ def test_upstream_errors_become_gateway_errors(
     sdk, upstream, live_tron, upstream_status, our_status, sdk_error
 ):
     upstream.reset(status=upstream_status, retry_after="7" if upstream_status == 503 else None)
-    response = post(live_tron, {"model": "tony", "messages": [{"role": "user", "content": "hi"}]})
+    response = post_chat(live_tron, {"model": "tony", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == our_status
     error = response.json()["error"]
     assert error["type"] in {"upstream_error", "service_unavailable_error"}
@@ -134,7 +123,7 @@ def test_upstream_errors_become_gateway_errors(
 def test_an_upstream_timeout_is_a_504(sdk, upstream, settings, live_tron):
     settings.TRON_LLM_TIMEOUT = 1
     upstream.reset(first_token_delay=2.5)
-    response = post(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
+    response = post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 504
     assert response.json()["error"]["type"] == "timeout_error"
 
@@ -143,7 +132,7 @@ def test_an_upstream_timeout_is_a_504(sdk, upstream, settings, live_tron):
 def test_a_model_silent_before_accepting_is_a_504_before_any_stream(chat_setup, settings, live_tron, stream):
     settings.TRON_LLM_TIMEOUT = 1
     chat_setup.reset(header_delay=2.5)
-    response = post(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": stream})
+    response = post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}], "stream": stream})
     assert response.status_code == 504
     assert response.json()["error"]["type"] == "timeout_error"
     assert Message.objects.get().content == "hi"
@@ -155,7 +144,9 @@ def test_an_unreachable_model_is_a_502_and_the_words_are_kept(chat_setup, settin
         port = probe.getsockname()[1]
     settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
     for stream in (False, True):
-        response = post(live_tron, {"messages": [{"role": "user", "content": "anyone?"}], "stream": stream})
+        response = post_chat(
+            live_tron, {"messages": [{"role": "user", "content": "anyone?"}], "stream": stream}
+        )
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "upstream_unreachable"
     assert list(Message.objects.values_list("content", flat=True)) == ["anyone?", "anyone?"]

@@ -1,26 +1,15 @@
 """Edge cases found in review: nothing a client sends yields a 500, a failed write never hangs a call."""
 
-import json
 import threading
 import time
 
-import httpx2 as httpx
 import openai
 import pytest
 
 from agents.models import CallerSession, LLMCall, Message, Process
+from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post(live_tron, body, headers=None, path="/v1/chat/completions"):
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(
-        f"{live_tron.url}{path}",
-        content=data,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        timeout=30,
-    )
 
 
 @pytest.mark.parametrize(
@@ -40,7 +29,7 @@ def post(live_tron, body, headers=None, path="/v1/chat/completions"):
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
-    response = post(live_tron, body)
+    response = post_chat(live_tron, body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
 
@@ -49,13 +38,15 @@ def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
 def test_a_body_too_large_is_a_413(chat_setup, live_tron, settings, debug):
     settings.DEBUG = debug  # with DEBUG on, Ninja's own catch-all used to answer a 500
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = post(live_tron, {"messages": [{"role": "user", "content": "x" * 5000}]})
+    response = post_chat(live_tron, {"messages": [{"role": "user", "content": "x" * 5000}]})
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_caller_ids_are_cleaned_before_storing_and_echoing(chat_setup, live_tron):
-    response = post(live_tron, {"user": "a\nb" + "z" * 400, "messages": [{"role": "user", "content": "hi"}]})
+    response = post_chat(
+        live_tron, {"user": "a\nb" + "z" * 400, "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert response.status_code == 200
     caller_id = CallerSession.objects.get().caller_id
     assert "\n" not in caller_id and len(caller_id) == 255
@@ -78,7 +69,7 @@ def test_a_tool_call_history_from_the_client_is_kept_as_text(chat_setup, live_tr
         },
         {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
     ]
-    assert post(live_tron, {"messages": messages}).status_code == 200
+    assert post_chat(live_tron, {"messages": messages}).status_code == 200
     sent = [m["content"] for m in upstream.last.body["messages"][1:]]
     assert sent == ["What's the weather?", '[Called weather({"city":"Oslo"})]', "[Result of c1]: Sunny"]
 
@@ -112,7 +103,9 @@ def test_a_retried_message_is_stored_once(sdk, upstream):
 
 def test_upstream_error_details_stay_in_the_log(chat_setup, live_tron, upstream):
     upstream.reset(status=500)
-    message = post(live_tron, {"messages": [{"role": "user", "content": "hi"}]}).json()["error"]["message"]
+    message = post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]}).json()["error"][
+        "message"
+    ]
     assert "scripted failure" not in message
 
 
@@ -121,7 +114,9 @@ def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream)
     upstream.reset(first_token_delay=1.0)
     result = {}
     caller = threading.Thread(
-        target=lambda: result.update(r=post(live_tron, {"messages": [{"role": "user", "content": "hi"}]}))
+        target=lambda: result.update(
+            r=post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
+        )
     )
     caller.start()
     deadline = time.monotonic() + 10
@@ -157,7 +152,7 @@ class TestChatKey:
         settings.TRON_CHAT_API_KEY = "caller-key"
 
     def test_without_the_key_the_chat_api_refuses(self, chat_setup, live_tron):
-        response = post(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
+        response = post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
         assert not Process.objects.exists()

@@ -1,14 +1,13 @@
-import httpx2 as httpx
 import pytest
 
 from agents.models import CallerSession
-from tests.liveserver import stream_lines
+from tests.liveserver import post_chat, stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post(live_tron, body, headers=None):
-    return httpx.post(f"{live_tron.url}/v1/elevenlabs-llm", json=body, headers=headers or {}, timeout=30)
+    return post_chat(live_tron, body, headers, path="/v1/elevenlabs-llm")
 
 
 def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tron):
@@ -44,7 +43,7 @@ def test_a_conversation_id_keeps_turns_together_without_a_user_id(chat_setup, li
 
 def test_the_server_url_may_be_used_as_a_base_url(chat_setup, live_tron):
     body = {"messages": [{"role": "user", "content": "Hi"}], "user_id": "u1"}
-    response = httpx.post(f"{live_tron.url}/v1/elevenlabs-llm/chat/completions", json=body, timeout=30)
+    response = post_chat(live_tron, body, path="/v1/elevenlabs-llm/chat/completions")
     assert response.status_code == 200
     assert CallerSession.objects.get().channel == "elevenlabs"
 

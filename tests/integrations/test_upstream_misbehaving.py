@@ -10,19 +10,14 @@ import json
 import socket
 import time
 
-import httpx2 as httpx
 import pytest
 
 from agents.models import LLMCall, Message, Process
-from tests.liveserver import stream_lines
+from tests.liveserver import post_chat, stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
-
-
-def post(live_tron, body, headers=None):
-    return httpx.post(f"{live_tron.url}/v1/chat/completions", json=body, headers=headers or {}, timeout=30)
 
 
 def content_of(lines) -> str:
@@ -42,7 +37,7 @@ def test_a_surrogate_pair_split_over_two_chunks_becomes_replacement_characters(c
         assert lines[-1] == "data: [DONE]"
         text = content_of(lines)
     else:
-        text = post(live_tron, HELLO).json()["choices"][0]["message"]["content"]
+        text = post_chat(live_tron, HELLO).json()["choices"][0]["message"]["content"]
     assert text == "Hi \ufffd\ufffd there"
     assert Message.objects.get(role="assistant").content == text
     assert LLMCall.objects.get().usage_source == "provider"
@@ -84,7 +79,7 @@ def test_content_that_is_not_text_is_left_out(chat_setup, live_tron):
 @pytest.mark.parametrize("model", ["m" * 300, {"name": "x"}])
 def test_an_odd_model_name_does_not_cost_the_record(chat_setup, live_tron, model):
     chat_setup.reset(model=model)
-    assert post(live_tron, HELLO).status_code == 200
+    assert post_chat(live_tron, HELLO).status_code == 200
     recorded = LLMCall.objects.get().model
     assert recorded == ("m" * 120 if isinstance(model, str) else "gpt-4o-mini")
 
@@ -100,7 +95,7 @@ def test_an_odd_model_name_does_not_cost_the_record(chat_setup, live_tron, model
 )
 def test_a_200_without_a_stream_is_an_error_not_an_empty_answer(chat_setup, live_tron, raw):
     chat_setup.reset(raw=raw)
-    response = post(live_tron, HELLO)
+    response = post_chat(live_tron, HELLO)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_error"
 
@@ -213,11 +208,11 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
         {"role": "user", "content": "what is the plan"},
     ]
     headers = {"X-Vapi-Call-ID": "call-retry"}
-    post(live_tron, {"messages": history[:2]}, headers)
+    post_chat(live_tron, {"messages": history[:2]}, headers)
     chat_setup.reset(status=503)
-    assert post(live_tron, {"messages": history}, headers).status_code == 503
+    assert post_chat(live_tron, {"messages": history}, headers).status_code == 503
     chat_setup.reset()
-    assert post(live_tron, {"messages": history}, headers).status_code == 200
+    assert post_chat(live_tron, {"messages": history}, headers).status_code == 200
     assert list(Message.objects.order_by("id").values_list("role", "content")) == [
         ("user", "hello"),
         ("assistant", "Hello there!"),
