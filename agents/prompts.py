@@ -45,10 +45,30 @@ def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
     return new
 
 
-def build_prompt(persona: Persona, messages: list[dict], history: list[dict]) -> list[dict]:
-    """Persona system prompt, then the client's system text as call context, then the history: the
-    client's when it sent earlier turns, else `history` (the stored transcript and the new words)."""
-    prompt = [{"role": "system", "content": persona.system_prompt}]
+def compact_persona_prompt(persona: Persona) -> str:
+    """The persona in a few lines, for small local models: a 135M model given the full page-long prompt
+    answers about the prompt (its rules, its team) instead of the question."""
+    lines = [
+        f"You are {persona.name}, the {persona.role} of a startup."
+        if persona.role
+        else f"You are {persona.name}."
+    ]
+    if persona.focus_areas:
+        lines.append(f"You work on {', '.join(str(area) for area in persona.focus_areas)}.")
+    if persona.tone:
+        lines.append(f"Your manner: {persona.tone.rstrip('.')}.")
+    lines.append("Answer the question directly, in one to three short sentences.")
+    return " ".join(lines)
+
+
+def build_prompt(
+    persona: Persona, messages: list[dict], history: list[dict], *, compact: bool = False
+) -> list[dict]:
+    """Persona system prompt (its compact form with `compact`), then the client's system text as call
+    context, then the history: the client's when it sent earlier turns, else `history` (the stored
+    transcript and the new words)."""
+    persona_prompt = compact_persona_prompt(persona) if compact else persona.system_prompt
+    prompt = [{"role": "system", "content": persona_prompt}]
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
     if client_system:
         context = "\n\n".join(client_system)

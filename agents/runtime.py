@@ -375,9 +375,14 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     context = await read_context(turn_input)
     persona = context.persona
     request = LLMRequest(
-        messages=build_prompt(persona, turn_input.messages, context.recent + context.new_words),
+        messages=build_prompt(
+            persona,
+            turn_input.messages,
+            context.recent + context.new_words,
+            compact=provider.compact_prompts,
+        ),
         model=persona.model or provider.default_model(),
-        temperature=turn_input.temperature if turn_input.temperature is not None else persona.temperature,
+        temperature=_first_set(turn_input.temperature, provider.default_temperature, persona.temperature),
         max_tokens=turn_input.max_tokens,
         user=turn_input.user,
     )
@@ -389,6 +394,10 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
         write_opening=lambda: opening(turn_input, context),
     )
     return turn.run()
+
+
+def _first_set(*values):
+    return next((value for value in values if value is not None), None)
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:

