@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test install install-dev migrate lint bench clean-venv
+.PHONY: run test install install-dev migrate lint bench bench-model clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ lint: install-dev
 
 bench: install-dev
 	$(PY) bench/stream_overhead.py
+
+bench-model: install-dev
+	$(PY) bench/local_model.py
 
 clean-venv:
 	rm -rf $(VENV)
