@@ -29,7 +29,7 @@ LEAN_MIDDLEWARE = ["tron_site.middleware.ApiEdgeMiddleware", "tron_site.middlewa
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",  # all that any endpoint accepts
     "Access-Control-Allow-Headers": (
         "Authorization, Content-Type, X-Request-ID, X-Vapi-Caller-Phone, X-Vapi-Call-ID, X-Conversation-ID"
     ),

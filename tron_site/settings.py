@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_q",
+    "ninja",  # its templates and static files: /api/docs and /v1/docs load Swagger UI from here, not a CDN
     "agents",
     "integrations",
     "lifeloop",
