@@ -290,8 +290,14 @@ DJANGO_SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
 # Chat requests carry whole conversations; 10 MB leaves room (a larger body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# `collectstatic` (run by `make run`) gathers the admin's and the API docs' files here; ServeStatic serves
+# them (tron_site/asgi.py), gzipped by the storage at collection time.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = TRON_DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
+}
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
