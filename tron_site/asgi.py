@@ -8,9 +8,11 @@ should not pay. WebSockets: origin check, auth, then Channels' router.
 """
 
 import gc
+import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
@@ -28,6 +30,8 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+
+log = logging.getLogger("tron_site.asgi")
 
 
 class ChatASGIHandler(ASGIHandler):
@@ -57,7 +61,12 @@ class ChatASGIHandler(ASGIHandler):
 chat_asgi_app = ChatASGIHandler()
 # Files are indexed once, here: `collectstatic` runs before the server starts (`make run`). A path that is
 # not a collected file goes on to Django (a 404 there).
-site_asgi_app = ServeStaticASGI(django_asgi_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+static_root = settings.STATIC_ROOT if Path(settings.STATIC_ROOT).is_dir() else None
+if static_root is None:
+    log.warning(
+        "%s does not exist: run `manage.py collectstatic`, or the admin has no CSS", settings.STATIC_ROOT
+    )
+site_asgi_app = ServeStaticASGI(django_asgi_app, root=static_root, prefix=settings.STATIC_URL)
 
 
 # A web process's helper threads (the database threads, the request signals' thread) wait for the GIL

@@ -279,6 +279,15 @@ TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # store
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
 
+# --- Metrics ----------------------------------------------------------------------------------------
+
+# prometheus_client's multiprocess mode: each process writes its counters to files here and /metrics
+# adds them up (agents/metrics.py). prometheus_client reads the variable itself, when it is imported, so
+# it is put into the environment here, before anything imports it. One directory per machine.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or str(TRON_DATA_DIR / "metrics")
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
 # --- Admin user created by `manage.py ensure_admin` (run by `make run`) when these are set ---------
 
 DJANGO_SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME")

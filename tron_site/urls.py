@@ -7,6 +7,7 @@ from .api import api, chat_api, internal_api
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("internal/", internal_api.urls),

@@ -1,9 +1,11 @@
-"""The site's own pages: the landing page and the health check."""
+"""The site's own pages: the landing page, the health check and the Prometheus metrics."""
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
+
+from agents import metrics as tron_metrics
 
 
 @require_safe
@@ -17,3 +19,11 @@ def home(request):
 @require_safe
 def health(request):
     return JsonResponse({"status": "ok"})
+
+
+@csrf_exempt
+@require_safe
+def metrics(request):
+    """Prometheus' text format; behind TRON_API_TOKEN when it is set (tron_site/middleware.py)."""
+    body, content_type = tron_metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
