@@ -5,7 +5,7 @@ LLM calls) is written by the system: the admin shows it read-only, lets superuse
 a few operator actions that go through the models' own methods (`Process.finish`).
 """
 
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -17,43 +17,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from . import pricing, spend
+from .display import ellipsis, human_duration, usd
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .sessions import end_session
-
-admin.site.site_header = "Tron control panel"
-admin.site.site_title = "Tron control panel"
-admin.site.index_title = "Operations"
 
 COST_SUMMARY_DEFAULT_DAYS = 7
 CALLER_ID_COLUMN = 32  # characters of a caller id shown in a list (E.164 numbers and req-<uuid> fit)
 COST_SUMMARY_MAX_DAYS = 366
-
-
-def human_duration(delta: timedelta) -> str:
-    """`350 ms`, `42s`, `3m 05s`, `2h 07m`, `4d 03h`."""
-    seconds = int(delta.total_seconds())
-    if seconds < 1:
-        return f"{int(delta.total_seconds() * 1000)} ms"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
-
-
-def usd(value) -> str:
-    return f"${value or 0:,.6f}"
-
-
-def ellipsis(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with an ellipsis: list columns stay narrow however long the value
-    (a 255-character caller id); the detail page shows it whole."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def process_link(process: Process, anchor: str = "") -> str:

@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from agents.admin import SystemWrittenAdmin, ellipsis
+from agents.admin import SystemWrittenAdmin
+from agents.display import ellipsis
 
 from .models import ActivityRun
 

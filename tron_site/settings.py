@@ -91,7 +91,7 @@ TRON_API_MAX_PAGE_SIZE = 1000
 
 INSTALLED_APPS = [
     "daphne",  # first, so runserver is ASGI
-    "django.contrib.admin",
+    "tron_site.apps.TronAdminConfig",  # django.contrib.admin, whose home page is the live dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -278,6 +278,9 @@ TRON_DEFAULT_PHONE_REGION = env_str("TRON_DEFAULT_PHONE_REGION", "US").upper()  
 TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # stored turns put into a prompt
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
+
+# How often the admin's home page (the dashboard) refreshes itself.
+TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)
 
 # --- Metrics ----------------------------------------------------------------------------------------
 
