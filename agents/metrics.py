@@ -7,6 +7,7 @@ scrape adds them all up, so any web process answers for all of them. What the da
 sessions, active processes) is counted at scrape time instead. See docs/decisions.md.
 """
 
+import contextlib
 import os
 
 from django.conf import settings
@@ -47,7 +48,9 @@ def _forget_dead_processes() -> None:
         except ValueError:
             continue
         if pid == os.getpid() or not _alive(pid):
-            multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
+            # Several processes start at once (make run) and may clear the same dead one's files.
+            with contextlib.suppress(FileNotFoundError):
+                multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
 
 
 def _alive(pid: int) -> bool:
