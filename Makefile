@@ -31,6 +31,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput -v 0
 
 run: migrate
+	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py load_team
 	$(PY) manage.py setup_schedules -v 0
 	$(PY) manage.py ensure_admin

@@ -5,7 +5,7 @@ LLM calls) is written by the system: the admin shows it read-only, lets superuse
 a few operator actions that go through the models' own methods (`Process.finish`).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -13,40 +13,17 @@ from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from . import pricing, spend
+from .display import ellipsis, human_duration, usd
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .sessions import end_session
 
-admin.site.site_header = "Tron control panel"
-admin.site.site_title = "Tron control panel"
-admin.site.index_title = "Operations"
-
 COST_SUMMARY_DEFAULT_DAYS = 7
+CALLER_ID_COLUMN = 32  # characters of a caller id shown in a list (E.164 numbers and req-<uuid> fit)
 COST_SUMMARY_MAX_DAYS = 366
-
-
-def human_duration(delta: timedelta) -> str:
-    """`350 ms`, `42s`, `3m 05s`, `2h 07m`, `4d 03h`."""
-    seconds = int(delta.total_seconds())
-    if seconds < 1:
-        return f"{int(delta.total_seconds() * 1000)} ms"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
-
-
-def usd(value) -> str:
-    return f"${value or 0:,.6f}"
 
 
 def process_link(process: Process, anchor: str = "") -> str:
@@ -265,7 +242,7 @@ class SessionStateFilter(admin.SimpleListFilter):
 @admin.register(CallerSession)
 class CallerSessionAdmin(SystemWrittenAdmin):
     list_display = [
-        "caller_id",
+        "caller",
         "process_column",
         "persona",
         "channel",
@@ -292,6 +269,10 @@ class CallerSessionAdmin(SystemWrittenAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("process__persona")
+
+    @admin.display(description="caller id", ordering="caller_id")
+    def caller(self, obj):
+        return ellipsis(obj.caller_id, CALLER_ID_COLUMN)
 
     @admin.display(description="process", ordering="process__started_at")
     def process_column(self, obj):
@@ -337,10 +318,25 @@ class MessageAdmin(SystemWrittenAdmin):
 
     @admin.display(description="content")
     def short_content(self, obj):
-        return obj.content if len(obj.content) <= 80 else obj.content[:79] + "…"
+        return ellipsis(obj.content, 80)
 
 
 # --- LLM calls and the cost summary ---------------------------------------------------------------
+
+
+class CallResultFilter(admin.SimpleListFilter):
+    title = "result"
+    parameter_name = "result"
+
+    def lookups(self, request, model_admin):
+        return [("ok", "Succeeded"), ("failed", "Failed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "ok":
+            return queryset.filter(error="")
+        if self.value() == "failed":
+            return queryset.exclude(error="")
+        return queryset
 
 
 @admin.register(LLMCall)
@@ -357,10 +353,10 @@ class LLMCallAdmin(SystemWrittenAdmin):
         "usage_source",
         "ttft_ms",
         "duration_ms",
-        "has_error",
+        "succeeded",
     ]
     list_display_links = ["created_at"]
-    list_filter = ["provider", "model", "usage_source", "created_at", "process__persona"]
+    list_filter = ["provider", "model", "usage_source", CallResultFilter, "created_at", "process__persona"]
     list_select_related = ["process__persona"]
     date_hierarchy = "created_at"
     search_fields = ["^process__public_id", "model"]
@@ -396,9 +392,10 @@ class LLMCallAdmin(SystemWrittenAdmin):
     def cost(self, obj):
         return usd(obj.cost_usd)
 
-    @admin.display(description="error", boolean=True)
-    def has_error(self, obj):
-        return bool(obj.error)
+    # A tick for a call that answered, a cross for one that failed (its message is on the detail page).
+    @admin.display(description="succeeded", boolean=True)
+    def succeeded(self, obj):
+        return not obj.error
 
     def get_urls(self):
         # Before the default patterns: "<path:object_id>/" would otherwise swallow "cost-summary/".
@@ -412,15 +409,16 @@ class LLMCallAdmin(SystemWrittenAdmin):
         ]
 
     def cost_summary_view(self, request):
-        """Token and cost totals per persona and per UTC day for the last `?days=` days (default 7).
+        """Token and cost totals per persona and per UTC day for the last `?days=` days (default 7), and
+        the spend of models that have no price.
 
-        Three aggregate queries, however many calls the period holds.
+        Four aggregate queries, however many calls the period holds.
         """
         if not self.has_view_permission(request):
             raise PermissionDenied
         days = parse_days(request.GET.get("days"))
-        today = timezone.now().astimezone(UTC).date()
-        since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
+        today = spend.utc_today()
+        since = spend.since_days(days)
         calls = LLMCall.objects.filter(created_at__gte=since)
         totals = {
             "calls": Count("id"),
@@ -440,6 +438,12 @@ class LLMCallAdmin(SystemWrittenAdmin):
             .order_by("-day")
         )
         grand_total = calls.aggregate(**totals)
+        unpriced = spend.unpriced(spend.daily_usage(calls))
+        for row in per_persona:
+            row["unpriced"] = notes_for(r for r in unpriced if r["persona_id"] == row["persona_id"])
+        for row in per_day:
+            row["unpriced"] = notes_for(r for r in unpriced if r["day"] == row["day"])
+        grand_total["unpriced"] = notes_for(unpriced)
         changelist_url = reverse("admin:agents_llmcall_changelist")
         for row in per_persona:
             row["label"] = row["persona_name"]
@@ -471,9 +475,15 @@ class LLMCallAdmin(SystemWrittenAdmin):
             "per_persona": per_persona,
             "per_day": per_day,
             "grand_total": grand_total,
+            "unpriced_models": spend.unpriced_models(unpriced),
             "changelist_url": changelist_url,
         }
         return TemplateResponse(request, "admin/agents/llmcall/cost_summary.html", context)
+
+
+def notes_for(rows) -> list[str]:
+    """The missing-price notes of these usage rows, one per model."""
+    return [pricing.missing_price(model) for model in sorted({row["model"] for row in rows})]
 
 
 def parse_days(raw) -> int:

@@ -5,12 +5,12 @@ from typing import Literal
 
 from django.apps import apps
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from ninja import Query, Router, Schema
 from pydantic import Field
 
 from .models import CallerSession, Persona, Process
-from .schemas import ProcessOut, SessionOut, StatusOut
+from .schemas import ProcessDetailOut, ProcessOut, SessionOut, StatusOut
 
 router = Router(tags=["control panel"])
 
@@ -69,6 +69,15 @@ def list_processes(request, response: HttpResponse, filters: Query[ListFilters])
     if filters.agent:
         processes = processes.filter(persona__in=Persona.objects.ids_named(filters.agent))
     return filters.page(processes.order_by("-started_at", "-id"), response)
+
+
+@router.get("/processes/{process_id}", response=ProcessDetailOut, summary="One process with its transcript")
+def get_process(request, process_id: str):
+    """Three queries: the process with its persona, its messages, its LLM calls."""
+    process = Process.objects.select_related("persona").filter(public_id=process_id.strip().lower()).first()
+    if process is None:
+        raise Http404(f"No process has the id {process_id!r}.")
+    return process
 
 
 class SessionFilters(ListFilters):

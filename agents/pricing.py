@@ -61,6 +61,11 @@ def price_for(model: str) -> tuple[Decimal, Decimal] | None:
     return table[max(matches, key=len)] if matches else None
 
 
+def missing_price(model: str) -> str:
+    """What the control panel shows beside spend recorded at $0 because `model` has no price."""
+    return f"no price for {model}: set TRON_PRICES"
+
+
 def cost_usd(model: str, input_tokens: int, output_tokens: int) -> Decimal:
     price = price_for(model)
     if price is None:

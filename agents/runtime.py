@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
-from . import loop_reads, pricing, tokens
+from . import loop_reads, metrics, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .llm import get_provider
@@ -214,6 +214,14 @@ class Turn:
     async def _finish(self, usage, finish_reason, model, ttft_ms, error, cancelled) -> None:
         """Record the turn, queue its final event, and re-raise a cancellation."""
         end = self._summarize(usage, finish_reason, model, error, cancelled)
+        metrics.record_turn(
+            persona=self.persona.name,
+            provider=self.provider.name,
+            end=end,
+            ttft_ms=ttft_ms,
+            error=error,
+            cancelled=cancelled,
+        )
         try:
             await asyncio.shield(self._opened_then_write(end, ttft_ms, error))
         except asyncio.CancelledError:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from ninja import Schema
 
-from .models import CallerSession, Process
+from .models import CallerSession, LLMCall, Message, Process
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -71,6 +71,53 @@ class ProcessOut(Schema):
             "estimated_cost": float(obj.cost_usd),
             "duration_ms": obj.duration_ms,
         }
+
+
+class MessageOut(Schema):
+    role: str
+    content: str
+    created_at: str
+
+    @staticmethod
+    def resolve_created_at(obj: Message) -> str:
+        return iso_utc(obj.created_at)
+
+
+class LLMCallOut(Schema):
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    estimated_cost: float
+    usage_source: str
+    finish_reason: str
+    ttft_ms: int | None
+    duration_ms: int
+    error: str
+    created_at: str
+
+    @staticmethod
+    def resolve_estimated_cost(obj: LLMCall) -> float:
+        return float(obj.cost_usd)
+
+    @staticmethod
+    def resolve_created_at(obj: LLMCall) -> str:
+        return iso_utc(obj.created_at)
+
+
+class ProcessDetailOut(ProcessOut):
+    """One process, with its whole transcript and its LLM calls, oldest first."""
+
+    transcript: list[MessageOut]
+    llm_calls: list[LLMCallOut]
+
+    @staticmethod
+    def resolve_transcript(obj: Process) -> list[Message]:
+        return list(obj.messages.order_by("id"))
+
+    @staticmethod
+    def resolve_llm_calls(obj: Process) -> list[LLMCall]:
+        return list(obj.llm_call_rows.order_by("created_at", "id"))
 
 
 class SessionOut(Schema):

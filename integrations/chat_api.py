@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from ninja import Router
 
+from agents import metrics
 from agents.callers import identify_caller
 from agents.llm.base import Delta, LLMError
 from agents.models import Channel, Persona
@@ -235,6 +236,7 @@ class Reply:
         write crosses Django's response iterator, Daphne and a send() call."""
         finished = False
         keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
+        metrics.OPEN_STREAMS.inc()
         try:
             out = [self.chunk({"role": "assistant"})]
             event = first if first is not None else self.turn.ready_event()
@@ -259,6 +261,7 @@ class Reply:
             log.exception("A chat stream failed")
             yield _event(error_body("The server failed mid-answer; it has been logged.", "server_error"))
         finally:
+            metrics.OPEN_STREAMS.dec()
             if not finished:
                 await self.turn.cancel()
 

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from agents.admin import SystemWrittenAdmin
+from agents.display import ellipsis
 
 from .models import ActivityRun
 
@@ -29,5 +30,4 @@ class ActivityRunAdmin(SystemWrittenAdmin):
 
     @admin.display(description="result")
     def short_result(self, obj):
-        text = obj.error or obj.result
-        return text if len(text) <= 80 else text[:79] + "…"
+        return ellipsis(obj.error or obj.result, 80)

@@ -1,15 +1,18 @@
 """ASGI entry point.
 
 HTTP: the chat API's paths go to a Django handler with only the middleware they use (CORS, errors, the
-chat key); everything else gets the full stack (sessions, CSRF, auth, messages for the admin). Each
+chat key); static files (STATIC_ROOT, filled by `collectstatic`) are answered by ServeStatic before
+Django; everything else gets the full stack (sessions, CSRF, auth, messages for the admin). Each
 MiddlewareMixin middleware costs two thread hops per request under ASGI, which the hot streaming path
 should not pay. WebSockets: origin check, auth, then Channels' router.
 """
 
 import gc
+import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
@@ -22,9 +25,13 @@ django_asgi_app = get_asgi_application()  # before anything that imports models
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from servestatic import ServeStaticASGI  # noqa: E402
 
 from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+
+log = logging.getLogger("tron_site.asgi")
 
 
 class ChatASGIHandler(ASGIHandler):
@@ -52,6 +59,14 @@ class ChatASGIHandler(ASGIHandler):
 
 
 chat_asgi_app = ChatASGIHandler()
+# Files are indexed once, here: `collectstatic` runs before the server starts (`make run`). A path that is
+# not a collected file goes on to Django (a 404 there).
+static_root = settings.STATIC_ROOT if Path(settings.STATIC_ROOT).is_dir() else None
+if static_root is None:
+    log.warning(
+        "%s does not exist: run `manage.py collectstatic`, or the admin has no CSS", settings.STATIC_ROOT
+    )
+site_asgi_app = ServeStaticASGI(django_asgi_app, root=static_root, prefix=settings.STATIC_URL)
 
 
 # A web process's helper threads (the database threads, the request signals' thread) wait for the GIL
@@ -83,7 +98,7 @@ gc.freeze()
 
 
 async def http_application(scope, receive, send):
-    app = chat_asgi_app if scope["path"].startswith(CHAT_PREFIXES) else django_asgi_app
+    app = chat_asgi_app if scope["path"].startswith(CHAT_PREFIXES) else site_asgi_app
     await app(scope, receive, send)
 
 

@@ -16,11 +16,12 @@ from .errors import body_too_large_response, error_response
 log = logging.getLogger(__name__)
 
 # Paths that answer JSON; errors on them are rewritten into the envelope.
-JSON_PREFIXES = ("/api/", "/internal/", "/v1/", "/chat/", "/vapi/", "/slack/", "/health")
+JSON_PREFIXES = ("/api/", "/internal/", "/v1/", "/chat/", "/vapi/", "/slack/", "/health", "/metrics")
 # Paths browsers may call cross-origin.
 CORS_PREFIXES = ("/api/", "/v1/", "/chat/")
-# Paths behind TRON_API_TOKEN (operators), and the exception Caddy (which sends no token) must reach.
-TOKEN_PREFIXES = ("/api/", "/internal/")
+# Paths behind TRON_API_TOKEN (operators, and Prometheus, which sends it as a bearer token), and the
+# exception Caddy (which sends no token) must reach.
+TOKEN_PREFIXES = ("/api/", "/internal/", "/metrics")
 TOKEN_EXEMPT = ("/internal/caddy-ask",)
 # Paths behind TRON_CHAT_API_KEY (callers: VAPI, ElevenLabs and SDK clients send it as a bearer key).
 CHAT_PREFIXES = ("/v1/", "/chat/")
@@ -29,7 +30,7 @@ LEAN_MIDDLEWARE = ["tron_site.middleware.ApiEdgeMiddleware", "tron_site.middlewa
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",  # all that any endpoint accepts
     "Access-Control-Allow-Headers": (
         "Authorization, Content-Type, X-Request-ID, X-Vapi-Caller-Phone, X-Vapi-Call-ID, X-Conversation-ID"
     ),

@@ -93,7 +93,7 @@ TRON_API_MAX_PAGE_SIZE = 1000
 
 INSTALLED_APPS = [
     "daphne",  # first, so runserver is ASGI
-    "django.contrib.admin",
+    "tron_site.apps.TronAdminConfig",  # django.contrib.admin, whose home page is the live dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_q",
+    "ninja",  # its templates and static files: /api/docs and /v1/docs load Swagger UI from here, not a CDN
     "agents",
     "integrations",
     "lifeloop",
@@ -286,6 +287,18 @@ TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # store
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
 
+# How often the admin's home page (the dashboard) refreshes itself.
+TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)
+
+# --- Metrics ----------------------------------------------------------------------------------------
+
+# prometheus_client's multiprocess mode: each process writes its counters to files here and /metrics
+# adds them up (agents/metrics.py). prometheus_client reads the variable itself, when it is imported, so
+# it is put into the environment here, before anything imports it. One directory per machine.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or str(TRON_DATA_DIR / "metrics")
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
 # --- Admin user created by `manage.py ensure_admin` (run by `make run`) when these are set ---------
 
 DJANGO_SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME")
@@ -297,8 +310,14 @@ DJANGO_SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
 # Chat requests carry whole conversations; 10 MB leaves room (a larger body is a 413, not a 500).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# `collectstatic` (run by `make run`) gathers the admin's and the API docs' files here; ServeStatic serves
+# them (tron_site/asgi.py), gzipped by the storage at collection time.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = TRON_DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
+}
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -288,6 +288,15 @@ def test_sessions_search_by_caller_id_and_process_id(admin_client, tony):
     assert listed(admin_client.get(url + f"?q={wanted.process.public_id}")) == [wanted]
 
 
+def test_a_long_caller_id_is_cut_in_the_list_and_whole_on_its_page(admin_client, tony):
+    caller_id = "req-" + "x" * 251
+    session = make_session(caller_id, process=make_process(tony))
+    listing = admin_client.get(changelist("callersession")).content.decode()
+    cell = listing.split('class="field-caller">')[1].split("</th>")[0]
+    assert cell.endswith(f">{caller_id[:31]}…</a>")
+    assert caller_id in admin_client.get(change_page(session)).content.decode()
+
+
 def test_sessions_link_to_the_process_transcript(admin_client, tony):
     session = make_session("+14155550001", process=make_process(tony))
     content = admin_client.get(changelist("callersession")).content.decode()
@@ -374,11 +383,28 @@ def test_llm_calls_filter_by_provider(admin_client, tony):
     assert listed(admin_client.get(changelist("llmcall") + "?provider=local")) == [local]
 
 
-def test_llm_calls_show_persona_and_error_flag(admin_client, maya):
-    make_llm_call(make_process(maya), error="rate limited")
+def test_llm_calls_show_persona_and_a_cross_for_a_failed_call(admin_client, maya):
+    failed = make_llm_call(make_process(maya), error="rate limited")
     content = admin_client.get(changelist("llmcall")).content.decode()
     assert "Maya" in content
-    assert 'alt="True"' in content
+    row = content.split(f'href="{change_page(failed)}')[1].split("</tr>")[0]
+    assert 'class="column-succeeded"' not in row  # the cell, not the header
+    assert "icon-no.svg" in row and "icon-yes.svg" not in row
+
+
+def test_llm_calls_show_a_tick_for_a_call_that_answered(admin_client, maya):
+    answered = make_llm_call(make_process(maya))
+    content = admin_client.get(changelist("llmcall")).content.decode()
+    row = content.split(f'href="{change_page(answered)}')[1].split("</tr>")[0]
+    assert "icon-yes.svg" in row and "icon-no.svg" not in row
+
+
+def test_llm_calls_filter_by_result(admin_client, maya):
+    process = make_process(maya)
+    failed = make_llm_call(process, error="upstream timed out")
+    answered = make_llm_call(process)
+    assert listed(admin_client.get(changelist("llmcall") + "?result=failed")) == [failed]
+    assert listed(admin_client.get(changelist("llmcall") + "?result=ok")) == [answered]
 
 
 def test_llm_calls_changelist_links_to_the_cost_summary(admin_client):
@@ -472,6 +498,31 @@ def test_cost_summary_period_follows_days(admin_client, known_calls):
 @pytest.mark.parametrize("raw", ["abc", "0", "367", "-3", ""])
 def test_cost_summary_falls_back_to_seven_days_on_a_bad_value(admin_client, raw):
     assert admin_client.get(COST_SUMMARY + f"?days={raw}").context["days"] == 7
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_marks_spend_of_a_model_with_no_price(admin_client, known_calls, tony):
+    make_llm_call(make_process(tony), model="fake-model", input_tokens=700, output_tokens=50, created_at=NOW)
+    response = admin_client.get(COST_SUMMARY)
+    content = response.content.decode()
+    per_persona, per_day = content.split('id="per-persona"')[1].split('id="per-day"')
+    note = "no price for fake-model: set TRON_PRICES"
+    warning = re.sub(r"\s+", " ", content.split('id="unpriced"')[1].split("</ul>")[0])
+    assert (
+        "No price for fake-model: set TRON_PRICES. 1 call (750 tokens) in this period are counted at $0."
+        in warning
+    )
+    tony_row = per_persona.split(">Tony</a>")[1].split("</tr>")[0]
+    maya_row = per_persona.split(">Maya</a>")[1].split("</tr>")[0]
+    assert note in tony_row and note not in maya_row
+    assert note in per_day.split(">2024-05-10</a>")[1].split("</tr>")[0]
+    assert note not in per_day.split(">2024-05-09</a>")[1].split("</tr>")[0]
+    assert note in per_day.split("grand-total")[1]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_says_nothing_of_prices_when_every_model_has_one(admin_client, known_calls, settings):
+    assert "no price for" not in admin_client.get(COST_SUMMARY).content.decode()
 
 
 def test_cost_summary_with_no_calls_shows_zero_totals(admin_client):

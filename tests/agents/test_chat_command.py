@@ -66,3 +66,38 @@ def test_a_model_failure_is_a_command_error(wired):
     with pytest.raises(CommandError, match="The model failed"):
         chat("hi", "--caller", "ops")
     assert Message.objects.get().content == "hi"  # the words are kept
+
+
+def run_manage(*args):
+    """manage.py as an operator runs it: its exit status and what it printed."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    return subprocess.run(
+        [sys.executable, "manage.py", "chat", *args],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("message", ["", "   "])
+def test_an_empty_message_is_refused_with_status_1(message):
+    result = run_manage(message)
+    assert result.returncode == 1
+    assert "The message is empty" in result.stderr
+
+
+def test_an_unknown_persona_is_refused_and_nothing_is_recorded(wired):
+    with pytest.raises(CommandError, match=r"No enabled persona is called 'nobody'\. Personas: Tony, Maya\."):
+        chat("--persona", "nobody", "hi", "--caller", "ops")
+    assert not CallerSession.objects.exists()
+    assert wired.requests == []
+
+
+def test_a_persona_is_found_in_any_case(wired):
+    chat("--persona", "MAYA", "hi", "--caller", "ops")
+    assert CallerSession.objects.get().process.persona.name == "Maya"

@@ -94,3 +94,48 @@ def test_chat_completions_only_accepts_post(client):
     response = client.get("/v1/chat/completions")
     assert response.status_code == 405
     assert response.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_health_answers_head_for_uptime_monitors(client):
+    response = client.head("/health")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_health_refuses_other_methods_with_a_405_in_the_envelope(method):
+    from django.test import Client
+
+    # enforce_csrf_checks: as a browser or curl meets it, where POST used to be CSRF's 403
+    response = getattr(Client(enforce_csrf_checks=True), method)("/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD"
+
+
+def test_cors_advertises_only_the_methods_that_exist(client):
+    response = client.options("/api/processes", headers={"Access-Control-Request-Method": "GET"})
+    assert response["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+
+
+def test_the_landing_page_says_what_this_is_and_links_the_way_on(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "OpenAI-compatible chat API" in html
+    for link in (
+        'href="/admin/"',
+        'href="/api/docs"',
+        'href="/v1/docs"',
+        'href="/health"',
+        'href="/metrics"',
+    ):
+        assert link in html
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/v1/docs"])
+def test_the_api_docs_load_swagger_from_this_server_not_a_cdn(client, path):
+    html = client.get(path).content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
+    assert "https://" not in html

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.callers import Caller
 from agents.llm.base import LLMError
-from agents.models import Channel
+from agents.models import Channel, Persona
 from agents.personas import PersonaUnavailable
 from agents.runtime import TurnInput, complete_turn_sync
 
@@ -31,6 +31,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, message, persona, caller, max_tokens, **options):
         caller_id = caller or f"cli-{getpass.getuser()}"
+        if persona is not None:
+            check_persona(persona)
+        if message and not " ".join(message).strip():
+            raise CommandError(
+                "The message is empty: say something, or give no message to read lines from stdin."
+            )
         lines = [" ".join(message)] if message else (line.strip() for line in sys.stdin)
         for text in lines:
             if not text:
@@ -53,3 +59,12 @@ class Command(BaseCommand):
                 self.stderr.write(
                     f"[{end.input_tokens}+{end.output_tokens} tokens, ${end.cost_usd}, {end.usage_source}]"
                 )
+
+
+def check_persona(name: str) -> None:
+    """Refuse a persona that would not answer: the chat API falls back to the default persona for any
+    other `model`, but a person who typed a name means that one."""
+    names = list(Persona.objects.enabled().values_list("name", flat=True))
+    if name.strip().lower() not in {n.lower() for n in names}:
+        known = ", ".join(names) or "none (run `manage.py load_team`)"
+        raise CommandError(f"No enabled persona is called {name!r}. Personas: {known}.")
