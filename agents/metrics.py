@@ -79,8 +79,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 OPEN_STREAMS = Gauge("tron_open_streams", "Chat answers streaming now.", multiprocess_mode="livesum")
-# The local model's requests waiting for it. The model is moving to a process of its own; until that
-# process reports here (set_local_model_queue_depth), this reads 0.
+# The local model's requests waiting for it, as its process (manage.py serve_model) reports them.
 LOCAL_MODEL_QUEUE_DEPTH = Gauge(
     "tron_local_model_queue_depth", "Requests waiting for the local model.", multiprocess_mode="livesum"
 )

@@ -111,7 +111,9 @@ async def _level(concurrency: int, rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=0, help="TRON_LOCAL_MODEL_THREADS (default: its default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TRON_LOCAL_MODEL_THREADS (default: its default)"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -128,7 +130,9 @@ def main() -> None:
     try:
         idle = _memory_kib(process.pid)
         asyncio.run(_one(QUESTIONS[0]))  # warm-up: the first request pays for page faults
-        print(f"model process ready in {ready:.2f} s (Django start-up and model load); {threads} llama.cpp thread(s)")
+        print(
+            f"model process ready in {ready:.2f} s (Django start-up and model load); {threads} llama.cpp thread(s)"
+        )
         print(f"memory idle: RSS {idle['VmRSS'] / 1024:.0f} MiB")
         print("concurrent | requests | TTFT p50 / max (ms) | tokens/s per request | tokens/s overall")
         for concurrency in (1, 4):

@@ -16,6 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import socket
+import subprocess
+import sys
+import time
 
 from django.conf import settings
 
@@ -27,6 +32,12 @@ from .model_server import HEARTBEAT_SECONDS, MAX_REQUEST_BYTES
 # tokens it had received stands instead (the model stops within a token: milliseconds).
 STOP_WAIT_SECONDS = 2.0
 RESTART_RETRY_AFTER = 2  # seconds a client is told to wait while the model process (re)starts
+
+
+log = logging.getLogger(__name__)
+MODEL_START_SECONDS = (
+    60  # the packaged model is up in about 1.5 s; a large file named by the path takes longer
+)
 
 
 def _unavailable(message: str) -> LLMError:
@@ -118,3 +129,38 @@ async def _measured_after_cancel(reader, writer, prompt_tokens: int, completion_
                 elif frame.get("event") == "end":
                     return Usage(frame["prompt_tokens"], frame["completion_tokens"])
     return Usage(prompt_tokens, completion_tokens)
+
+
+def model_process_answers() -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(settings.TRON_LOCAL_MODEL_SOCKET))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def model_process_while_needed():
+    """For a command run without `make run` (`manage.py chat`): when the local provider is in use and no
+    model process answers, start one for the duration of the block, and stop it afterwards."""
+    if settings.TRON_LLM != "local" or model_process_answers():
+        yield
+        return
+    log.info(
+        "no model process answers on %s: starting one for this command", settings.TRON_LOCAL_MODEL_SOCKET
+    )
+    manage = str(settings.BASE_DIR / "manage.py")
+    process = subprocess.Popen(
+        [sys.executable, manage, "serve_model", "--socket", str(settings.TRON_LOCAL_MODEL_SOCKET)]
+    )
+    try:
+        deadline = time.monotonic() + MODEL_START_SECONDS
+        while not model_process_answers():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise _unavailable("the local model process could not be started (its errors are above)")
+            time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait()

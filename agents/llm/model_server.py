@@ -60,12 +60,22 @@ class ModelServer:
     """Serves `model` (an object with `name`, `fit_prompt(messages, max_tokens)` and
     `generate(tokens, max_tokens=, temperature=, stop=, emit=)`, as agents/llm/local_model.LocalModel)."""
 
-    def __init__(self, model, *, queue_length: int, max_tokens: int, stall_seconds: float, on_stuck=None):
+    def __init__(
+        self,
+        model,
+        *,
+        queue_length: int,
+        max_tokens: int,
+        stall_seconds: float,
+        on_stuck=None,
+        on_waiting=None,
+    ):
         self.model = model
         self.queue_length = queue_length
         self.max_tokens = max_tokens
         self.stall_seconds = stall_seconds
         self.on_stuck = on_stuck or _exit_stuck
+        self.on_waiting = on_waiting or (lambda waiting: None)  # told the queue's length when it changes
         self.turn = asyncio.Lock()  # FIFO: its waiters are woken in the order they came
         self.waiting = 0
         self.seconds_per_request = 2.0  # a running average, for the Retry-After of a full queue
@@ -121,6 +131,7 @@ class ModelServer:
     async def _wait_for_turn(self, writer: asyncio.StreamWriter, gone: asyncio.Future) -> bool:
         """Queue behind the requests that came first; False when the client left while waiting."""
         self.waiting += 1
+        self.on_waiting(self.waiting)
         acquiring = asyncio.ensure_future(self.turn.acquire())
         try:
             while True:
@@ -134,6 +145,7 @@ class ModelServer:
                 writer.write(frame("queued", waiting=self.waiting))
         finally:
             self.waiting -= 1
+            self.on_waiting(self.waiting)
             if not acquiring.done():
                 acquiring.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -101,3 +101,17 @@ def test_an_unknown_persona_is_refused_and_nothing_is_recorded(wired):
 def test_a_persona_is_found_in_any_case(wired):
     chat("--persona", "MAYA", "hi", "--caller", "ops")
     assert CallerSession.objects.get().process.persona.name == "Maya"
+
+
+@pytest.mark.local_model
+def test_with_the_local_model_and_no_model_process_it_runs_one_for_itself(settings, tony, tmp_path):
+    from agents.llm.local import model_process_answers
+
+    settings.TRON_LLM = "local"
+    settings.TRON_LOCAL_MODEL_SOCKET = tmp_path / "model.sock"
+    assert not model_process_answers()
+    answer = chat("--persona", "tony", "What is the capital of France?")
+    assert answer.strip()
+    call = LLMCall.objects.get()
+    assert (call.provider, call.usage_source) == ("local", "provider")
+    assert not model_process_answers()  # stopped with the command

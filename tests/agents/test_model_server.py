@@ -40,6 +40,7 @@ class FakeModel:
         self.last: Record | None = None
         self.text = ""  # of the request being answered
         self.active = 0  # generations running (a stuck one outlives its request)
+        self.queue: list[int] = []  # the waiting count, each time the server reported it
 
     def fit_prompt(self, messages, max_tokens):
         text = self.text = messages[-1]["content"]
@@ -83,7 +84,14 @@ async def served(settings, tmp_path):
     settings.TRON_LOCAL_MODEL_SOCKET = tmp_path / "model.sock"
     model = FakeModel()
     stuck: list[str] = []
-    server = ModelServer(model, queue_length=2, max_tokens=50, stall_seconds=5, on_stuck=stuck.append)
+    server = ModelServer(
+        model,
+        queue_length=2,
+        max_tokens=50,
+        stall_seconds=5,
+        on_stuck=stuck.append,
+        on_waiting=model.queue.append,
+    )
     listening = await server.serve(settings.TRON_LOCAL_MODEL_SOCKET)
     yield model, server, stuck
     listening.close()
@@ -131,9 +139,11 @@ async def test_requests_take_the_model_in_arrival_order(served):
     for text in ["first", "second", "third"]:
         tasks.append(asyncio.create_task(_collect(_request(text))))
         await _until(lambda: len(model.started) + server.waiting == len(tasks))
+    assert model.queue[-2:] == [1, 2]  # reported as it grew (the metrics' queue depth)
     gate.set()
     results = await asyncio.gather(*tasks)
     assert model.started == ["first", "second", "third"]
+    assert model.queue[-1] == 0
     assert all(r[-1].finish_reason == "stop" for r in results)
 
 

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.callers import Caller
 from agents.llm.base import LLMError
+from agents.llm.local import model_process_while_needed
 from agents.models import Channel, Persona
 from agents.personas import PersonaUnavailable
 from agents.runtime import TurnInput, complete_turn_sync
@@ -38,6 +39,13 @@ class Command(BaseCommand):
                 "The message is empty: say something, or give no message to read lines from stdin."
             )
         lines = [" ".join(message)] if message else (line.strip() for line in sys.stdin)
+        try:
+            with model_process_while_needed():
+                self._converse(lines, caller_id, persona, max_tokens, options["verbosity"])
+        except LLMError as exc:
+            raise CommandError(f"The model failed ({exc.status}): {exc.message}") from exc
+
+    def _converse(self, lines, caller_id, persona, max_tokens, verbosity):
         for text in lines:
             if not text:
                 continue
@@ -52,10 +60,8 @@ class Command(BaseCommand):
                 )
             except PersonaUnavailable as exc:
                 raise CommandError(str(exc)) from exc
-            except LLMError as exc:
-                raise CommandError(f"The model failed ({exc.status}): {exc.message}") from exc
             self.stdout.write(end.text)
-            if options["verbosity"] > 1:
+            if verbosity > 1:
                 self.stderr.write(
                     f"[{end.input_tokens}+{end.output_tokens} tokens, ${end.cost_usd}, {end.usage_source}]"
                 )

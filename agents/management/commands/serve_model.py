@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from agents import metrics
 from agents.llm import model_server
 from agents.llm.base import LLMError
 
@@ -44,4 +45,5 @@ class Command(BaseCommand):
                 queue_length=settings.TRON_LOCAL_QUEUE_LENGTH,
                 max_tokens=settings.TRON_LOCAL_MAX_TOKENS,
                 stall_seconds=settings.TRON_LLM_TIMEOUT,
+                on_waiting=metrics.set_local_model_queue_depth,  # /metrics in any web process reads it
             )
