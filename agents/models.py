@@ -90,6 +90,17 @@ class ProcessQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=Process.ACTIVE_STATUSES)
 
+    def finish_by_outcome(self, now) -> int:
+        """End these unfinished processes: `failed` when their last turn failed (`error` is set), else
+        `completed`. One UPDATE."""
+        return self.filter(finished_at__isnull=True).update(
+            status=models.Case(
+                models.When(error="", then=models.Value(Process.Status.COMPLETED)),
+                default=models.Value(Process.Status.FAILED),
+            ),
+            finished_at=now,
+        )
+
 
 class Process(models.Model):
     """One conversation or autonomous activity, with its token, call and cost counters.

@@ -2,7 +2,41 @@
 
 from django.conf import settings
 
+from . import tokens
+from .llm.base import LLMError
 from .models import CallerSession, Message, Persona
+
+
+def refuse_oversized(messages: list[dict]) -> None:
+    """A message longer than TRON_MAX_MESSAGE_CHARS is refused before anything is stored: kept, it would
+    be replayed into every later turn of its caller and get the whole conversation refused upstream."""
+    limit = settings.TRON_MAX_MESSAGE_CHARS
+    for index, message in enumerate(messages):
+        if len(message["content"]) > limit:
+            raise LLMError(
+                f"messages[{index}] is {len(message['content']):,} characters long; the most this server "
+                f"takes in one message is {limit:,} (TRON_MAX_MESSAGE_CHARS)",
+                status=413,
+                code="message_too_long",
+            )
+
+
+def _message_tokens(message: dict) -> int:
+    return tokens.estimate_text_tokens(message["content"]) + tokens.TOKENS_PER_MESSAGE
+
+
+def within_budget(conversation: list[dict], budget: int) -> list[dict]:
+    """The newest messages of `conversation` whose estimated tokens fit `budget`, in order. The newest
+    user message (and what follows it) is always kept, whatever it costs; older ones are kept newest
+    first while they fit, and the first that does not fit ends the history there."""
+    last_user = max((i for i, m in enumerate(conversation) if m["role"] == "user"), default=len(conversation))
+    kept = conversation[last_user:]
+    used = sum(_message_tokens(m) for m in kept)
+    start = last_user
+    while start > 0 and used + _message_tokens(conversation[start - 1]) <= budget:
+        start -= 1
+        used += _message_tokens(conversation[start])
+    return conversation[start:last_user] + kept
 
 
 def has_client_history(messages: list[dict]) -> bool:
@@ -62,11 +96,17 @@ def compact_persona_prompt(persona: Persona) -> str:
 
 
 def build_prompt(
-    persona: Persona, messages: list[dict], history: list[dict], *, compact: bool = False
+    persona: Persona,
+    messages: list[dict],
+    history: list[dict],
+    *,
+    compact: bool = False,
+    context_tokens: int | None = None,
 ) -> list[dict]:
     """Persona system prompt (its compact form with `compact`), then the client's system text as call
-    context, then the history: the client's when it sent earlier turns, else `history` (the stored
-    transcript and the new words)."""
+    context, then the conversation: the client's when it sent earlier turns, else `history` (the stored
+    transcript and the new words), trimmed to TRON_HISTORY_TOKENS less the system text, and to what
+    `context_tokens` (the model's context, when the provider knows it) leaves."""
     persona_prompt = compact_persona_prompt(persona) if compact else persona.system_prompt
     prompt = [{"role": "system", "content": persona_prompt}]
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
@@ -75,8 +115,7 @@ def build_prompt(
         prompt.append(
             {"role": "system", "content": f"Context for this conversation from the caller's app:\n{context}"}
         )
-    if has_client_history(messages):
-        prompt.extend(m for m in messages if m["role"] != "system")
-    else:
-        prompt.extend(history)
-    return prompt
+    conversation = [m for m in messages if m["role"] != "system"] if has_client_history(messages) else history
+    budget = min(settings.TRON_HISTORY_TOKENS, context_tokens or settings.TRON_HISTORY_TOKENS)
+    budget -= sum(_message_tokens(m) for m in prompt)
+    return prompt + within_budget(conversation, budget)

@@ -32,7 +32,14 @@ from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .personas import cached_persona, resolve_persona
-from .prompts import build_prompt, has_client_history, recent_messages, trailing_user_messages, unsaved
+from .prompts import (
+    build_prompt,
+    has_client_history,
+    recent_messages,
+    refuse_oversized,
+    trailing_user_messages,
+    unsaved,
+)
 from .sessions import continuing_session, idle_cutoff, open_session
 
 log = logging.getLogger(__name__)
@@ -303,6 +310,12 @@ class Turn:
                 llm_calls=1,
                 cost_usd=end.cost_usd,
             )
+            # The process carries its last failed turn's reason until a turn succeeds again; a session
+            # that ends with it set ends `failed` (ProcessQuerySet.finish_by_outcome).
+            reason = error.message if error else ""
+            if reason != self.process.error and not (end.finish_reason == "cancelled" and not error):
+                Process.objects.filter(pk=self.process.pk).update(error=reason)
+                self.process.error = reason
 
 
 async def _close_quietly(stream):
@@ -379,6 +392,7 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     The turn's own record waits for those writes, so the transcript keeps its order and the user's
     words are stored even when the model fails.
     """
+    refuse_oversized(turn_input.messages)
     provider = provider or get_provider()
     context = await read_context(turn_input)
     persona = context.persona
@@ -388,6 +402,7 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
             turn_input.messages,
             context.recent + context.new_words,
             compact=provider.compact_prompts,
+            context_tokens=provider.context_tokens(),
         ),
         model=persona.model or provider.default_model(),
         temperature=_first_set(turn_input.temperature, provider.default_temperature, persona.temperature),

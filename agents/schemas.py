@@ -42,6 +42,7 @@ class ProcessOut(Schema):
     channel: str
     started_at: str
     finished_at: str | None
+    error: str  # why its last turn failed, until one succeeds; empty otherwise
     metrics: MetricsOut
 
     @staticmethod

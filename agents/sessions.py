@@ -18,14 +18,13 @@ def idle_cutoff(now=None):
 
 
 def end_session(session: CallerSession, *, now=None) -> bool:
-    """End an open session and complete its process; False if someone else ended it first."""
+    """End an open session and finish its process (completed, or failed after a failed last turn); False
+    if someone else ended it first."""
     now = now or timezone.now()
     with transaction.atomic():
         ended = CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(ended_at=now)
         if ended:
-            Process.objects.filter(pk=session.process_id, finished_at__isnull=True).update(
-                status=Process.Status.COMPLETED, finished_at=now
-            )
+            Process.objects.filter(pk=session.process_id).finish_by_outcome(now)
     session.ended_at = session.ended_at or now
     return bool(ended)
 
@@ -109,7 +108,7 @@ def end_idle_sessions(now=None) -> int:
     with transaction.atomic():
         ended = CallerSession.objects.idle_since(idle_cutoff(now)).update(ended_at=now)
         if ended:
-            Process.objects.filter(
-                sessions__in=CallerSession.objects.filter(ended_at=now), finished_at__isnull=True
-            ).update(status=Process.Status.COMPLETED, finished_at=now)
+            Process.objects.filter(sessions__in=CallerSession.objects.filter(ended_at=now)).finish_by_outcome(
+                now
+            )
     return ended

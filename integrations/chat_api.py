@@ -111,6 +111,8 @@ async def chat(request, channel: str | None = None):
         turn = await asyncio.shield(starting)
     except PersonaUnavailable as exc:
         return error_response(503, str(exc), code="no_persona")
+    except LLMError as exc:  # refused before anything was stored (a message too long)
+        return _llm_error_response(exc)
     except asyncio.CancelledError:
         # The client left while the turn was being prepared. Once it exists it is cancelled like any
         # turn whose client left, which stores the caller's words and records the call.
@@ -155,7 +157,7 @@ def _cancel_started_turn(starting: asyncio.Future) -> None:
     if starting.cancelled():
         return
     if (error := starting.exception()) is not None:
-        if not isinstance(error, PersonaUnavailable):
+        if not isinstance(error, PersonaUnavailable | LLMError):
             log.error("A turn whose client left could not start", exc_info=error)
         return
     task = asyncio.ensure_future(starting.result().cancel())

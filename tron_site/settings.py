@@ -284,6 +284,11 @@ TRON_DEFAULT_PERSONA = env_str("TRON_DEFAULT_PERSONA", "Tony")
 TRON_PERSONA_CACHE_SECONDS = env_int("TRON_PERSONA_CACHE_SECONDS", 5, minimum=0)
 TRON_DEFAULT_PHONE_REGION = env_str("TRON_DEFAULT_PHONE_REGION", "US").upper()  # for numbers without +
 TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # stored turns put into a prompt
+# The conversation in a prompt is trimmed, oldest first, to this many (estimated) tokens; the persona
+# prompt and the newest user message are always kept.
+TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
+# One message longer than this is refused (413) and stored nowhere.
+TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
 

@@ -59,6 +59,10 @@ class LLMProvider:
     compact_prompts = False  # True: the model is small, give it the short form of the persona prompt
     default_temperature: float | None = None  # when set, used instead of the persona's temperature
 
+    def context_tokens(self) -> int | None:
+        """Prompt tokens the model can take (its context less the longest answer), when known."""
+        return None
+
     def default_model(self) -> str:
         raise NotImplementedError
 

@@ -25,7 +25,7 @@ import time
 from django.conf import settings
 
 from .base import Delta, LLMError, LLMProvider, LLMRequest, Usage
-from .local_model import MODEL_ID
+from .local_model import MODEL_ID, N_CTX
 from .model_server import HEARTBEAT_SECONDS, MAX_REQUEST_BYTES
 
 # How long a closed stream waits for the model's own count of what it used before the count of the
@@ -53,6 +53,9 @@ class LocalProvider(LLMProvider):
 
     def default_model(self) -> str:
         return MODEL_ID
+
+    def context_tokens(self) -> int:
+        return N_CTX - settings.TRON_LOCAL_MAX_TOKENS
 
     async def stream(self, request: LLMRequest):
         """accepted, then text deltas as tokens come, then the model's exact usage, then the finish
