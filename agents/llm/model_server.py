@@ -90,7 +90,7 @@ class ModelServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await self._read_request(reader)
-            if self.waiting >= self.queue_length:
+            if self.turn.locked() and self.waiting >= self.queue_length:
                 retry_after = max(1, math.ceil(self.seconds_per_request * (self.waiting + 1)))
                 raise LLMError(
                     f"the local model is busy: {self.waiting} requests are waiting for it",

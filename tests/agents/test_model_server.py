@@ -293,3 +293,17 @@ async def test_a_malformed_request_line_is_answered_with_a_400(served, settings)
     frame = json.loads(await reader.readline())
     writer.close()
     assert (frame["event"], frame["status"]) == ("error", 400)
+
+
+async def test_with_no_queue_an_idle_model_still_answers(served):
+    model, server, _ = served
+    server.queue_length = 0
+    assert (await _collect(_request()))[-1].finish_reason == "stop"
+    model.gates["busy"] = gate = threading.Event()
+    busy = asyncio.create_task(_collect(_request("busy")))
+    await _until(lambda: model.started[-1:] == ["busy"])
+    with pytest.raises(LLMError) as caught:
+        await _collect(_request("waits for nobody"))
+    assert caught.value.status == 503
+    gate.set()
+    await busy
