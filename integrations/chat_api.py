@@ -18,9 +18,9 @@ from agents.llm.base import Delta, LLMError
 from agents.models import Channel, Persona
 from agents.personas import PersonaUnavailable
 from agents.runtime import TurnEnd, TurnFailed, TurnInput, start_turn
-from tron_site.errors import error_body, error_response, error_type_for
 
 from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
+from .errors import error_body, error_response, error_type_for
 
 log = logging.getLogger(__name__)
 

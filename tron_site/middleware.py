@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
-from .errors import body_too_large_response, error_response
+from integrations.errors import body_too_large_response, error_response
 
 log = logging.getLogger(__name__)
 
