@@ -1,7 +1,7 @@
-"""Who is calling: a stable caller id from headers and body, so the same caller continues a session."""
+"""Who is calling, as the core knows it: a plain Caller and the generic rules for its ids (safe to store,
+phone numbers in E.164). Reading one from a request's headers and fields is each edge's job."""
 
 import hashlib
-import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -37,9 +37,9 @@ def normalize_phone(raw: str) -> str:
     """E.164 (+14155551234) for a number phonenumbers can read; a number it cannot (a foreign number
     without its +country, a SIP address with digits) as given; "" for what is no number at all.
 
-    Carriers and VAPI report a withheld number as a word ("anonymous", "Restricted", "unknown") or as
-    one digit repeated (0000000000): as a caller id, that would put every caller who withholds their
-    number into one session, each hearing the others' words."""
+    Carriers and telephony platforms report a withheld number as a word ("anonymous", "Restricted",
+    "unknown") or as one digit repeated (0000000000): as a caller id, that would put every caller who
+    withholds their number into one session, each hearing the others' words."""
     raw = (raw or "").strip()
     digits = "".join(ch for ch in raw if ch.isdigit())
     if len(digits) < MIN_PHONE_DIGITS:
@@ -53,62 +53,3 @@ def normalize_phone(raw: str) -> str:
     if len(set(str(number.national_number))) == 1:
         return ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _phone(*candidates: str) -> str:
-    """The first candidate that is a phone number: a header saying "anonymous" leaves the body's say."""
-    for candidate in candidates:
-        if phone := normalize_phone(candidate):
-            return phone
-    return ""
-
-
-def _text(value) -> str:
-    """A string or a number (ids arrive as either) as trimmed text; anything else as ""."""
-    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
-
-
-def _dig(body: dict, *keys) -> str:
-    value = body
-    for key in keys:
-        if not isinstance(value, dict):
-            return ""
-        value = value.get(key)
-    return _text(value)
-
-
-def identify_caller(*args, **kwargs) -> Caller:
-    caller = _identify(*args, **kwargs)
-    return Caller(clean_id(caller.caller_id), caller.channel, clean_id(caller.provider_call_id), caller.phone)
-
-
-def _identify(
-    headers, body: dict, *, channel: str | None = None, user_id: object = "", conversation_id: str = ""
-) -> Caller:
-    """First match wins: caller phone (header, then VAPI's body; a withheld or unreadable number is
-    skipped), VAPI call id, `user_id` (ElevenLabs), a conversation id (ElevenLabs), X-Request-ID, the
-    OpenAI `user` field, else a fresh anonymous id (no continuity)."""
-    call_id = headers.get("X-Vapi-Call-ID", "").strip() or _dig(body, "call", "id")
-    is_vapi = bool(call_id or headers.get("X-Vapi-Caller-Phone") or isinstance(body.get("call"), dict))
-    channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
-
-    phone = _phone(
-        headers.get("X-Vapi-Caller-Phone", ""),
-        _dig(body, "call", "customer", "number"),
-        _dig(body, "customer", "number"),
-    )
-    if phone:
-        return Caller(phone, channel, call_id, phone)
-    if call_id:
-        return Caller(f"call-{call_id}", channel, call_id)
-    if user_id := _text(user_id):
-        return Caller(f"user-{user_id}", channel)
-    if conversation_id.strip():
-        return Caller(f"conv-{conversation_id.strip()}", channel, conversation_id.strip())
-    request_id = headers.get("X-Request-ID", "").strip()
-    if request_id:
-        return Caller(request_id if request_id.startswith("req-") else f"req-{request_id}", channel)
-    user = _dig(body, "user")
-    if user:
-        return Caller(f"user-{user}", channel)
-    return Caller(f"anonymous-{time.time_ns()}", channel)

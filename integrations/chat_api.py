@@ -13,14 +13,14 @@ from django.http import JsonResponse, StreamingHttpResponse
 from ninja import Router
 
 from agents import metrics
-from agents.callers import identify_caller
 from agents.llm.base import Delta, LLMError
 from agents.models import Channel, Persona
 from agents.personas import PersonaUnavailable
 from agents.runtime import TurnEnd, TurnFailed, TurnInput, start_turn
-from tron_site.errors import error_body, error_response, error_type_for
 
+from .callers import identify_caller
 from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
+from .errors import error_body, error_response, error_type_for
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,7 @@ async def chat(request, channel: str | None = None):
     except RequestError as exc:
         return error_response(400, exc.message, param=exc.param)
 
-    elevenlabs = channel == Channel.ELEVENLABS
-    caller = identify_caller(
-        request.headers,
-        {"call": payload.call, "customer": payload.customer, "user": payload.user},
-        channel=channel,
-        user_id=payload.user_id if elevenlabs else "",
-        conversation_id=request.headers.get("X-Conversation-ID", "") if elevenlabs else "",
-    )
+    caller = identify_caller(request.headers, payload, channel)
     turn_input = TurnInput(
         messages=messages,
         caller=caller,

@@ -1,7 +1,7 @@
 """The NinjaAPI instances: the control-panel API at /api/, internal endpoints at /internal/, and the
 OpenAI-compatible chat API at the root.
 
-Every error leaves here in the one envelope of tron_site/errors.py.
+Every error leaves here in one envelope, OpenAI's (integrations/errors.py, owned by the chat API).
 """
 
 from django.core.exceptions import RequestDataTooBig
@@ -12,8 +12,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import router as chat_router
-
-from .errors import body_too_large_response, error_response
+from integrations.errors import body_too_large_response, error_response
 
 
 def _param_of(loc) -> str | None:

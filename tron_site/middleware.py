@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
-from .errors import body_too_large_response, error_response
+from integrations.callers import CALLER_HEADERS
+from integrations.errors import body_too_large_response, error_response
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,7 @@ LEAN_MIDDLEWARE = ["tron_site.middleware.ApiEdgeMiddleware", "tron_site.middlewa
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",  # all that any endpoint accepts
-    "Access-Control-Allow-Headers": (
-        "Authorization, Content-Type, X-Request-ID, X-Vapi-Caller-Phone, X-Vapi-Call-ID, X-Conversation-ID"
-    ),
+    "Access-Control-Allow-Headers": ", ".join(("Authorization", "Content-Type", *CALLER_HEADERS)),
     "Access-Control-Expose-Headers": "X-Total-Count, X-Tron-Caller-ID, X-Tron-Process-ID",
     "Access-Control-Max-Age": "86400",
 }

@@ -2,6 +2,7 @@
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 from django.db.models import Sum
@@ -10,6 +11,7 @@ from django.utils import timezone
 from agents.models import CallerSession, Process
 from agents.sessions import end_idle_sessions
 from tests.factories import ago
+from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,3 +176,17 @@ def test_switching_persona_ends_the_old_session(sdk):
     assert old.ended_at is not None and old.process.persona.name == "Tony"
     assert new.ended_at is None and new.process.persona.name == "Maya"
     assert old.ended_at <= timezone.now()
+
+
+def test_a_non_ascii_request_id_keeps_its_caller_and_is_echoed_percent_encoded(chat_setup, live_tron):
+    # Django reads header bytes as Latin-1: UTF-8 "café" is stored as "req-cafÃ©", and echoed as the
+    # percent-encoded UTF-8 of that id (response headers must be ASCII).
+    headers = {"X-Request-ID": "café".encode()}
+    responses = [
+        post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]}, headers) for _ in "ab"
+    ]
+    assert [r.status_code for r in responses] == [200, 200]
+    session = CallerSession.objects.get()
+    assert session.caller_id == "req-caf\u00c3\u00a9"
+    assert responses[0].headers["X-Tron-Caller-ID"] == quote(session.caller_id) == "req-caf%C3%83%C2%A9"
+    assert session.process.llm_calls == 2

@@ -1,4 +1,6 @@
-"""The one error envelope every JSON endpoint uses: OpenAI's `{"error": {message, type, param, code}}`."""
+"""OpenAI's error envelope, `{"error": {message, type, param, code}}`: the chat API's protocol, so it
+lives with the chat API. The project answers every other JSON endpoint's errors in it too, so a client
+meets one shape everywhere."""
 
 from http import HTTPStatus
 

@@ -1,0 +1,75 @@
+"""Who is calling, read from what VAPI, ElevenLabs and OpenAI clients send: the header names and body
+fields are this edge's knowledge; the core gets a plain agents.callers.Caller, its ids cleaned."""
+
+import time
+
+from agents.callers import Caller, clean_id, normalize_phone
+from agents.models import Channel
+
+REQUEST_ID_HEADER = "X-Request-ID"  # any client
+CALLER_PHONE_HEADER = "X-Vapi-Caller-Phone"  # VAPI
+CALL_ID_HEADER = "X-Vapi-Call-ID"  # VAPI
+CONVERSATION_ID_HEADER = "X-Conversation-ID"  # ElevenLabs
+CALLER_HEADERS = (REQUEST_ID_HEADER, CALLER_PHONE_HEADER, CALL_ID_HEADER, CONVERSATION_ID_HEADER)
+
+
+def identify_caller(headers, payload, channel: str | None = None) -> Caller:
+    """The caller of one chat request: `headers` as Django reads them (case-insensitive), `payload` the
+    parsed body (chat_schemas.ChatCompletionIn), `channel` the endpoint's, or None to tell VAPI from HTTP."""
+    caller = _identify(headers, payload, channel)
+    return Caller(clean_id(caller.caller_id), caller.channel, clean_id(caller.provider_call_id), caller.phone)
+
+
+def _identify(headers, payload, channel: str | None) -> Caller:
+    """First match wins: caller phone (header, then VAPI's body; a withheld or unreadable number is
+    skipped), VAPI call id, `user_id` (ElevenLabs endpoints), a conversation id (ElevenLabs endpoints),
+    X-Request-ID, the OpenAI `user` field, else a fresh anonymous id (no continuity)."""
+    body = {"call": payload.call, "customer": payload.customer, "user": payload.user}
+    elevenlabs = channel == Channel.ELEVENLABS
+    call_id = headers.get(CALL_ID_HEADER, "").strip() or _dig(body, "call", "id")
+    is_vapi = bool(call_id or headers.get(CALLER_PHONE_HEADER) or isinstance(body.get("call"), dict))
+    channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
+
+    phone = _phone(
+        headers.get(CALLER_PHONE_HEADER, ""),
+        _dig(body, "call", "customer", "number"),
+        _dig(body, "customer", "number"),
+    )
+    if phone:
+        return Caller(phone, channel, call_id, phone)
+    if call_id:
+        return Caller(f"call-{call_id}", channel, call_id)
+    if user_id := _text(payload.user_id if elevenlabs else ""):
+        return Caller(f"user-{user_id}", channel)
+    conversation_id = headers.get(CONVERSATION_ID_HEADER, "").strip() if elevenlabs else ""
+    if conversation_id:
+        return Caller(f"conv-{conversation_id}", channel, conversation_id)
+    request_id = headers.get(REQUEST_ID_HEADER, "").strip()
+    if request_id:
+        return Caller(request_id if request_id.startswith("req-") else f"req-{request_id}", channel)
+    user = _dig(body, "user")
+    if user:
+        return Caller(f"user-{user}", channel)
+    return Caller(f"anonymous-{time.time_ns()}", channel)
+
+
+def _phone(*candidates: str) -> str:
+    """The first candidate that is a phone number: a header saying "anonymous" leaves the body's say."""
+    for candidate in candidates:
+        if phone := normalize_phone(candidate):
+            return phone
+    return ""
+
+
+def _text(value) -> str:
+    """A string or a number (ids arrive as either) as trimmed text; anything else as ""."""
+    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+def _dig(body: dict, *keys) -> str:
+    value = body
+    for key in keys:
+        if not isinstance(value, dict):
+            return ""
+        value = value.get(key)
+    return _text(value)
