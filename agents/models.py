@@ -100,7 +100,9 @@ class Persona(models.Model):
         help_text='Hours (UTC) per activity, e.g. {"news": [6, 12, 18]}.',
     )
     enabled = models.BooleanField(default=True)
-    sort_order = models.PositiveSmallIntegerField(default=100)
+    # The explicit maximum is smallint's: SQLite would otherwise allow any 64-bit number, which PostgreSQL
+    # then refuses on save.
+    sort_order = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(32767)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
