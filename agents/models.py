@@ -46,8 +46,9 @@ TEMPERATURE_RANGE = "Must be a number from 0 to 2."
 
 
 class Persona(models.Model):
-    """A persona and its settings. Every rule a persona must meet lives here (field validators and
-    `clean()`), so the admin's form and `load_team` (through `full_clean()`) refuse the same values."""
+    """A persona and its settings. Every rule a persona must meet lives here (field validators, and
+    `clean_fields()` for the reporting line), so the admin's form and `load_team` (through
+    `full_clean()`) refuse the same values."""
 
     class Kind(models.TextChoices):
         EXECUTIVE = "executive", "Executive"
@@ -121,12 +122,30 @@ class Persona(models.Model):
     def __str__(self):
         return f"{self.name} ({self.role})" if self.role else self.name
 
-    def clean(self):
+    def clean_fields(self, exclude=None):
+        """The fields' own rules, then the reporting line's (the one rule that needs the row itself).
+
+        It is checked here rather than in `clean()` because it belongs to `reports_to`: a form without that
+        field (the changelist's switches) excludes it, and Django cannot show an error on a field a form
+        lacks (it raises instead). This is the pattern Django's docs give for `clean_fields()`."""
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "reports_to" not in (exclude or ()) and "reports_to" not in errors:
+            try:
+                self.check_reporting_line()
+            except ValidationError as exc:
+                errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def check_reporting_line(self):
         """The reporting line must end: no persona reports to itself, directly or through its leads.
 
         Leads may be unsaved (load_team checks a whole file before writing), so the walk compares
         instances (`==` is identity for unsaved ones) and stops at a loop that does not include this one."""
-        super().clean()
         lead, seen = self.reports_to, set()
         while lead is not None and (lead.pk or id(lead)) not in seen:
             if lead == self:
