@@ -3,11 +3,16 @@
 import functools
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from .validators import validate_life_schedule, validate_string_list
 
 
 class Channel(models.TextChoices):
@@ -37,7 +42,14 @@ class PersonaQuerySet(models.QuerySet):
         return list(self.filter(name__iexact=name.strip()).values_list("pk", flat=True))
 
 
+TEMPERATURE_RANGE = "Must be a number from 0 to 2."
+
+
 class Persona(models.Model):
+    """A persona and its settings. Every rule a persona must meet lives here (field validators, and
+    `clean_fields()` for the reporting line), so the admin's form and `load_team` (through
+    `full_clean()`) refuse the same values."""
+
     class Kind(models.TextChoices):
         EXECUTIVE = "executive", "Executive"
         SPECIALIST = "specialist", "Specialist"
@@ -48,25 +60,50 @@ class Persona(models.Model):
     reports_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
-    focus_areas = models.JSONField(default=list, blank=True, help_text="A list of topics.")
+    focus_areas = models.JSONField(
+        default=list, blank=True, validators=[validate_string_list], help_text="A list of topics."
+    )
     tone = models.CharField(max_length=255, blank=True)
     system_prompt = models.TextField()
     model = models.CharField(
         max_length=120, blank=True, help_text="Overrides TRON_MODEL for this persona when set."
     )
-    temperature = models.FloatField(null=True, blank=True)
-    budget_usd = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Spending cap per day (USD)."
+    temperature = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(0, message=TEMPERATURE_RANGE),
+            MaxValueValidator(2, message=TEMPERATURE_RANGE),
+        ],
+        help_text="From 0 to 2; empty for the model's default.",
     )
-    tools = models.JSONField(default=list, blank=True, help_text="Names of the tools this persona may use.")
+    budget_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
+        help_text="Spending cap per day (USD).",
+    )
+    tools = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_string_list],
+        help_text="Names of the tools this persona may use.",
+    )
     life_enabled = models.BooleanField(
         "life loop enabled", default=False, help_text="Runs the scheduled life loop (news, goals, …)."
     )
     life_schedule = models.JSONField(
-        default=dict, blank=True, help_text='Hours (UTC) per activity, e.g. {"news": [6, 12, 18]}.'
+        default=dict,
+        blank=True,
+        validators=[validate_life_schedule],
+        help_text='Hours (UTC) per activity, e.g. {"news": [6, 12, 18]}.',
     )
     enabled = models.BooleanField(default=True)
-    sort_order = models.PositiveSmallIntegerField(default=100)
+    # The explicit maximum is smallint's: SQLite would otherwise allow any 64-bit number, which PostgreSQL
+    # then refuses on save.
+    sort_order = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(32767)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,11 +112,49 @@ class Persona(models.Model):
     class Meta:
         ordering = ["sort_order", "name"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="agents_persona_name_ci_unique"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="agents_persona_name_ci_unique",
+                violation_error_message="A persona with this name already exists (names are unique ignoring case).",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.role})" if self.role else self.name
+
+    def clean_fields(self, exclude=None):
+        """The fields' own rules, then the reporting line's (the one rule that needs the row itself).
+
+        It is checked here rather than in `clean()` because it belongs to `reports_to`: a form without that
+        field (the changelist's switches) excludes it, and Django cannot show an error on a field a form
+        lacks (it raises instead). This is the pattern Django's docs give for `clean_fields()`."""
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "reports_to" not in (exclude or ()) and "reports_to" not in errors:
+            try:
+                self.check_reporting_line()
+            except ValidationError as exc:
+                errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def check_reporting_line(self):
+        """The reporting line must end: no persona reports to itself, directly or through its leads.
+
+        Leads may be unsaved (load_team checks a whole file before writing), so the walk compares
+        instances (`==` is identity for unsaved ones) and stops at a loop that does not include this one."""
+        lead, seen = self.reports_to, set()
+        while lead is not None and (lead.pk or id(lead)) not in seen:
+            if lead == self:
+                raise ValidationError(
+                    {"reports_to": "A persona cannot report to itself, directly or through its leads."},
+                    code="reports_to_loop",
+                )
+            seen.add(lead.pk or id(lead))
+            lead = lead.reports_to
 
 
 def new_public_id() -> str:

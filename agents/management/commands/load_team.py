@@ -12,17 +12,21 @@ personas in the admin. `make run` calls this command on every start, so it must 
   those keys, which is the point: use it to roll out prompt changes made in the file.
 * `--dry-run` validates the file and reports what would happen, writing nothing.
 
-The whole file is validated before anything is written (unknown keys, missing required keys, bad kinds,
-`reports_to` naming nobody, duplicate names), and the writes run in one transaction. `reports_to` is
-resolved by name in a second pass, once every persona in the file exists.
+The whole file is checked before anything is written, and the writes run in one transaction. The file's
+shape is checked here (unknown or missing keys, TOML types, duplicate names, `reports_to` naming nobody);
+the values are checked by the model, as the admin checks them: each persona, as the file would leave it,
+goes through `Persona.full_clean()`, and its errors are reported with the persona's name and key.
+`reports_to` is resolved by name in a second pass, once every persona in the file exists.
 """
 
+import copy
 import tomllib
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.apps import apps
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 
@@ -30,15 +34,11 @@ from agents.models import Persona
 
 REQUIRED_KEYS = ("name", "role", "system_prompt")
 STRING_KEYS = ("name", "role", "kind", "tone", "system_prompt", "model", "reports_to")
-STRING_LIST_KEYS = ("focus_areas", "tools")
+NUMBER_KEYS = ("temperature", "budget_usd")
 BOOL_KEYS = ("life_enabled", "enabled")
-KNOWN_KEYS = frozenset(
-    STRING_KEYS + STRING_LIST_KEYS + BOOL_KEYS + ("temperature", "budget_usd", "life_schedule", "sort_order")
-)
-# The life-loop activities. This mirrors lifeloop's activity choices; `agents` may not import `lifeloop`,
-# and a typo in the file would otherwise be a schedule that silently never runs.
-LIFE_ACTIVITIES = frozenset({"news", "goals", "team_check", "reflection", "journal", "post"})
-MAX_SORT_ORDER = 32767  # PositiveSmallIntegerField
+# Checked by the model's validators (JSON fields take any TOML value here).
+JSON_KEYS = ("focus_areas", "tools", "life_schedule")
+KNOWN_KEYS = frozenset(STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + JSON_KEYS + ("sort_order",))
 
 
 def default_team_file() -> Path:
@@ -84,6 +84,7 @@ class Command(BaseCommand):
         entries = parse_team_file(path)
         existing = {p.name.lower(): p for p in Persona.objects.select_related("reports_to")}
         check_reports_to(path, entries, existing)
+        validate_personas(path, entries, existing)
         plan = make_plan(entries, existing, update=options["update"])
 
         if verbosity >= 2:
@@ -159,7 +160,11 @@ def parse_team_file(path: Path) -> list[Entry]:
 
 
 def parse_entry(raw: dict) -> Entry:
-    """Check one [[persona]] table and return its normalized values; raises ValueError naming the key."""
+    """Check one [[persona]] table's keys and TOML types; raises ValueError naming the key.
+
+    Only the file's shape is checked here. The model's validation does the rest (`validate_personas`):
+    the model's fields would quietly turn `1` into true or `"0.5"` into 0.5, so the types are checked first.
+    """
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise ValueError(
@@ -173,53 +178,21 @@ def parse_entry(raw: dict) -> Entry:
     values = {}
     for key, value in raw.items():
         if key in STRING_KEYS:
-            values[key] = clean_string(key, value)
-        elif key in STRING_LIST_KEYS:
-            values[key] = clean_string_list(key, value)
+            if not isinstance(value, str):
+                raise ValueError(f"key {key!r} must be a string, not {value!r}.")
+            value = value.strip()  # as the admin's form strips what it is given
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 raise ValueError(f"key {key!r} must be true or false, not {value!r}.")
-            values[key] = value
-        elif key == "temperature":
-            values[key] = clean_temperature(value)
-        elif key == "budget_usd":
-            values[key] = clean_budget(value)
-        elif key == "life_schedule":
-            values[key] = clean_schedule(value)
-        elif key == "sort_order":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SORT_ORDER:
-                raise ValueError(f"key 'sort_order' must be a whole number from 0 to {MAX_SORT_ORDER}.")
-            values[key] = value
+        elif key in NUMBER_KEYS:
+            if not is_number(value):
+                raise ValueError(f"key {key!r} must be a number, not {value!r}.")
+        elif key == "sort_order" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"key 'sort_order' must be a whole number, not {value!r}.")
+        values[key] = value
 
-    for key in REQUIRED_KEYS:
-        if not values[key]:
-            raise ValueError(f"key {key!r} must not be empty.")
-    if "kind" in values and values["kind"] not in Persona.Kind.values:
-        raise ValueError(
-            f"key 'kind': unknown kind {values['kind']!r}; expected one of {', '.join(Persona.Kind.values)}."
-        )
     reports_to = values.pop("reports_to", None)
-    if reports_to is not None and reports_to.lower() == values["name"].lower():
-        raise ValueError("key 'reports_to': a persona cannot report to itself.")
     return Entry(name=values["name"], values=values, reports_to=reports_to)
-
-
-def clean_string(key: str, value) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"key {key!r} must be a string, not {value!r}.")
-    value = value.strip()
-    if key == "reports_to":
-        return value
-    max_length = Persona._meta.get_field(key).max_length
-    if max_length and len(value) > max_length:
-        raise ValueError(f"key {key!r} is {len(value)} characters long; the limit is {max_length}.")
-    return value
-
-
-def clean_string_list(key: str, value) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise ValueError(f"key {key!r} must be a list of non-empty strings.")
-    return [item.strip() for item in value]
 
 
 def is_number(value) -> bool:
@@ -227,48 +200,6 @@ def is_number(value) -> bool:
     if isinstance(value, Decimal):
         return value.is_finite()
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def clean_temperature(value) -> float:
-    if not is_number(value) or not 0 <= value <= 2:
-        raise ValueError(f"key 'temperature' must be a number from 0 to 2, not {value!r}.")
-    return float(value)
-
-
-def clean_budget(value) -> Decimal:
-    field_ = Persona._meta.get_field("budget_usd")
-    try:
-        if not is_number(value):
-            raise InvalidOperation
-        amount = Decimal(value)
-        if amount < 0 or amount != amount.quantize(Decimal(1).scaleb(-field_.decimal_places)):
-            raise InvalidOperation
-        amount = amount.quantize(Decimal(1).scaleb(-field_.decimal_places))
-        if len(amount.as_tuple().digits) > field_.max_digits:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise ValueError(
-            f"key 'budget_usd' must be a non-negative amount in dollars and cents, not {value!r}."
-        ) from None
-    return amount
-
-
-def clean_schedule(value) -> dict[str, list[int]]:
-    if not isinstance(value, dict):
-        raise ValueError("key 'life_schedule' must be a table of activity = [UTC hours].")
-    schedule = {}
-    for activity, hours in value.items():
-        if activity not in LIFE_ACTIVITIES:
-            raise ValueError(
-                f"key 'life_schedule': unknown activity {activity!r}; "
-                f"expected one of {', '.join(sorted(LIFE_ACTIVITIES))}."
-            )
-        if not isinstance(hours, list) or not all(
-            isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours
-        ):
-            raise ValueError(f"key 'life_schedule': {activity!r} must be a list of hours from 0 to 23.")
-        schedule[activity] = sorted(set(hours))
-    return schedule
 
 
 def check_reports_to(path: Path, entries: list[Entry], existing: dict[str, Persona]):
@@ -280,6 +211,43 @@ def check_reports_to(path: Path, entries: list[Entry], existing: dict[str, Perso
                 f"{path}: persona {entry.name}: key 'reports_to': no persona named {entry.reports_to!r} "
                 "in the file or the database."
             )
+
+
+def validate_personas(path: Path, entries: list[Entry], existing: dict[str, Persona]):
+    """Run the model's validation on every persona as the file would leave it; keep the cleaned values.
+
+    Existing personas are validated as copies with the file's values applied (whether or not --update will
+    write them), new ones as unsaved instances; leads point at those instances, so a reporting loop
+    within the file is found before anything is written."""
+    candidates = {}
+    for entry in entries:
+        current = existing.get(entry.name.lower())
+        persona = copy.copy(current) if current else Persona()
+        for key, value in entry.values.items():
+            setattr(persona, key, value)
+        candidates[entry.name.lower()] = persona
+    for entry in entries:
+        if entry.reports_to is not None:
+            lead = entry.reports_to.lower()
+            persona = candidates[entry.name.lower()]
+            persona.reports_to = (candidates.get(lead) or existing[lead]) if lead else None
+    for index, entry in enumerate(entries, start=1):
+        persona = candidates[entry.name.lower()]
+        try:
+            persona.full_clean()
+        except ValidationError as exc:
+            label = entry.name or f"#{index}"
+            raise CommandError(f"{path}: persona {label}: {describe_errors(exc)}") from exc
+        entry.values = {key: getattr(persona, key) for key in entry.values}
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """The model's errors as `key 'temperature': Must be a number from 0 to 2.`, one key after another."""
+    parts = []
+    for key, messages in exc.message_dict.items():
+        text = " ".join(messages)
+        parts.append(text if key == NON_FIELD_ERRORS else f"key {key!r}: {text}")
+    return "; ".join(parts)
 
 
 # --- Planning and writing -----------------------------------------------------------------------------------
