@@ -125,7 +125,7 @@ def test_a_prompt_too_long_for_the_model_is_a_400_even_streaming(local_sdk):
     with pytest.raises(openai.BadRequestError) as caught:
         list(
             local_sdk.chat.completions.create(
-                model="tony", stream=True, messages=[{"role": "user", "content": "word " * 40_000}]
+                model="tony", stream=True, messages=[{"role": "user", "content": "word " * 19_000}]
             )
         )
     assert caught.value.code == "context_length_exceeded"
