@@ -418,15 +418,3 @@ class LLMCall(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
-
-
-class TurnLock(models.Model):
-    """The turn a conversation is running now: one row per caller while a turn of theirs runs, so a
-    second request of the same caller waits, in any web process (agents/turn_locks.py)."""
-
-    caller_id = models.CharField(max_length=255, primary_key=True)
-    holder = models.CharField(max_length=160, help_text="host:pid:token of the turn holding it.")
-    acquired_at = models.DateTimeField()
-
-    def __str__(self):
-        return f"{self.caller_id} held by {self.holder}"

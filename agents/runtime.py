@@ -5,9 +5,8 @@
     async for event in turn.events(): ...          # Delta texts as they arrive, then a TurnEnd
     # or: result = complete_turn_sync(TurnInput(...)) from sync code (django-q2 tasks)
 
-Between a request and the model's call stand its caller's turn lock (agents/turn_locks.py: one turn
-at a time per conversation) and reads: the persona (cached) and, when the client sends just its new
-words, the session's transcript. The writes (the session and process for a new
+Only reads stand between a request and the model's call: the persona (cached) and, when the client
+sends just its new words, the session's transcript. The writes (the session and process for a new
 caller, the user's words) start once the model has the request, and run on the writer thread while
 the model works on its first token.
 
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
-from . import loop_reads, metrics, pricing, tokens, turn_locks
+from . import loop_reads, metrics, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .llm import get_provider
@@ -92,8 +91,6 @@ class Turn:
     request: LLMRequest
     provider: LLMProvider
     write_opening: Callable[[], Awaitable[CallerSession]]  # the session and the user's words
-    turn_input: TurnInput
-    lock_holder: str  # this turn holds its caller's TurnLock until its record is written
     opening: asyncio.Future | None = None  # that write, once started
     session: CallerSession | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -248,17 +245,11 @@ class Turn:
     async def _opened_then_write(self, end, ttft_ms, error):
         # After the opening writes, so the transcript keeps its order (the user's words, then the answer).
         try:
-            try:
-                await self.opened()
-            except Exception:
-                log.exception(
-                    "Could not store the session of a turn with %s: it is not recorded", self.persona
-                )
-                return
-            await db_write(self._write)(end, ttft_ms, error)
-        finally:
-            # Recorded (or lost, loudly): the caller's next turn may start, and will see this one.
-            await db_write(turn_locks.release)(self.turn_input.caller.caller_id, self.lock_holder)
+            await self.opened()
+        except Exception:
+            log.exception("Could not store the session of a turn with %s: it is not recorded", self.persona)
+            return
+        await db_write(self._write)(end, ttft_ms, error)
 
     def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
         """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
@@ -403,17 +394,6 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     """
     refuse_oversized(turn_input.messages)
     provider = provider or get_provider()
-    # One turn at a time per caller: this one reads the transcript after the previous one wrote it.
-    lock_holder = await turn_locks.acquire(turn_input.caller.caller_id)
-    try:
-        turn = await _prepare_turn(turn_input, provider, lock_holder)
-    except BaseException:
-        await asyncio.shield(db_write(turn_locks.release)(turn_input.caller.caller_id, lock_holder))
-        raise
-    return turn.run()
-
-
-async def _prepare_turn(turn_input: TurnInput, provider: LLMProvider, lock_holder: str) -> "Turn":
     context = await read_context(turn_input)
     persona = context.persona
     request = LLMRequest(
@@ -430,14 +410,13 @@ async def _prepare_turn(turn_input: TurnInput, provider: LLMProvider, lock_holde
         user=turn_input.user,
     )
     opening = db_write(open_turn)
-    return Turn(
+    turn = Turn(
         persona=persona,
         request=request,
         provider=provider,
         write_opening=lambda: opening(turn_input, context),
-        turn_input=turn_input,
-        lock_holder=lock_holder,
     )
+    return turn.run()
 
 
 def _first_set(*values):

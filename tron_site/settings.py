@@ -287,8 +287,6 @@ TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # store
 # The conversation in a prompt is trimmed, oldest first, to this many (estimated) tokens; the persona
 # prompt and the newest user message are always kept.
 TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
-# A request of a caller whose previous turn is still running waits for it this long, then gets 409.
-TRON_TURN_WAIT_SECONDS = env_int("TRON_TURN_WAIT_SECONDS", 60, minimum=0)
 # One message longer than this is refused (413) and stored nowhere.
 TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
