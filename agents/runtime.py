@@ -310,10 +310,16 @@ class Turn:
                 llm_calls=1,
                 cost_usd=end.cost_usd,
             )
-            # The process carries its last failed turn's reason until a turn succeeds again; a session
-            # that ends with it set ends `failed` (ProcessQuerySet.finish_by_outcome).
-            reason = error.message if error else ""
-            if reason != self.process.error and not (end.finish_reason == "cancelled" and not error):
+            # The process carries its last failed turn's reason until a turn succeeds again (a client who
+            # left changes nothing); a session that ends with it set ends `failed`
+            # (ProcessQuerySet.finish_by_outcome).
+            if error is not None:
+                reason = error.message
+            elif end.finish_reason == "cancelled":
+                reason = self.process.error
+            else:
+                reason = ""
+            if reason != self.process.error:
                 Process.objects.filter(pk=self.process.pk).update(error=reason)
                 self.process.error = reason
 

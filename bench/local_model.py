@@ -14,7 +14,6 @@ its wait, which is what a caller hears.
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ QUESTIONS = [
 
 
 def _start_model_process(path: Path, threads: int) -> tuple[subprocess.Popen, float]:
+    from agents.llm.model_server import listening
+
     env = {**os.environ, "TRON_LOCAL_MODEL_SOCKET": str(path), "TRON_LOCAL_MAX_TOKENS": "64"}
     if threads:
         env["TRON_LOCAL_MODEL_THREADS"] = str(threads)
@@ -40,15 +41,11 @@ def _start_model_process(path: Path, threads: int) -> tuple[subprocess.Popen, fl
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve_model"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
     )
-    while True:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-                return process, time.monotonic() - started
-            except OSError:
-                if process.poll() is not None:
-                    raise SystemExit("the model process exited") from None
-                time.sleep(0.01)
+    while not listening(path):
+        if process.poll() is not None:
+            raise SystemExit("the model process exited")
+        time.sleep(0.01)
+    return process, time.monotonic() - started
 
 
 def _memory_kib(pid: int) -> dict[str, int]:

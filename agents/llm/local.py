@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -26,18 +25,17 @@ from django.conf import settings
 
 from .base import Delta, LLMError, LLMProvider, LLMRequest, Usage
 from .local_model import MODEL_ID, N_CTX
-from .model_server import HEARTBEAT_SECONDS, MAX_REQUEST_BYTES
+from .model_server import HEARTBEAT_SECONDS, MAX_REQUEST_BYTES, listening
 
 # How long a closed stream waits for the model's own count of what it used before the count of the
 # tokens it had received stands instead (the model stops within a token: milliseconds).
 STOP_WAIT_SECONDS = 2.0
 RESTART_RETRY_AFTER = 2  # seconds a client is told to wait while the model process (re)starts
-
+# How long a command waits for the model process it started: the packaged model is up in about 1.5 s,
+# a large file named by TRON_LOCAL_MODEL_PATH takes longer.
+MODEL_START_SECONDS = 60
 
 log = logging.getLogger(__name__)
-MODEL_START_SECONDS = (
-    60  # the packaged model is up in about 1.5 s; a large file named by the path takes longer
-)
 
 
 def _unavailable(message: str) -> LLMError:
@@ -134,20 +132,11 @@ async def _measured_after_cancel(reader, writer, prompt_tokens: int, completion_
     return Usage(prompt_tokens, completion_tokens)
 
 
-def model_process_answers() -> bool:
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(settings.TRON_LOCAL_MODEL_SOCKET))
-        except OSError:
-            return False
-    return True
-
-
 @contextlib.contextmanager
 def model_process_while_needed():
     """For a command run without `make run` (`manage.py chat`): when the local provider is in use and no
     model process answers, start one for the duration of the block, and stop it afterwards."""
-    if settings.TRON_LLM != "local" or model_process_answers():
+    if settings.TRON_LLM != "local" or listening(settings.TRON_LOCAL_MODEL_SOCKET):
         yield
         return
     log.info(
@@ -159,7 +148,7 @@ def model_process_while_needed():
     )
     try:
         deadline = time.monotonic() + MODEL_START_SECONDS
-        while not model_process_answers():
+        while not listening(settings.TRON_LOCAL_MODEL_SOCKET):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise _unavailable("the local model process could not be started (its errors are above)")
             time.sleep(0.05)

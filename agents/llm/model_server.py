@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -240,7 +241,7 @@ def _exit_stuck(reason: str) -> None:
 async def run(path: Path, model, **options) -> None:
     """Serve `model` on the Unix socket at `path` until cancelled (the process is stopped)."""
     if path.exists():
-        if await _answers(path):
+        if listening(path):
             raise SystemExit(f"another model server is already listening on {path}")
         path.unlink()  # left by a model process that died
     server = await ModelServer(model, **options).serve(path)
@@ -253,10 +254,11 @@ async def run(path: Path, model, **options) -> None:
             path.unlink()
 
 
-async def _answers(path: Path) -> bool:
-    try:
-        _, writer = await asyncio.open_unix_connection(str(path))
-    except OSError:
-        return False
-    writer.close()
+def listening(path: Path) -> bool:
+    """Whether a model server accepts connections on `path` (a connect on a Unix socket answers at once)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
     return True

@@ -105,13 +105,13 @@ def test_a_persona_is_found_in_any_case(wired):
 
 @pytest.mark.local_model
 def test_with_the_local_model_and_no_model_process_it_runs_one_for_itself(settings, tony, tmp_path):
-    from agents.llm.local import model_process_answers
+    from agents.llm.model_server import listening
 
     settings.TRON_LLM = "local"
     settings.TRON_LOCAL_MODEL_SOCKET = tmp_path / "model.sock"
-    assert not model_process_answers()
+    assert not listening(settings.TRON_LOCAL_MODEL_SOCKET)
     answer = chat("--persona", "tony", "What is the capital of France?")
     assert answer.strip()
     call = LLMCall.objects.get()
     assert (call.provider, call.usage_source) == ("local", "provider")
-    assert not model_process_answers()  # stopped with the command
+    assert not listening(settings.TRON_LOCAL_MODEL_SOCKET)  # stopped with the command

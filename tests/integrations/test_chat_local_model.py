@@ -2,7 +2,6 @@
 in a real model process (`manage.py serve_model`) that the live server reaches over its socket."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.llm.model_server import listening
 from agents.models import LLMCall, Message
 
 pytestmark = [pytest.mark.local_model, pytest.mark.django_db(transaction=True)]
@@ -25,15 +25,10 @@ def model_process(tmp_path_factory):
     env.update(TRON_LOCAL_MODEL_SOCKET=str(path), TRON_LOCAL_MODEL_THREADS="1", TRON_LOCAL_MAX_TOKENS="64")
     process = subprocess.Popen([sys.executable, "manage.py", "serve_model"], cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
-    while True:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-                break
-            except OSError:
-                assert process.poll() is None, "the model process exited"
-                assert time.monotonic() < deadline, "the model process did not start"
-                time.sleep(0.1)
+    while not listening(path):
+        assert process.poll() is None, "the model process exited"
+        assert time.monotonic() < deadline, "the model process did not start"
+        time.sleep(0.1)
     yield path
     process.terminate()
     assert process.wait(timeout=15) == 0
