@@ -31,7 +31,7 @@ from .dbthread import db_read, db_write
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
 from .models import CallerSession, LLMCall, Message, Persona, Process
-from .personas import cached_persona, resolve_persona
+from .personas import PersonaUnavailable, cached_persona, resolve_persona
 from .prompts import (
     build_prompt,
     has_client_history,
@@ -57,6 +57,20 @@ class TurnInput:
     max_tokens: int | None = None
     user: str | None = None
     task: str = ""
+    tools: list[dict] | None = None  # the client's own tools (OpenAI's `tools`), returned to it when called
+    tool_choice: object = None
+
+
+@dataclass
+class Opened:
+    """The turn's session (and its process) is stored, with the user's words."""
+
+    session: CallerSession
+
+
+@dataclass
+class Text:
+    text: str
 
 
 @dataclass
@@ -68,6 +82,7 @@ class TurnEnd:
     usage_source: str
     cost_usd: object
     model: str
+    process_id: int | None = None
 
 
 @dataclass
@@ -430,18 +445,40 @@ def _first_set(*values):
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
-    """Run a whole turn and return its end; raises LLMError when the model failed."""
-    turn = await start_turn(turn_input, provider)
-    try:
-        await turn.opened()
-        async for event in turn.events():
-            if isinstance(event, TurnFailed):
-                raise event.error
-            if isinstance(event, TurnEnd):
-                return event
-    finally:
-        await turn.cancel()
+    """Run a whole turn and return its end (`process_id` names its process); raises LLMError when the
+    turn failed."""
+    async for event in run_turn(turn_input, provider):
+        if isinstance(event, TurnFailed):
+            raise event.error
+        if isinstance(event, TurnEnd):
+            return event
     raise LLMError("The model ended without an answer.")
 
 
 complete_turn_sync = async_to_sync(complete_turn)
+
+
+async def run_turn(turn_input: TurnInput, provider: LLMProvider | None = None):
+    """Run one turn, yielding its events: `Opened` (the session, stored), `Text` deltas, then a `TurnEnd`
+    or a `TurnFailed` (also for a turn refused before anything was stored: no persona, a message too long).
+    Closing the generator early (the consumer went away) stops the model and records the turn."""
+    try:
+        turn = await start_turn(turn_input, provider)
+    except PersonaUnavailable as exc:
+        yield TurnFailed(LLMError(str(exc), status=503, code="no_persona"))
+        return
+    except LLMError as exc:
+        yield TurnFailed(exc)
+        return
+    try:
+        session = await turn.opened()
+        yield Opened(session)
+        async for event in turn.events():
+            if isinstance(event, Delta):
+                yield Text(event.text)
+            else:
+                if isinstance(event, TurnEnd):
+                    event.process_id = session.process_id
+                yield event
+    finally:
+        await turn.cancel()

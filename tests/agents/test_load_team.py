@@ -113,7 +113,7 @@ def test_it_copies_the_originals_tony_tools_temperature_and_budget():
 
     tony = Persona.objects.named("Tony")
     assert tony.tools == [
-        "spawn_agent", "schedule_callback", "web_search", "identify_caller", "create_project",
+        "list_team", "spawn_agent", "schedule_callback", "web_search", "identify_caller", "create_project",
         "list_projects", "list_servers", "get_server_url", "save_directive", "save_person_memory",
         "read_file", "write_file", "list_files",
     ]  # fmt: skip
