@@ -102,13 +102,15 @@ def build_prompt(
     *,
     compact: bool = False,
     context_tokens: int | None = None,
+    extra: list[str] | None = None,
 ) -> list[dict]:
-    """Persona system prompt (its compact form with `compact`), then the client's system text as call
+    """Persona system prompt (its compact form with `compact`), then `extra` (agents.context), then the client's system text as call
     context, then the conversation: the client's when it sent earlier turns, else `history` (the stored
     transcript and the new words), trimmed to TRON_HISTORY_TOKENS less the system text, and to what
     `context_tokens` (the model's context, when the provider knows it) leaves."""
     persona_prompt = compact_persona_prompt(persona) if compact else persona.system_prompt
     prompt = [{"role": "system", "content": persona_prompt}]
+    prompt.extend({"role": "system", "content": text} for text in extra or ())
     client_system = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
     if client_system:
         context = "\n\n".join(client_system)

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from . import loop_reads, metrics, pricing, tokens
 from .callers import Caller
+from .context import context_for, has_providers
 from .dbthread import db_read, db_write
 from .llm import get_provider
 from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
@@ -417,11 +418,13 @@ async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None)
     provider = provider or get_provider()
     context = await read_context(turn_input)
     persona = context.persona
+    extra = await db_read(context_for)(persona, turn_input.caller) if has_providers() else []
     request = LLMRequest(
         messages=build_prompt(
             persona,
             turn_input.messages,
             context.recent + context.new_words,
+            extra=extra,
             compact=provider.compact_prompts,
             context_tokens=provider.context_tokens(),
         ),
