@@ -28,6 +28,9 @@ class Script:
     usage: dict | None = None  # sent as the usage object instead of the computed counts
     ignore_stream: bool = False  # answer a streaming request with one JSON completion, as some servers do
     raw: tuple[str, bytes] | None = None  # (content type, body): answer 200 with exactly this
+    # Tool calls to make after the tokens, OpenAI-style: [{"id": "call_1", "name": "list_team",
+    # "arguments": "{}"}]; finish_reason becomes "tool_calls". Streamed in two pieces each, as OpenAI does.
+    tool_calls: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class FakeUpstream:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.script = Script()
         self.requests: list[Record] = []
+        self.replies: list[Script] = []  # queued scripts, used before `script` (queue())
         self._lock = threading.Lock()
         upstream = self
 
@@ -70,7 +74,7 @@ class FakeUpstream:
                 record = Record(body=body, headers=dict(self.headers), peer=self.client_address)
                 with upstream._lock:
                     upstream.requests.append(record)
-                script = upstream.script
+                script = upstream.next_script()
                 time.sleep(script.header_delay)
                 if script.status != 200:
                     extra = {"Retry-After": script.retry_after} if script.retry_after else {}
@@ -124,8 +128,12 @@ class FakeUpstream:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": script.finish_reason,
+                                "message": {
+                                    "role": "assistant",
+                                    "content": text or None,
+                                    **({"tool_calls": _tool_calls(script)} if script.tool_calls else {}),
+                                },
+                                "finish_reason": "tool_calls" if script.tool_calls else script.finish_reason,
                             }
                         ],
                         "usage": script.usage
@@ -185,7 +193,19 @@ class FakeUpstream:
                         record.disconnected = True
                         return
                     record.tokens_sent += 1
-                self._event(self._chunk(script, {}, script.finish_reason))
+                for index, call in enumerate(_tool_calls(script)):
+                    arguments = call["function"]["arguments"]
+                    half = len(arguments) // 2
+                    head = {
+                        **call,
+                        "index": index,
+                        "function": {**call["function"], "arguments": arguments[:half]},
+                    }
+                    self._event(self._chunk(script, {"tool_calls": [head]}))
+                    tail = {"index": index, "function": {"arguments": arguments[half:]}}
+                    self._event(self._chunk(script, {"tool_calls": [tail]}))
+                finish_reason = "tool_calls" if script.tool_calls else script.finish_reason
+                self._event(self._chunk(script, {}, finish_reason))
                 wants_usage = (body.get("stream_options") or {}).get("include_usage")
                 if wants_usage and script.send_usage:
                     usage = script.usage or {
@@ -235,7 +255,28 @@ class FakeUpstream:
         self.script = Script(**script)
         with self._lock:
             self.requests.clear()
+            self.replies.clear()
+
+    def queue(self, *scripts: dict) -> None:
+        """Answer the next requests with these scripts, one each, in order; then `reset`'s script again."""
+        with self._lock:
+            self.replies.extend(Script(**script) for script in scripts)
+
+    def next_script(self) -> Script:
+        with self._lock:
+            return self.replies.pop(0) if self.replies else self.script
 
     @property
     def last(self) -> Record:
         return self.requests[-1]
+
+
+def _tool_calls(script: Script) -> list[dict]:
+    return [
+        {
+            "id": call.get("id", f"call_{index}"),
+            "type": "function",
+            "function": {"name": call["name"], "arguments": call.get("arguments", "{}")},
+        }
+        for index, call in enumerate(script.tool_calls)
+    ]
