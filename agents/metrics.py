@@ -89,7 +89,7 @@ def record_turn(*, persona: str, provider: str, end, ttft_ms: int | None, error,
     """Count one finished turn (`end` is the runtime's TurnEnd). Called once per turn, where it is recorded."""
     outcome = "cancelled" if cancelled else "failed" if error is not None else "answered"
     TURNS.labels(persona, provider, outcome).inc()
-    LLM_CALLS.labels(persona, provider).inc()
+    LLM_CALLS.labels(persona, provider).inc(end.llm_calls)
     TOKENS.labels(persona, provider, "input").inc(end.input_tokens)
     TOKENS.labels(persona, provider, "output").inc(end.output_tokens)
     COST.labels(persona, provider).inc(float(end.cost_usd))

@@ -1,5 +1,7 @@
 """What the model is shown: the persona, the caller's context, and the conversation so far."""
 
+import json
+
 from django.conf import settings
 
 from . import tokens
@@ -22,7 +24,9 @@ def refuse_oversized(messages: list[dict]) -> None:
 
 
 def _message_tokens(message: dict) -> int:
-    return tokens.estimate_text_tokens(message["content"]) + tokens.TOKENS_PER_MESSAGE
+    calls = message.get("tool_calls")
+    text = message["content"] + (json.dumps(calls) if calls else "")
+    return tokens.estimate_text_tokens(text) + tokens.TOKENS_PER_MESSAGE
 
 
 def within_budget(conversation: list[dict], budget: int) -> list[dict]:
@@ -39,32 +43,87 @@ def within_budget(conversation: list[dict], budget: int) -> list[dict]:
     return conversation[start:last_user] + kept
 
 
+def paired_tool_calls(conversation: list[dict]) -> list[dict]:
+    """The conversation with every tool call answered and every tool result asked for, as models require:
+    a history cut short (trimmed to a budget, or a client that never sent a call's result) can leave a
+    result without its call, or a call without its result. Those halves are dropped (an assistant message
+    left with neither text nor calls goes with them)."""
+    answered = {m.get("tool_call_id") for m in conversation if m["role"] == "tool"}
+    asked: set = set()
+    paired = []
+    for message in conversation:
+        if message["role"] == "tool":
+            if message.get("tool_call_id") in asked:
+                paired.append(message)
+            continue
+        calls = message.get("tool_calls")
+        if calls:
+            kept = [call for call in calls if call.get("id") in answered]
+            asked.update(call["id"] for call in kept)
+            message = {k: v for k, v in message.items() if k != "tool_calls"} | (
+                {"tool_calls": kept} if kept else {}
+            )
+            if not kept and not message["content"]:
+                continue
+        paired.append(message)
+    return paired
+
+
+def plain_text(conversation: list[dict]) -> list[dict]:
+    """The conversation without tool traffic, for a model that takes no tools."""
+    return [
+        {"role": m["role"], "content": m["content"]}
+        for m in conversation
+        if m["role"] != "tool" and m["content"]
+    ]
+
+
 def has_client_history(messages: list[dict]) -> bool:
     """Whether the client sent earlier turns itself (then its history is the truth, not ours)."""
     roles = [m["role"] for m in messages if m["role"] != "system"]
     return "assistant" in roles or roles.count("user") > 1
 
 
-def trailing_user_messages(messages: list[dict]) -> list[dict]:
-    """The user's new words in this request: the user messages after the last non-user turn."""
+def new_messages(messages: list[dict]) -> list[dict]:
+    """The caller's new words in this request: the user messages and tool results after the last
+    assistant message."""
     new: list[dict] = []
     for message in reversed(messages):
         if message["role"] == "system":
             continue
-        if message["role"] != "user":
+        if message["role"] not in ("user", "tool"):
             break
         new.append(message)
     return list(reversed(new))
 
 
-def recent_messages(session: CallerSession) -> list[dict]:
-    """The session's last TRON_HISTORY_MESSAGES user/assistant messages, oldest first (one query)."""
+def stored_form(message: Message) -> dict:
+    """A stored transcript line as the model is shown it."""
+    shown = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        shown["tool_calls"] = message.tool_calls
+    if message.role == Message.Role.TOOL:
+        shown["tool_call_id"] = message.tool_call_id
+    return shown
+
+
+def recent_messages(session: CallerSession, limit: int | None = None) -> list[dict]:
+    """The session's last TRON_HISTORY_MESSAGES (or `limit`) transcript lines, oldest first (one query)."""
     stored = (
-        Message.objects.filter(process=session.process, role__in=[Message.Role.USER, Message.Role.ASSISTANT])
+        Message.objects.filter(process_id=session.process_id)
+        .exclude(role=Message.Role.SYSTEM)
         .order_by("-id")
-        .values("role", "content")[: settings.TRON_HISTORY_MESSAGES]
+        .only("role", "content", "tool_calls", "tool_call_id")[: limit or settings.TRON_HISTORY_MESSAGES]
     )
-    return list(reversed(stored))
+    return [stored_form(m) for m in reversed(stored)]
+
+
+def _same(stored: dict, new: dict) -> bool:
+    return (stored["role"], stored["content"], stored.get("tool_call_id")) == (
+        new["role"],
+        new["content"],
+        new.get("tool_call_id"),
+    )
 
 
 def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
@@ -72,9 +131,9 @@ def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
     words and no answer (a client retrying after an error), they are not stored twice."""
     for overlap in range(min(len(new), len(recent)), 0, -1):
         tail = recent[-overlap:]
-        if all(m["role"] == Message.Role.USER for m in tail) and [m["content"] for m in tail] == [
-            m["content"] for m in new[:overlap]
-        ]:
+        if all(m["role"] in ("user", "tool") for m in tail) and all(
+            _same(a, b) for a, b in zip(tail, new[:overlap], strict=True)
+        ):
             return new[overlap:]
     return new
 
@@ -103,11 +162,13 @@ def build_prompt(
     compact: bool = False,
     context_tokens: int | None = None,
     extra: list[str] | None = None,
+    tools: bool = True,
 ) -> list[dict]:
     """Persona system prompt (its compact form with `compact`), then `extra` (agents.context), then the client's system text as call
     context, then the conversation: the client's when it sent earlier turns, else `history` (the stored
     transcript and the new words), trimmed to TRON_HISTORY_TOKENS less the system text, and to what
-    `context_tokens` (the model's context, when the provider knows it) leaves."""
+    `context_tokens` (the model's context, when the provider knows it) leaves. Tool calls and results
+    stay paired; without `tools` (a model that takes none) they are left out."""
     persona_prompt = compact_persona_prompt(persona) if compact else persona.system_prompt
     prompt = [{"role": "system", "content": persona_prompt}]
     prompt.extend({"role": "system", "content": text} for text in extra or ())
@@ -120,4 +181,5 @@ def build_prompt(
     conversation = [m for m in messages if m["role"] != "system"] if has_client_history(messages) else history
     budget = min(settings.TRON_HISTORY_TOKENS, context_tokens or settings.TRON_HISTORY_TOKENS)
     budget -= sum(_message_tokens(m) for m in prompt)
-    return prompt + within_budget(conversation, budget)
+    conversation = paired_tool_calls(within_budget(conversation, budget))
+    return prompt + (conversation if tools else plain_text(conversation))

@@ -1,57 +1,57 @@
-"""One conversational turn: prompt → model → record, callable from HTTP streams, consumers and tasks.
+"""The turn engine: one turn of a conversation, from the caller's words to the recorded answer.
 
-    turn = await start_turn(TurnInput(...))        # persona, prompt; the model started
-    session = await turn.opened()                  # the session, process and the user's words, stored
-    async for event in turn.events(): ...          # Delta texts as they arrive, then a TurnEnd
-    # or: result = complete_turn_sync(TurnInput(...)) from sync code (django-q2 tasks)
+    async for event in run_turn(TurnInput(...)): ...   # Opened, Text, ToolStarted, Idle, then TurnEnd | TurnFailed
+    end = await complete_turn(TurnInput(...))          # the whole turn; raises LLMError when it failed
+    end = complete_turn_sync(TurnInput(...))           # the same from sync code (django-q2 tasks, commands)
 
-Only reads stand between a request and the model's call: the persona (cached) and, when the client
-sends just its new words, the session's transcript. The writes (the session and process for a new
-caller, the user's words) start once the model has the request, and run on the writer thread while
-the model works on its first token.
+A turn is plain sequential code, run by one task that owns it from start to end (`Turn.run`):
 
-The model runs in a task of its own that feeds a queue, so a consumer can wait on the queue with a
-timeout (SSE keep-alives) without cancelling the model call. Whatever happens (finish, upstream error,
-client gone) the task records the LLM call, the transcript and the process counters exactly once.
+1. begin: claim the caller's session, so a second turn of the same caller waits for this one (up to
+   TRON_TURN_WAIT_SECONDS); store the caller's new words and read the transcript (one transaction).
+2. rounds: call the model with the prompt (persona, context, the history trimmed to its budget) and the
+   tools; its text streams out as it comes. When it calls the persona's tools they run and the model is
+   called again with their results, at most TRON_TOOL_ROUNDS times (then once more without tools, for
+   an answer). A call of one of the client's own tools ends the turn: the client runs it.
+3. record: the model calls, the new transcript lines and the process counters in one transaction, and
+   the session released. Whatever ended the turn (the answer, an error, the consumer leaving, a bug of
+   ours), this happens exactly once, because only the owner task does it, last.
+
+The consumer reads events from a queue (`run_turn`), so it can wait for the next one with a timeout
+(keep-alives) without touching the model call. Closing the generator (a client gone) stops the step
+the turn is in (waiting for its session, a model call, a tool), and the owner records what was done.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
+from django.conf import settings
 
-from . import loop_reads, metrics, pricing, tokens
+from . import metrics, pricing, tokens
 from .callers import Caller
 from .context import context_for, has_providers
 from .dbthread import db_read, db_write
 from .llm import get_provider
-from .llm.base import Delta, LLMError, LLMProvider, LLMRequest
-from .models import CallerSession, LLMCall, Message, Persona, Process
+from .llm.base import LLMError, LLMProvider, LLMRequest, ToolCall, Usage
+from .models import CallerSession, LLMCall, Persona
 from .personas import PersonaUnavailable, cached_persona, resolve_persona
-from .prompts import (
-    build_prompt,
-    has_client_history,
-    recent_messages,
-    refuse_oversized,
-    trailing_user_messages,
-    unsaved,
-)
-from .sessions import continuing_session, idle_cutoff, open_session
+from .prompts import build_prompt, refuse_oversized
+from .tools import ToolContext, acall_tool, tools_for
+from .transcript import Begun, CallRecord, TurnRecord, begin_turn, elapsed_ms, record_turn
 
 log = logging.getLogger(__name__)
 
 MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
 FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
+CLAIM_POLL_SECONDS = 0.05  # how often a turn waiting for its caller's previous turn looks again
 
 
 @dataclass
 class TurnInput:
-    messages: list[dict]  # normalised: [{"role": "system"|"user"|"assistant", "content": str}]
+    messages: list[dict]  # OpenAI-style; an assistant's may carry `tool_calls`, a tool's `tool_call_id`
     caller: Caller
     persona_name: str | None = None
     temperature: float | None = None
@@ -62,11 +62,23 @@ class TurnInput:
     tool_choice: object = None
 
 
+# The events of a turn, in order: Opened; Accepted; then Text, ToolStarted and Idle as they come; then
+# TurnEnd or TurnFailed (which may also come before Accepted). A turn refused before anything was stored (no persona, a message too long, its caller's
+# previous turn still running) is one TurnFailed.
+
+
 @dataclass
 class Opened:
-    """The turn's session (and its process) is stored, with the user's words."""
+    """The caller's session (and its process) is claimed for this turn, and their words are stored."""
 
     session: CallerSession
+    persona: Persona
+
+
+@dataclass
+class Accepted:
+    """The model has the request (an upstream answered 200, the local model took it from its queue):
+    what follows streams. Once per turn, before its first Text."""
 
 
 @dataclass
@@ -75,15 +87,29 @@ class Text:
 
 
 @dataclass
+class ToolStarted:
+    """The model called one of the persona's tools, which runs now."""
+
+    name: str
+
+
+@dataclass
+class Idle:
+    """Nothing happened for `idle_seconds` (a stream sends a keep-alive)."""
+
+
+@dataclass
 class TurnEnd:
     text: str
-    finish_reason: str
+    finish_reason: str  # "tool_calls" when `tool_calls` asks the client to run its tools
     input_tokens: int
     output_tokens: int
     usage_source: str
     cost_usd: object
     model: str
     process_id: int | None = None
+    tool_calls: list[dict] = field(default_factory=list)  # calls of the client's tools, OpenAI-style
+    llm_calls: int = 1
 
 
 @dataclass
@@ -91,253 +117,317 @@ class TurnFailed:
     error: LLMError
 
 
-@dataclass
-class TurnContext:
-    """What a prompt needs, read before the model is called."""
-
-    persona: Persona
-    session: CallerSession | None  # the caller's open session when this turn continues it
-    recent: list[dict]  # its stored transcript, when the client sent no history of its own
-    new_words: list[dict]  # the user's words in this request that are not stored yet
+class _Stopped(Exception):
+    """The consumer went away: the turn stops where it is."""
 
 
 @dataclass
-class Turn:
-    persona: Persona
-    request: LLMRequest
-    provider: LLMProvider
-    write_opening: Callable[[], Awaitable[CallerSession]]  # the session and the user's words
-    opening: asyncio.Future | None = None  # that write, once started
-    session: CallerSession | None = None
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    task: asyncio.Task | None = None
+class _Round:
+    """One model call."""
+
     started: float = field(default_factory=time.monotonic)
     parts: list[str] = field(default_factory=list)
-    finished: bool = False  # the final event (TurnEnd or TurnFailed) is in the queue
-    model_has_request: bool = False  # an upstream's 200, the local model's turn to generate
-    producing: bool = False  # the task has taken its first step (one cancelled before that never runs)
-    # set once the model has the request, or once the turn ended (a failure before that included)
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str = "stop"
+    model: str = ""
+    ttft_ms: int | None = None
+    accepted: bool = False  # the model had the request (an upstream's 200, the local model's turn)
+    error: LLMError | None = None
+    cancelled: bool = False
+    request: LLMRequest | None = None
 
     @property
-    def process(self) -> Process:
-        return self.session.process
+    def text(self) -> str:
+        return "".join(self.parts)
 
-    async def opened(self) -> CallerSession:
-        """The turn's session (and through it the process), once the opening writes are done; raises
-        what they raised. Shielded: a consumer that gives up does not cancel the writes."""
-        self.session = await asyncio.shield(self._begin_opening())
-        return self.session
 
-    def _begin_opening(self) -> asyncio.Future:
-        if self.opening is None:
-            self.opening = asyncio.ensure_future(self.write_opening())
-        return self.opening
+class Turn:
+    def __init__(self, turn_input: TurnInput, provider: LLMProvider):
+        self.input = turn_input
+        self.provider = provider
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.started = time.monotonic()
+        self.persona: Persona | None = None
+        self.begun: Begun | None = None
+        self.record = TurnRecord()
+        self.parts: list[str] = []  # the text of every round, as the consumer received it
+        self.extra: list[str] = []  # prompt context from other apps (agents.context)
+        self.tools: list[dict] = []  # offered to the model: the persona's, then the client's
+        self.client_tools: set[str] = set()  # the names of the client's
+        self.client_calls: list[dict] = []
+        self.ttft_ms: int | None = None
+        self.accepted = False  # the Accepted event is out
+        self.stopped = False
+        self._step: asyncio.Future | None = None
 
-    def run(self) -> "Turn":
-        self.task = asyncio.ensure_future(self._produce())
-        self.task.add_done_callback(self._ensure_final_event)
-        return self
+    # -- the owner task --------------------------------------------------------------------------------
 
-    def _ensure_final_event(self, task: asyncio.Task) -> None:
-        # A producer that died without its final event (a bug) must not leave a consumer waiting forever.
-        if not self.finished and not task.cancelled():
-            self.queue.put_nowait(
-                TurnFailed(LLMError("The turn ended without an answer.", status=500, code="internal_error"))
-            )
-        self.settled.set()
-
-    async def accepted(self, timeout: float) -> None:
-        """Wait until the model has the request (an upstream answered 200), or the turn ended before
-        that (its TurnFailed is then queued), or `timeout` seconds passed."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self.settled.wait()
-
-    async def next_event(self, timeout: float | None = None):
-        """The next Delta, TurnEnd or TurnFailed; raises TimeoutError if none within `timeout`."""
-        if (event := self.ready_event()) is not None:
-            return event  # no timer to arm and cancel: the common case mid-stream
-        if timeout is None:
-            return await self.queue.get()
-        async with asyncio.timeout(timeout):
-            return await self.queue.get()
-
-    def ready_event(self):
-        """The next event if one is already queued, else None (never waits)."""
-        return None if self.queue.empty() else self.queue.get_nowait()
-
-    async def events(self):
-        while True:
-            event = await self.next_event()
-            yield event
-            if not isinstance(event, Delta):
-                return
-
-    async def cancel(self):
-        """The consumer is gone: stop the model and record what was produced (marked partial)."""
-        if self.task is None:
-            return
-        if not self.task.done():
-            self.task.cancel()
-            # Errors were recorded inside the task; shield() lets it finish recording if we are cancelled.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(self.task)
-        if self.task.done() and not self.producing and not self.finished:
-            # Cancelled before its first step (a client gone at once): the task never ran, so nothing
-            # reached the model, but the caller's words are still stored and the call recorded. (A task
-            # that ran records itself, however it ends; the two never both record.)
-            try:
-                await asyncio.shield(
-                    self._finish(None, "stop", self.request.model, None, None, cancelled=True)
-                )
-            except asyncio.CancelledError:
-                pass  # _finish re-raises the cancellation it records; the record itself is done
-            except Exception:
-                log.exception("Could not record a turn with %s whose client left", self.persona)
-
-    async def _produce(self):
-        self.producing = True
-        usage = None
-        finish_reason = "stop"
-        model = self.request.model
-        ttft_ms = None
+    async def run(self) -> None:
+        """The whole turn; never raises. Ends by queueing the final event."""
         error: LLMError | None = None
-        cancelled = False
-        stream = self.provider.stream(self.request)
+        try:
+            await self._converse()
+        except LLMError as exc:
+            error = exc
+        except (_Stopped, asyncio.CancelledError):
+            self.record.cancelled = True
+        except Exception:
+            log.exception("A turn with %s failed in the server", self.persona)
+            error = LLMError(
+                "The server failed during the turn; it has been logged.", status=500, code="internal_error"
+            )
+        end = self._end()
+        if self.begun is not None:
+            self.record.error = error.message if error else None
+            try:
+                await self._finish(db_write(record_turn)(self.begun.session, self.record))
+            except Exception:
+                # The answer stands (the client may already have it); the loss of its record must be loud.
+                log.exception("Could not record a turn with %s", self.persona)
+            metrics.record_turn(
+                persona=self.persona.name,
+                provider=self.provider.name,
+                end=end,
+                ttft_ms=self.ttft_ms,
+                error=error,
+                cancelled=self.record.cancelled,
+            )
+        self.queue.put_nowait(TurnFailed(error) if error else end)
+
+    async def _converse(self) -> None:
+        refuse_oversized(self.input.messages)
+        self.persona = await self._persona()
+        self.begun = await self._begin()
+        self.queue.put_nowait(Opened(self.begun.session, self.persona))
+        conversation = list(self.begun.history)
+        await self._prepare_prompt()
+        max_rounds = settings.TRON_TOOL_ROUNDS
+        for number in range(max_rounds + 1):
+            offered = self.tools if number < max_rounds else []  # the last call must answer in words
+            round_ = await self._step_until_stopped(self._call_model(conversation, offered))
+            self._record_round(round_)
+            calls = [call.as_openai() for call in round_.tool_calls]
+            answer = {"role": "assistant", "content": round_.text} | ({"tool_calls": calls} if calls else {})
+            if round_.text or calls:
+                self.record.lines.append(answer)  # also what a failed or interrupted call had said
+            if round_.cancelled:
+                raise _Stopped
+            if round_.error is not None:
+                raise round_.error
+            if not calls:
+                return
+            exchange = [answer]
+            self.record.tool_calls += len(calls)
+            for call in round_.tool_calls:
+                if call.name not in self.client_tools:  # the persona's (an unknown name gets an error)
+                    exchange.append(await self._run_tool(call))
+            self.record.lines.extend(exchange[1:])
+            self.client_calls = [c.as_openai() for c in round_.tool_calls if c.name in self.client_tools]
+            if self.client_calls:
+                return  # the client runs its tools and sends their results in its next request
+            conversation += exchange
+
+    async def _persona(self) -> Persona:
+        try:
+            return cached_persona(self.input.persona_name) or await db_read(resolve_persona)(
+                self.input.persona_name
+            )
+        except PersonaUnavailable as exc:
+            raise LLMError(str(exc), status=503, code="no_persona") from None
+
+    async def _begin(self) -> Begun:
+        """Claim the session (waiting while the caller's previous turn runs), store the words."""
+        deadline = time.monotonic() + settings.TRON_TURN_WAIT_SECONDS
+        begin = db_write(begin_turn)
+        args = (self.input.caller, self.persona, self.input.messages, self.input.task)
+        while True:
+            begun = await self._finish(begin(*args))  # once begun, the session must be released
+            if begun is not None:
+                return begun
+            if time.monotonic() >= deadline:
+                raise LLMError(
+                    "This conversation is busy with an earlier request that has not finished; try again "
+                    "when it has.",
+                    status=409,
+                    code="conversation_busy",
+                )
+            await self._step_until_stopped(asyncio.sleep(CLAIM_POLL_SECONDS))
+
+    async def _prepare_prompt(self) -> None:
+        """Other apps' context, and the tools: the persona's, then the client's (whose name wins)."""
+        if has_providers():
+            self.extra = await db_read(context_for)(self.persona, self.input.caller)
+        if self.provider.supports_tools:
+            client = self.input.tools or []
+            self.client_tools = {tool["function"]["name"] for tool in client}
+            persona_tools = [t.schema() for t in tools_for(self.persona) if t.name not in self.client_tools]
+            self.tools = persona_tools + client
+
+    def _request(self, conversation: list[dict], tools: list[dict]) -> LLMRequest:
+        provider, persona = self.provider, self.persona
+        return LLMRequest(
+            messages=build_prompt(
+                persona,
+                self.input.messages,
+                conversation,
+                compact=provider.compact_prompts,
+                context_tokens=provider.context_tokens(),
+                extra=self.extra,
+                tools=provider.supports_tools,
+            ),
+            model=persona.model or provider.default_model(),
+            temperature=_first_set(self.input.temperature, provider.default_temperature, persona.temperature),
+            max_tokens=self.input.max_tokens,
+            user=self.input.user,
+            tools=tools or None,
+            tool_choice=self.input.tool_choice if tools and self.input.tools else None,
+        )
+
+    async def _call_model(self, conversation: list[dict], tools: list[dict]) -> _Round:
+        """One model call, its text queued for the consumer as it arrives. Returns however it ended:
+        a cancellation (the consumer left) or an error is marked on the round, not raised."""
+        request = self._request(conversation, tools)
+        round_ = _Round(model=request.model, request=request)
+        stream = self.provider.stream(request)
         try:
             async for delta in stream:
                 if delta.accepted:
-                    self.model_has_request = True
-                    self._begin_opening()
-                    self.settled.set()
-                    continue
+                    round_.accepted = True
+                    if not self.accepted:
+                        self.accepted = True
+                        self.queue.put_nowait(Accepted())
                 if delta.model:
-                    model = delta.model
+                    round_.model = delta.model
                 if delta.text:
-                    if ttft_ms is None:
-                        ttft_ms = int((time.monotonic() - self.started) * 1000)
+                    if round_.ttft_ms is None:
+                        round_.ttft_ms = elapsed_ms(round_.started)
+                    if self.ttft_ms is None:
+                        self.ttft_ms = elapsed_ms(self.started)
+                    round_.parts.append(delta.text)
                     self.parts.append(delta.text)
-                    self.queue.put_nowait(delta)
+                    self.queue.put_nowait(Text(delta.text))
+                elif delta.tool_calls:
+                    round_.tool_calls += delta.tool_calls
                 elif delta.usage is not None:
-                    usage = delta.usage
+                    round_.usage = delta.usage
                 elif delta.finish_reason:
-                    finish_reason = delta.finish_reason
+                    round_.finish_reason = delta.finish_reason
         except LLMError as exc:
-            error = exc
+            round_.error = exc
         except asyncio.CancelledError:
-            cancelled = True
+            round_.cancelled = True
         except Exception as exc:  # a provider bug must not lose the turn's record
             log.exception("Provider %s failed", self.provider.name)
-            error = LLMError(f"The model failed: {exc.__class__.__name__}", status=502)
+            round_.error = LLMError(f"The model failed: {exc.__class__.__name__}", status=502)
         finally:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
-        await self._finish(usage, finish_reason, model, ttft_ms, error, cancelled)
+        return round_
 
-    async def _finish(self, usage, finish_reason, model, ttft_ms, error, cancelled) -> None:
-        """Record the turn, queue its final event, and re-raise a cancellation."""
-        end = self._summarize(usage, finish_reason, model, error, cancelled)
-        metrics.record_turn(
-            persona=self.persona.name,
-            provider=self.provider.name,
-            end=end,
-            ttft_ms=ttft_ms,
-            error=error,
-            cancelled=cancelled,
-        )
-        try:
-            await asyncio.shield(self._opened_then_write(end, ttft_ms, error))
-        except asyncio.CancelledError:
-            cancelled = True  # cancelled while writing: the shielded write still completes
-        except Exception:
-            # The answer stands (the client may already have it); the loss of its record must be loud.
-            log.exception("Could not record a turn with %s", self.persona)
-        self.queue.put_nowait(TurnFailed(error) if error else end)
-        self.finished = True
-        self.settled.set()
-        if cancelled:
-            raise asyncio.CancelledError
+    async def _run_tool(self, call: ToolCall) -> dict:
+        self.queue.put_nowait(ToolStarted(call.name))
+        context = ToolContext(self.persona, self.begun.session.process, self.input.caller)
+        result = await self._finish(acall_tool(call.name, call.arguments, context))
+        return {"role": "tool", "content": result.content, "tool_call_id": call.id, "name": call.name}
 
-    async def _opened_then_write(self, end, ttft_ms, error):
-        # After the opening writes, so the transcript keeps its order (the user's words, then the answer).
-        try:
-            await self.opened()
-        except Exception:
-            log.exception("Could not store the session of a turn with %s: it is not recorded", self.persona)
-            return
-        await db_write(self._write)(end, ttft_ms, error)
-
-    def _summarize(self, usage, finish_reason, model, error, cancelled) -> TurnEnd:
-        """Tokens (the provider's, else estimated; `partial` when the client left) and their cost."""
-        text = "".join(self.parts)
-        measured = self.request.measured  # a provider's own count of a stream closed early
-        if usage is not None and not cancelled:
+    def _record_round(self, round_: _Round) -> None:
+        """The round's tokens (the provider's, else estimated; `partial` when the consumer left) and cost."""
+        measured = round_.request.measured  # a provider's own count of a stream closed early
+        if round_.usage is not None and not round_.cancelled:
             source = LLMCall.UsageSource.PROVIDER
-            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
-        elif cancelled and measured is not None:
+            input_tokens, output_tokens = round_.usage.input_tokens, round_.usage.output_tokens
+        elif round_.cancelled and measured is not None:
             source = LLMCall.UsageSource.PARTIAL
             input_tokens, output_tokens = measured.input_tokens, measured.output_tokens
-        elif cancelled and not self.model_has_request:
+        elif round_.cancelled and not round_.accepted:
             source = LLMCall.UsageSource.PARTIAL  # gone before the model had the request: nothing used
             input_tokens = output_tokens = 0
         else:
-            source = LLMCall.UsageSource.PARTIAL if cancelled else LLMCall.UsageSource.ESTIMATED
-            input_tokens = tokens.estimate_prompt_tokens(self.request.messages)
-            output_tokens = tokens.estimate_text_tokens(text)
-            if error is not None and not text:
+            source = LLMCall.UsageSource.PARTIAL if round_.cancelled else LLMCall.UsageSource.ESTIMATED
+            input_tokens = tokens.estimate_prompt_tokens(round_.request.messages)
+            output_tokens = tokens.estimate_text_tokens(round_.text)
+            if round_.error is not None and not round_.text:
                 input_tokens = output_tokens = 0  # nothing was generated, nothing is billed
-        if cancelled:
+        finish_reason = round_.finish_reason
+        if round_.cancelled:
             finish_reason = "cancelled"
-        elif error is not None:
+        elif round_.error is not None:
             finish_reason = "error"
         # What an upstream names is cut to its column: PostgreSQL refuses a longer value, and with it
         # the whole record.
-        model, finish_reason = model[:MODEL_LENGTH], finish_reason[:FINISH_REASON_LENGTH]
-        cost = pricing.cost_usd(model, input_tokens, output_tokens)
-        return TurnEnd(text, finish_reason, input_tokens, output_tokens, source, cost, model)
-
-    def _write(self, end: TurnEnd, ttft_ms, error) -> None:
-        """The LLM call, the assistant's words and the process counters, in one transaction. (The
-        session's last-seen time is when its caller last spoke: the opening write set it.)"""
-        with transaction.atomic():
-            LLMCall.objects.create(
-                process=self.process,
+        model = round_.model[:MODEL_LENGTH]
+        self.record.calls.append(
+            CallRecord(
                 provider=self.provider.name,
-                model=end.model,
-                input_tokens=end.input_tokens,
-                output_tokens=end.output_tokens,
-                cost_usd=end.cost_usd,
-                usage_source=end.usage_source,
-                finish_reason=end.finish_reason,
-                ttft_ms=ttft_ms,
-                duration_ms=int((time.monotonic() - self.started) * 1000),
-                error=error.message if error else "",
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=pricing.cost_usd(model, input_tokens, output_tokens),
+                usage_source=source,
+                finish_reason=finish_reason[:FINISH_REASON_LENGTH],
+                ttft_ms=round_.ttft_ms,
+                duration_ms=elapsed_ms(round_.started),
+                error=round_.error.message if round_.error else "",
             )
-            if end.text:
-                Message.objects.create(
-                    process=self.process,
-                    session=self.session,
-                    role=Message.Role.ASSISTANT,
-                    content=end.text,
-                )
-            self.process.add_usage(
-                input_tokens=end.input_tokens,
-                output_tokens=end.output_tokens,
-                llm_calls=1,
-                cost_usd=end.cost_usd,
-            )
-            # The process carries its last failed turn's reason until a turn succeeds again (a client who
-            # left changes nothing); a session that ends with it set ends `failed`
-            # (ProcessQuerySet.finish_by_outcome).
-            if error is not None:
-                reason = error.message
-            elif end.finish_reason == "cancelled":
-                reason = self.process.error
-            else:
-                reason = ""
-            if reason != self.process.error:
-                Process.objects.filter(pk=self.process.pk).update(error=reason)
-                self.process.error = reason
+        )
+
+    def _end(self) -> TurnEnd:
+        calls = self.record.calls
+        sources = {call.usage_source for call in calls}
+        last = calls[-1] if calls else None
+        return TurnEnd(
+            text="".join(self.parts),
+            finish_reason="tool_calls"
+            if self.client_calls
+            else (last.finish_reason if last else "cancelled"),
+            input_tokens=sum(call.input_tokens for call in calls),
+            output_tokens=sum(call.output_tokens for call in calls),
+            usage_source=next(
+                (s for s in (LLMCall.UsageSource.PARTIAL, LLMCall.UsageSource.ESTIMATED) if s in sources),
+                LLMCall.UsageSource.PROVIDER,
+            ),
+            cost_usd=sum((call.cost_usd for call in calls), 0),
+            model=last.model if last else "",
+            process_id=self.begun.session.process_id if self.begun else None,
+            tool_calls=self.client_calls,
+            llm_calls=len(calls),
+        )
+
+    # -- what the consumer side calls ------------------------------------------------------------------
+
+    async def _step_until_stopped(self, awaitable):
+        """Await one step the consumer's leaving may interrupt (a model call, a wait)."""
+        if self.stopped:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise _Stopped
+        self._step = asyncio.ensure_future(awaitable)
+        try:
+            return await self._step
+        except asyncio.CancelledError:
+            if self.stopped and self._step.cancelled():
+                raise _Stopped from None
+            raise
+        finally:
+            self._step = None
+
+    async def _finish(self, awaitable):
+        """Await work that must finish once started (a transaction or a tool on a database thread),
+        even when this task is cancelled meanwhile (a server shutting down); the turn then stops."""
+        future = asyncio.ensure_future(awaitable)
+        while True:
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                self.stopped = True
+                if future.done():
+                    return future.result()
+
+    def stop(self) -> None:
+        """The consumer is gone: interrupt the step the turn is in; the owner records what was done."""
+        self.stopped = True
+        if self._step is not None:
+            self._step.cancel()
 
 
 async def _close_quietly(stream):
@@ -347,141 +437,81 @@ async def _close_quietly(stream):
         log.debug("closing the provider stream failed", exc_info=True)
 
 
-async def read_context(turn_input: TurnInput) -> TurnContext:
-    """What the prompt needs, read only: the persona (cached), the session this turn continues and, when
-    the client sent only its new words, that session's recent transcript.
-
-    On SQLite, with the personas cached, a new caller's turn (or one whose client sends its own
-    history) reads on the event loop and never waits for a thread (agents/loop_reads.py); the ORM
-    reads on a reader thread cover the rest."""
-    persona = cached_persona(turn_input.persona_name)
-    if persona is not None and loop_reads.available():
-        session = loop_reads.continuing_session(turn_input.caller.caller_id, persona, idle_cutoff())
-        if session is not loop_reads.UNKNOWN:
-            if session is None or has_client_history(turn_input.messages):
-                return _context(turn_input, persona, session, recent=[])
-            return _context(turn_input, persona, session, recent=await db_read(recent_messages)(session))
-    return await db_read(_read_context)(turn_input, persona)
-
-
-def _read_context(turn_input: TurnInput, persona: Persona | None) -> TurnContext:
-    """read_context through the ORM, on a database thread (the persona too when none was cached):
-    at most three queries."""
-    persona = persona or resolve_persona(turn_input.persona_name)
-    session = continuing_session(turn_input.caller, persona)
-    needs_history = session is not None and not has_client_history(turn_input.messages)
-    recent = recent_messages(session) if needs_history else []
-    return _context(turn_input, persona, session, recent)
-
-
-def _context(turn_input: TurnInput, persona: Persona, session, recent: list[dict]) -> TurnContext:
-    new_words = unsaved(recent, trailing_user_messages(turn_input.messages))
-    return TurnContext(persona=persona, session=session, recent=recent, new_words=new_words)
-
-
-def open_turn(turn_input: TurnInput, context: TurnContext) -> CallerSession:
-    """Sync, one transaction: the caller's session (a new one with its process when due, else the one
-    read a moment ago, marked seen) and the user's new words."""
-    with transaction.atomic():
-        session = open_session(
-            turn_input.caller, context.persona, task=turn_input.task, known=context.session
-        )
-        new_words = context.new_words
-        continued = context.session is not None and session.pk == context.session.pk
-        if new_words and continued and not context.recent:
-            # The client sent its own history, so the transcript was not read before the model call:
-            # a client retrying a failed turn (VAPI, the SDKs) must not store its words twice either.
-            last = Message.objects.filter(process=session.process).order_by("-id").values("role", "content")
-            new_words = unsaved(list(reversed(last[: len(new_words)])), new_words)
-        Message.objects.bulk_create(
-            Message(
-                process=session.process,
-                session=session,
-                role=Message.Role.USER,
-                content=m["content"],
-                created_at=session.last_seen_at,
-            )
-            for m in new_words
-        )
-    return session
-
-
-async def start_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> Turn:
-    """Read what the prompt needs and start the model; once the model has the request, the session and
-    the user's words are written while it works on its first token. Returns the running Turn
-    (`await turn.opened()` for its rows).
-
-    The turn's own record waits for those writes, so the transcript keeps its order and the user's
-    words are stored even when the model fails.
-    """
-    refuse_oversized(turn_input.messages)
-    provider = provider or get_provider()
-    context = await read_context(turn_input)
-    persona = context.persona
-    extra = await db_read(context_for)(persona, turn_input.caller) if has_providers() else []
-    request = LLMRequest(
-        messages=build_prompt(
-            persona,
-            turn_input.messages,
-            context.recent + context.new_words,
-            extra=extra,
-            compact=provider.compact_prompts,
-            context_tokens=provider.context_tokens(),
-        ),
-        model=persona.model or provider.default_model(),
-        temperature=_first_set(turn_input.temperature, provider.default_temperature, persona.temperature),
-        max_tokens=turn_input.max_tokens,
-        user=turn_input.user,
-    )
-    opening = db_write(open_turn)
-    turn = Turn(
-        persona=persona,
-        request=request,
-        provider=provider,
-        write_opening=lambda: opening(turn_input, context),
-    )
-    return turn.run()
-
-
 def _first_set(*values):
     return next((value for value in values if value is not None), None)
+
+
+_running: set[asyncio.Task] = set()  # the owner tasks of running turns (the loop keeps only weak references)
+
+
+def run_turn(
+    turn_input: TurnInput, provider: LLMProvider | None = None, *, idle_seconds: float | None = None
+):
+    """Start one turn and return its events (TurnEvents; see above). With `idle_seconds`, an Idle event
+    comes after that long without one. Call from a running event loop."""
+    turn = Turn(turn_input, provider or get_provider())
+    owner = asyncio.ensure_future(turn.run())
+    _running.add(owner)
+    owner.add_done_callback(_running.discard)
+    return TurnEvents(turn, owner, idle_seconds)
+
+
+class TurnEvents:
+    """A running turn's events, as an async iterator that ends after TurnEnd or TurnFailed.
+
+    `aclose()` (or `async with contextlib.aclosing(run_turn(...))`) when the consumer goes away early:
+    it stops the turn and waits until it is recorded. A consumer that just stops iterating leaves the
+    turn to finish and record itself."""
+
+    def __init__(self, turn: Turn, owner: asyncio.Task, idle_seconds: float | None):
+        self.turn, self.owner, self.idle_seconds = turn, owner, idle_seconds
+        self.finished = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self.finished:
+            raise StopAsyncIteration
+        if (event := self.ready()) is not None:
+            return event
+        if self.idle_seconds is None:
+            event = await self.turn.queue.get()
+        else:
+            try:
+                async with asyncio.timeout(self.idle_seconds):
+                    event = await self.turn.queue.get()
+            except TimeoutError:
+                return Idle()
+        self.finished = isinstance(event, TurnEnd | TurnFailed)
+        return event
+
+    def ready(self):
+        """The next event if one is queued already, else None (never waits: no timer to arm and cancel,
+        the common case mid-stream)."""
+        if self.finished or self.turn.queue.empty():
+            return None
+        event = self.turn.queue.get_nowait()
+        self.finished = isinstance(event, TurnEnd | TurnFailed)
+        return event
+
+    async def aclose(self) -> None:
+        self.finished = True
+        self.turn.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.owner)  # the owner records the turn; it never raises
 
 
 async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
     """Run a whole turn and return its end (`process_id` names its process); raises LLMError when the
     turn failed."""
-    async for event in run_turn(turn_input, provider):
-        if isinstance(event, TurnFailed):
-            raise event.error
-        if isinstance(event, TurnEnd):
-            return event
-    raise LLMError("The model ended without an answer.")
+    async with contextlib.aclosing(run_turn(turn_input, provider)) as events:
+        async for event in events:
+            if isinstance(event, TurnFailed):
+                raise event.error
+            if isinstance(event, TurnEnd):
+                return event
+    raise LLMError("The turn ended without an answer.", status=500, code="internal_error")
 
 
 complete_turn_sync = async_to_sync(complete_turn)
-
-
-async def run_turn(turn_input: TurnInput, provider: LLMProvider | None = None):
-    """Run one turn, yielding its events: `Opened` (the session, stored), `Text` deltas, then a `TurnEnd`
-    or a `TurnFailed` (also for a turn refused before anything was stored: no persona, a message too long).
-    Closing the generator early (the consumer went away) stops the model and records the turn."""
-    try:
-        turn = await start_turn(turn_input, provider)
-    except PersonaUnavailable as exc:
-        yield TurnFailed(LLMError(str(exc), status=503, code="no_persona"))
-        return
-    except LLMError as exc:
-        yield TurnFailed(exc)
-        return
-    try:
-        session = await turn.opened()
-        yield Opened(session)
-        async for event in turn.events():
-            if isinstance(event, Delta):
-                yield Text(event.text)
-            else:
-                if isinstance(event, TurnEnd):
-                    event.process_id = session.process_id
-                yield event
-    finally:
-        await turn.cancel()

@@ -1,4 +1,10 @@
-"""Caller sessions: find or open the one session of a caller, and end idle ones."""
+"""Caller sessions: the one open session of each caller, claimed by one turn at a time, and ended when idle.
+
+A caller's turns run one at a time: a turn claims the caller's session (`claim_session`) before it reads
+the transcript and calls the model, and releases it when it is recorded. A second turn of the same caller
+finds the session claimed and waits (agents.runtime). The claim is a time on the session row, so it holds
+across web processes and machines; one left by a server that died mid-turn lapses after CLAIM_SECONDS.
+"""
 
 import logging
 from datetime import timedelta
@@ -11,6 +17,10 @@ from .callers import Caller
 from .models import CallerSession, Persona, Process
 
 log = logging.getLogger(__name__)
+
+# How long a turn's claim on its session outlives a server that died during the turn. Longer than any
+# turn runs; a live turn releases its claim when it is recorded.
+CLAIM_SECONDS = 600
 
 
 def idle_cutoff(now=None):
@@ -29,75 +39,69 @@ def end_session(session: CallerSession, *, now=None) -> bool:
     return bool(ended)
 
 
-def continuing_session(caller: Caller, persona: Persona) -> CallerSession | None:
-    """The caller's open session if this turn continues it (read only, one query): live process, not
-    idle past TRON_SESSION_IDLE_MINUTES, same persona. None when a new session is due."""
-    session = _open_session_of(caller.caller_id)
-    if session is None or not _continues(session, persona, timezone.now()):
-        return None
+def claim_session(caller: Caller, persona: Persona, *, task: str = "") -> tuple[CallerSession | None, bool]:
+    """Claim the caller's session for one turn: the open session this turn continues (the rule is
+    CallerSessionQuerySet.continuing), marked seen now, or a new one with a new running process.
+
+    Returns (session, created); (None, False) while another turn of this caller holds the session (try
+    again shortly). Any other open session of the caller (idle, another persona's, or its process ended
+    by an operator) is ended first: the database allows one open session per caller, and concurrent
+    first turns race on that constraint, not in Python.
+    """
+    return _find_or_open(caller, persona, task=task, claim=True)
+
+
+def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerSession:
+    """The caller's session for this persona, marked seen now, or a new one, without claiming it for a
+    turn (a call that starts before anyone speaks)."""
+    session, _created = _find_or_open(caller, persona, task=task, claim=False)
     return session
 
 
-def _open_session_of(caller_id: str) -> CallerSession | None:
-    """The caller's open session and its process; the database allows at most one. (No ORDER BY and
-    no persona join: compiling those cost more than running the query.)"""
-    sessions = CallerSession.objects.open().filter(caller_id=caller_id).select_related("process")
-    found = list(sessions.order_by()[:1])
-    return found[0] if found else None
+def release_session(session: CallerSession) -> None:
+    """End a turn's claim on its session (part of the transaction that records the turn)."""
+    CallerSession.objects.filter(pk=session.pk).update(turn_claimed_until=None)
+    session.turn_claimed_until = None
 
 
-def _continues(session: CallerSession, persona: Persona, now) -> bool:
-    process = session.process
-    live = process.finished_at is None  # an operator may have failed the process
-    return live and session.last_seen_at >= idle_cutoff(now) and process.persona_id == persona.pk
-
-
-def open_session(
-    caller: Caller, persona: Persona, *, task: str = "", known: CallerSession | None = None
-) -> CallerSession:
-    """The caller's open session, marked seen now, or a new one with a new running process.
-
-    `known` is the session `continuing_session` found a moment ago: when it is still open, touching
-    it is the whole job (one UPDATE). Otherwise a new session is inserted straight away, and the
-    database's one-open-session-per-caller constraint settles the rest: when the insert fails, the
-    caller has an open session (a concurrent first request's, which this turn then shares, or one
-    idle past TRON_SESSION_IDLE_MINUTES or serving another persona, which is ended and replaced).
-    """
+def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool):
     now = timezone.now()
-    if known is not None and _touch(known, now):
-        return known
+    until = now + timedelta(seconds=CLAIM_SECONDS) if claim else None
+    mine = CallerSession.objects.filter(caller_id=caller.caller_id)
     for _attempt in range(5):
+        continuing = mine.continuing(persona, idle_cutoff(now))
+        found = list(continuing.select_related("process").order_by()[:1])
+        if found:
+            session = found[0]
+            changes = {"last_seen_at": now}
+            if claim:
+                continuing, changes["turn_claimed_until"] = continuing.unclaimed(now), until
+            if not continuing.filter(pk=session.pk).update(**changes):
+                if claim:
+                    return None, False  # another turn holds it (or it just ended: the retry will see)
+                continue
+            session.last_seen_at, session.turn_claimed_until = now, until
+            return session, False
+        for stale in mine.open():
+            end_session(stale, now=now)
         try:
             with transaction.atomic():
                 process = Process.objects.create(
                     persona=persona, status=Process.Status.RUNNING, channel=caller.channel, task=task
                 )
-                return CallerSession.objects.create(
+                session = CallerSession.objects.create(
                     caller_id=caller.caller_id,
                     process=process,
                     channel=caller.channel,
                     provider_call_id=caller.provider_call_id,
                     created_at=now,
                     last_seen_at=now,
+                    turn_claimed_until=until,
                 )
+                return session, True
         except IntegrityError:
-            log.debug("%s already has an open session", caller.caller_id)
-        session = _open_session_of(caller.caller_id)
-        if session is not None:
-            if _continues(session, persona, now) and _touch(session, now):
-                return session
-            end_session(session, now=now)
+            log.debug("%s opened a session concurrently", caller.caller_id)
     raise RuntimeError(f"could not open a session for {caller.caller_id}")
-
-
-def _touch(session: CallerSession, now) -> bool:
-    """Mark an open session seen; False if it ended, or an operator failed its process, meanwhile."""
-    touched = CallerSession.objects.filter(
-        pk=session.pk, ended_at__isnull=True, process__finished_at__isnull=True
-    ).update(last_seen_at=now)
-    if touched:
-        session.last_seen_at = now
-    return bool(touched)
 
 
 def end_idle_sessions(now=None) -> int:

@@ -1,7 +1,6 @@
 """The OpenAI-compatible chat endpoints: /chat/completions, /v1/chat/completions, /v1/models and
 ElevenLabs' custom LLM at /v1/elevenlabs-llm. Protocol only: the turn itself is agents.runtime."""
 
-import asyncio
 import json
 import logging
 import time
@@ -13,13 +12,12 @@ from django.http import JsonResponse, StreamingHttpResponse
 from ninja import Router
 
 from agents import metrics
-from agents.llm.base import Delta, LLMError
+from agents.llm.base import LLMError
 from agents.models import Channel, Persona
-from agents.personas import PersonaUnavailable
-from agents.runtime import TurnEnd, TurnFailed, TurnInput, start_turn
+from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
 
 from .callers import identify_caller
-from .chat_schemas import ChatCompletionIn, RequestError, normalize_messages, parse_chat_request
+from .chat_schemas import ChatCompletionIn, RequestError, client_tools, normalize_messages, parse_chat_request
 from .errors import error_body, error_response, error_type_for
 
 log = logging.getLogger(__name__)
@@ -98,64 +96,37 @@ async def chat(request, channel: str | None = None):
         temperature=payload.temperature,
         max_tokens=payload.max_completion_tokens or payload.max_tokens,
         user=payload.user,
+        tools=client_tools(payload),
+        tool_choice=payload.tool_choice,
     )
-    starting = asyncio.ensure_future(start_turn(turn_input))
-    try:
-        turn = await asyncio.shield(starting)
-    except PersonaUnavailable as exc:
-        return error_response(503, str(exc), code="no_persona")
-    except LLMError as exc:  # refused before anything was stored (a message too long)
-        return _llm_error_response(exc)
-    except asyncio.CancelledError:
-        # The client left while the turn was being prepared. Once it exists it is cancelled like any
-        # turn whose client left, which stores the caller's words and records the call.
-        starting.add_done_callback(_cancel_started_turn)
-        raise
+    keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
+    events = run_turn(turn_input, idle_seconds=keepalive if payload.stream else None)
     headers = {"X-Tron-Caller-ID": quote(caller.caller_id, safe="+-_.:@"), "X-Tron-Process-ID": ""}
-
     try:
+        event = await anext(events)  # Opened, or TurnFailed when the turn was refused before it began
+        persona = None
+        if isinstance(event, Opened):
+            persona = event.persona
+            headers["X-Tron-Process-ID"] = event.session.process.public_id
+            # Streams answer once the model has the request, so a failure before that (the upstream
+            # refused, or could not be reached) is a real HTTP error, and what comes after streams as it
+            # comes (an error then is an SSE error event). A model slow to accept gets its 200 and
+            # keep-alives after TRON_SSE_KEEPALIVE_SECONDS.
+            event = await anext(events)
+        if isinstance(event, TurnFailed):
+            await events.aclose()
+            return _llm_error_response(event.error, headers)
+        reply = Reply(payload, persona, headers)
         if payload.stream:
-            # Answer once the model has the request, so a failure before that (the upstream refused or
-            # could not be reached) is a real HTTP error, and what comes after it streams as it comes: an
-            # error the upstream reports once it has accepted goes out as an SSE error event, as the
-            # upstream itself sends it. A model slow to accept gets its 200 and keep-alives after
-            # TRON_SSE_KEEPALIVE_SECONDS.
-            await turn.accepted(timeout=settings.TRON_SSE_KEEPALIVE_SECONDS)
-            first = turn.ready_event()
-        else:
-            first = await turn.next_event()
-        session = await turn.opened()  # written while the model started; a failure here is a 500
-        headers["X-Tron-Process-ID"] = session.process.public_id
-        if isinstance(first, TurnFailed):
-            return _llm_error_response(first.error, headers)
-        reply = Reply(turn, payload)
-        if payload.stream:
-            response = StreamingHttpResponse(reply.sse(first), content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-        else:
-            response = await reply.json(first)
-        for key, value in headers.items():
-            response[key] = value
-        return response
+            return reply.streaming(events, event)
+        while not isinstance(event, TurnEnd):
+            event = await anext(events)
+            if isinstance(event, TurnFailed):
+                return _llm_error_response(event.error, headers)
+        return reply.completion(event)
     except BaseException:
-        await turn.cancel()  # the client went away (or we failed) before the answer: stop and record
+        await events.aclose()  # the client went away (or we failed) before the answer: stop and record
         raise
-
-
-_cancelling: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
-
-
-def _cancel_started_turn(starting: asyncio.Future) -> None:
-    if starting.cancelled():
-        return
-    if (error := starting.exception()) is not None:
-        if not isinstance(error, PersonaUnavailable | LLMError):
-            log.error("A turn whose client left could not start", exc_info=error)
-        return
-    task = asyncio.ensure_future(starting.result().cancel())
-    _cancelling.add(task)
-    task.add_done_callback(_cancelling.discard)
 
 
 def _llm_error_response(error: LLMError, headers: dict | None = None):
@@ -175,37 +146,42 @@ def _event(data) -> bytes:
 class Reply:
     """Formats one turn as an OpenAI chat completion (JSON) or a stream of chunks (SSE)."""
 
-    def __init__(self, turn, payload: ChatCompletionIn):
-        self.turn = turn
+    def __init__(self, payload: ChatCompletionIn, persona, headers: dict):
         self.id = f"chatcmpl-{time.time_ns()}"
         self.created = int(time.time())
-        self.model = turn.persona.name.lower()
+        self.model = persona.name.lower()
         self.include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+        self.headers = headers
 
-    async def json(self, first) -> JsonResponse:
-        event = first
-        while isinstance(event, Delta):
-            event = await self.turn.next_event()
-        if isinstance(event, TurnFailed):
-            return _llm_error_response(event.error)
-        return JsonResponse(
+    def completion(self, end: TurnEnd) -> JsonResponse:
+        message = {"role": "assistant", "content": end.text or (None if end.tool_calls else "")}
+        if end.tool_calls:
+            message["tool_calls"] = end.tool_calls
+        response = JsonResponse(
             {
                 "id": self.id,
                 "object": "chat.completion",
                 "created": self.created,
                 "model": self.model,
                 "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": event.text},
-                        "finish_reason": event.finish_reason,
-                        "logprobs": None,
-                    }
+                    {"index": 0, "message": message, "finish_reason": end.finish_reason, "logprobs": None}
                 ],
-                "usage": _usage(event),
+                "usage": _usage(end),
                 "system_fingerprint": None,
             }
         )
+        return self._with_headers(response)
+
+    def streaming(self, events, first) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(self.sse(events, first), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return self._with_headers(response)
+
+    def _with_headers(self, response):
+        for key, value in self.headers.items():
+            response[key] = value
+        return response
 
     def chunk(self, delta: dict, finish_reason=None) -> bytes:
         return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish_reason}])
@@ -224,32 +200,24 @@ class Reply:
             data["usage"] = usage
         return _event(data)
 
-    async def sse(self, first):
-        """The stream's bytes: the role chunk at once, then the turn's events. `first` is an event
-        already taken from the turn, or None. Events that are queued when one is written (a model
-        faster than this stream, or a busy server catching up) go out with it in one write: every
-        write crosses Django's response iterator, Daphne and a send() call."""
-        finished = False
-        keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
+    async def sse(self, events, first):
+        """The stream's bytes: the role chunk at once, then the turn's events. Events that are queued
+        when one is written (a model faster than this stream, or a busy server catching up) go out with
+        it in one write: every write crosses Django's response iterator, Daphne and a send() call."""
         metrics.OPEN_STREAMS.inc()
         try:
             out = [self.chunk({"role": "assistant"})]
-            event = first if first is not None else self.turn.ready_event()
+            event = first
             while True:
-                while event is not None:
-                    if not isinstance(event, Delta):
-                        out.extend(self.ending(event))
-                        finished = True
-                        yield b"".join(out)
-                        return
-                    out.append(self.chunk({"content": event.text}))
-                    event = self.turn.ready_event()
-                yield b"".join(out)
-                try:
-                    event = await self.turn.next_event(timeout=keepalive)
+                if isinstance(event, TurnEnd | TurnFailed):
+                    out.extend(self.ending(event))
+                    yield b"".join(out)
+                    return
+                out.append(self.piece(event))
+                if (event := events.ready()) is None:
+                    yield b"".join(out)
                     out = []
-                except TimeoutError:
-                    out = [b": keep-alive\n\n"]
+                    event = await anext(events)
         except Exception:
             # A failure of ours once the headers are out: the stream must still end, with an error
             # event the SDKs raise on (Daphne can no longer send a 500, and would leave it hanging).
@@ -257,14 +225,26 @@ class Reply:
             yield _event(error_body("The server failed mid-answer; it has been logged.", "server_error"))
         finally:
             metrics.OPEN_STREAMS.dec()
-            if not finished:
-                await self.turn.cancel()
+            await events.aclose()
+
+    def piece(self, event) -> bytes:
+        if isinstance(event, Text):
+            return self.chunk({"content": event.text})
+        if isinstance(event, Accepted):
+            return b""
+        if isinstance(event, ToolStarted):
+            return f": running {event.name}\n\n".encode()
+        return b": keep-alive\n\n"  # Idle
 
     def ending(self, event) -> list[bytes]:
         if isinstance(event, TurnFailed):  # mid-stream: an error event the SDK raises on, never a fake "stop"
             error = event.error
             return [_event(error_body(error.message, error_type_for(error.status), None, error.code))]
-        events = [self.chunk({}, finish_reason=event.finish_reason)]
+        events = []
+        if event.tool_calls:
+            calls = [{"index": index, **call} for index, call in enumerate(event.tool_calls)]
+            events.append(self.chunk({"tool_calls": calls}))
+        events.append(self.chunk({}, finish_reason=event.finish_reason))
         if self.include_usage:
             events.append(self._chunk([], _usage(event)))
         events.append(b"data: [DONE]\n\n")

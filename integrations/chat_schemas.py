@@ -43,6 +43,21 @@ class MessageIn(BaseModel):
     tool_call_id: str | None = None
 
 
+class FunctionIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict | None = None
+
+
+class ToolIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    function: FunctionIn
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -60,6 +75,8 @@ class ChatCompletionIn(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     user: str | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: str | dict | None = None
     # ElevenLabs' custom-LLM extras: read on its endpoints only, and like the other unknown fields
     # never a reason to refuse a request on the others
     user_id: Any = None
@@ -144,25 +161,51 @@ def _no_nul(text: str, param: str) -> str:
 
 
 def normalize_messages(messages: list[MessageIn]) -> list[dict]:
-    """OpenAI messages → [{"role": system|user|assistant, "content": str}] for the runtime.
+    """OpenAI messages → the engine's: {"role": system|user|assistant|tool, "content": str}, an assistant's
+    with its `tool_calls`, a tool result with its `tool_call_id`, as OpenAI's API takes them back.
 
-    `developer` is a system message. Client-side tool traffic (VAPI and ElevenLabs run their own tools)
-    is kept as readable text, so the model still sees what happened.
+    `developer` is a system message. The legacy `function` role (a result without a call id) is kept as
+    readable text, so the model still sees what happened.
     """
     normalized = []
     for index, message in enumerate(messages):
         text = flatten_content(message, index)
         role = message.role
+        line = {"role": role, "content": text}
         if role == "developer":
-            role = "system"
-        elif role in ("tool", "function"):
-            who = message.name or message.tool_call_id or "tool"
-            role, text = "user", f"[Result of {who}]: {text}"
-        elif role == "assistant" and message.tool_calls and not text:
-            calls = ", ".join(
-                f"{call.function.name}({call.function.arguments})" for call in message.tool_calls
-            )
-            text = f"[Called {calls}]"
-        # Names and tool-call ids end up in the text too, so the NUL check covers the whole of it.
-        normalized.append({"role": role, "content": _no_nul(text, f"messages[{index}]")})
+            line["role"] = "system"
+        elif role == "function":
+            line = {"role": "user", "content": f"[Result of {message.name or 'function'}]: {text}"}
+        elif role == "tool":
+            if not message.tool_call_id:
+                raise RequestError("A tool message needs `tool_call_id`.", f"messages[{index}].tool_call_id")
+            line["tool_call_id"] = _no_nul(message.tool_call_id, f"messages[{index}].tool_call_id")
+        elif role == "assistant" and message.tool_calls:
+            line["tool_calls"] = [
+                _tool_call(call, f"messages[{index}].tool_calls[{call_index}]")
+                for call_index, call in enumerate(message.tool_calls)
+            ]
+        normalized.append(line)
     return normalized
+
+
+def _tool_call(call: ToolCallIn, param: str) -> dict:
+    if not call.id:
+        raise RequestError("A tool call needs its `id`.", f"{param}.id")
+    if not call.function.name:
+        raise RequestError("A tool call needs `function.name`.", f"{param}.function.name")
+    return {
+        "id": _no_nul(call.id, f"{param}.id"),
+        "type": "function",
+        "function": {
+            "name": _no_nul(call.function.name, f"{param}.function.name"),
+            "arguments": _no_nul(call.function.arguments, f"{param}.function.arguments"),
+        },
+    }
+
+
+def client_tools(payload: ChatCompletionIn) -> list[dict] | None:
+    """The request's tools as OpenAI's API takes them (unknown fields kept)."""
+    if not payload.tools:
+        return None
+    return [tool.model_dump(exclude_none=True) for tool in payload.tools]

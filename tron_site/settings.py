@@ -290,6 +290,10 @@ TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
 # One message longer than this is refused (413) and stored nowhere.
 TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
+# A caller's turns run one at a time: a second request waits this long for the first, then gets a 409.
+TRON_TURN_WAIT_SECONDS = env_int("TRON_TURN_WAIT_SECONDS", 30, minimum=0)
+# Model calls a turn may make with tools; one more without tools then asks for the answer in words.
+TRON_TOOL_ROUNDS = env_int("TRON_TOOL_ROUNDS", 5, minimum=0, maximum=50)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
 
 # How often the admin's home page (the dashboard) refreshes itself.

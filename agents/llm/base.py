@@ -1,8 +1,9 @@
 """The one interface every LLM provider implements, and the errors they raise.
 
 A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: first a mark that
-the model has taken the request, then text as it arrives, then (when the provider knows it) the exact
-usage, then the finish reason. Errors are `LLMError`s with the HTTP status the chat API should answer
+the model has taken the request, then text as it arrives, then the tool calls the model made (each
+whole, once its stream has ended), then (when the provider knows it) the exact usage, then the finish
+reason. Errors are `LLMError`s with the HTTP status the chat API should answer
 with (502, 503 or 504).
 """
 
@@ -17,10 +18,27 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """One call the model made: OpenAI's `{"id", "type": "function", "function": {"name", "arguments"}}`."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it (it may not be valid JSON)
+
+    def as_openai(self) -> dict:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True)
 class Delta:
-    """One event of a stream: exactly one of accepted, text, usage or finish_reason is set."""
+    """One event of a stream: exactly one of accepted, text, tool_calls, usage or finish_reason is set."""
 
     text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage | None = None
     finish_reason: str | None = None
     # The model has the request (an upstream's response headers, the local model's turn to generate):
@@ -31,11 +49,15 @@ class Delta:
 
 @dataclass
 class LLMRequest:
-    messages: list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+    # OpenAI's messages: {"role": "system"|"user"|"assistant"|"tool", "content": str}, an assistant's with
+    # `tool_calls`, a tool's with `tool_call_id`
+    messages: list[dict]
     model: str
     temperature: float | None = None
     max_tokens: int | None = None
     user: str | None = None
+    tools: list[dict] | None = None  # OpenAI's `tools` (only for providers that support them)
+    tool_choice: object = None
     # What a provider that counts its own tokens (the local model) had used when its stream was closed
     # early: by then no usage Delta can reach the consumer, and an estimate would replace real counts.
     measured: Usage | None = None
@@ -58,6 +80,7 @@ class LLMProvider:
     name = "base"
     compact_prompts = False  # True: the model is small, give it the short form of the persona prompt
     default_temperature: float | None = None  # when set, used instead of the persona's temperature
+    supports_tools = True  # False: the model gets no tools and a transcript of plain text only
 
     def context_tokens(self) -> int | None:
         """Prompt tokens the model can take (its context less the longest answer), when known."""

@@ -48,6 +48,7 @@ class LocalProvider(LLMProvider):
     # A persona's temperature is chosen for large models; at 0.7 a 135M model wanders off the question
     # (it called Paris "L'Alma"), at 0.2 it stays on it. A client's own temperature is used as sent.
     default_temperature = 0.2
+    supports_tools = False  # a 135M model cannot call tools reliably, and its chat template has none
 
     def default_model(self) -> str:
         return MODEL_ID

@@ -12,7 +12,7 @@ import httpx2
 import openai
 from django.conf import settings
 
-from .base import Delta, LLMError, LLMProvider, LLMRequest, Usage
+from .base import Delta, LLMError, LLMProvider, LLMRequest, ToolCall, Usage
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class OpenAIProvider(LLMProvider):
             params["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
         if request.user:
             params["user"] = request.user
+        if request.tools:
+            params["tools"] = request.tools
+            if request.tool_choice is not None:
+                params["tool_choice"] = request.tool_choice
         # The SDK sends the request (base URL, auth, timeouts, retries before the first byte, error
         # mapping); the stream's lines are parsed here with json.loads, because building the SDK's typed
         # chunk objects cost more CPU per token than everything else in a turn (see docs/benchmarks.md).
@@ -79,12 +83,13 @@ class OpenAIProvider(LLMProvider):
         try:
             yield Delta(accepted=True)
             chunks = 0
+            calls = ToolCalls()
             lines = response.aiter_lines()
             async for line in lines:
                 if not chunks and line.lstrip().startswith("{"):
                     # A server that ignored `stream` answered with one whole completion: relay it.
                     body = "\n".join([line, *[rest async for rest in lines]])
-                    deltas = list(_deltas(_parse_chunk(body), key="message"))
+                    deltas = list(_deltas(_parse_chunk(body), calls, key="message"))
                     chunks = len(deltas)
                     for delta in deltas:
                         yield delta
@@ -96,8 +101,10 @@ class OpenAIProvider(LLMProvider):
                     await _read_to_end(lines)
                     break
                 chunks += 1
-                for delta in _deltas(_parse_chunk(data)):
+                for delta in _deltas(_parse_chunk(data), calls):
                     yield delta
+            if calls:
+                yield Delta(tool_calls=calls.finished())
             if not chunks:  # an empty body, an HTML page, a bare [DONE]: no answer, not an empty one
                 log.warning(
                     "Upstream answered 200 without a stream (%s)", response.headers.get("content-type")
@@ -164,9 +171,39 @@ def _parse_chunk(data: str) -> dict:
     return chunk
 
 
-def _deltas(chunk: dict, key: str = "delta"):
-    """The Deltas of one chunk (or, with key="message", of a whole completion). What the upstream sent
-    is checked here, at the edge: only text is text, only whole non-negative numbers are token counts."""
+class ToolCalls:
+    """The tool calls of one answer, put together from the pieces a stream sends them in: the first
+    piece of each (by `index`) has its id and name, every piece a part of its arguments."""
+
+    def __init__(self):
+        self.parts: dict[int, dict] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def add(self, piece) -> None:
+        if not isinstance(piece, dict):
+            return
+        index = piece.get("index")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else len(self.parts)
+        call = self.parts.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        function = piece.get("function") if isinstance(piece.get("function"), dict) else {}
+        call["id"] = call["id"] or _text(piece.get("id"))
+        call["name"] = call["name"] or _text(function.get("name"))
+        call["arguments"] += _text(function.get("arguments"))
+
+    def finished(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
+            for index, call in sorted(self.parts.items())
+            if call["name"]
+        )
+
+
+def _deltas(chunk: dict, calls: ToolCalls, key: str = "delta"):
+    """The Deltas of one chunk (or, with key="message", of a whole completion); its tool-call pieces go
+    into `calls`. What the upstream sent is checked here, at the edge: only text is text, only whole
+    non-negative numbers are token counts."""
     model = _text(chunk.get("model")) or None
     choices = chunk.get("choices")
     for choice in choices if isinstance(choices, list) else ():
@@ -176,6 +213,9 @@ def _deltas(chunk: dict, key: str = "delta"):
         content = _text(delta.get("content")) if isinstance(delta, dict) else ""
         if content:
             yield Delta(text=content, model=model)
+        pieces = delta.get("tool_calls") if isinstance(delta, dict) else None
+        for piece in pieces if isinstance(pieces, list) else ():
+            calls.add(piece)
         if finish_reason := _text(choice.get("finish_reason")):
             yield Delta(finish_reason=finish_reason, model=model)
     usage = chunk.get("usage")

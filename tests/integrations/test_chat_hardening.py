@@ -24,8 +24,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "\u0000"}]}]},
             "messages[0].content[0].text",
         ),
-        ({"messages": [{"role": "tool", "name": "a\u0000b", "content": "hi"}]}, "messages[0]"),
-        ({"messages": [{"role": "tool", "tool_call_id": "\u0000", "content": "hi"}]}, "messages[0]"),
+        ({"messages": [{"role": "tool", "name": "a", "content": "hi"}]}, "messages[0].tool_call_id"),
+        (
+            {"messages": [{"role": "tool", "tool_call_id": "\u0000", "content": "hi"}]},
+            "messages[0].tool_call_id",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}
+                ]
+            },
+            "messages[0].tool_calls[0].id",
+        ),
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
@@ -53,25 +64,23 @@ def test_caller_ids_are_cleaned_before_storing_and_echoing(chat_setup, live_tron
     assert response.headers["X-Tron-Caller-ID"] == caller_id
 
 
-def test_a_tool_call_history_from_the_client_is_kept_as_text(chat_setup, live_tron, upstream):
+def test_a_tool_call_history_from_the_client_reaches_the_model_as_openai_messages(
+    chat_setup, live_tron, upstream
+):
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}
     messages = [
         {"role": "user", "content": "What's the weather?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "c1",
-                    "type": "function",
-                    "function": {"name": "weather", "arguments": '{"city":"Oslo"}'},
-                }
-            ],
-        },
+        {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
     ]
     assert post_chat(live_tron, {"messages": messages}).status_code == 200
-    sent = [m["content"] for m in upstream.last.body["messages"][1:]]
-    assert sent == ["What's the weather?", '[Called weather({"city":"Oslo"})]', "[Result of c1]: Sunny"]
+    assert upstream.last.body["messages"][1:] == [
+        {"role": "user", "content": "What's the weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "Sunny", "tool_call_id": "c1"},
+    ]
+    stored = list(Message.objects.order_by("id").values_list("role", "content", "tool_call_id"))
+    assert stored == [("tool", "Sunny", "c1"), ("assistant", "Hello there!", "")]
 
 
 def test_an_upstream_refusal_is_a_400_the_sdk_does_not_retry(sdk, upstream):

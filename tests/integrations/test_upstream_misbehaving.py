@@ -5,14 +5,13 @@ Found by an adversarial review: before these fixes, each case below either hung 
 "stop" for no answer at all.
 """
 
-import asyncio
 import json
 import socket
 import time
 
 import pytest
 
-from agents.models import LLMCall, Message, Process
+from agents.models import CallerSession, LLMCall, Message, Process
 from tests.liveserver import post_chat, stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,29 +173,34 @@ def test_a_caller_who_leaves_before_the_model_answers_keeps_the_words_and_pays_n
     }
 
 
-def test_a_caller_who_leaves_while_the_turn_is_prepared_keeps_the_words(chat_setup, live_tron, monkeypatch):
+def test_a_caller_who_leaves_while_the_turn_begins_keeps_the_words(chat_setup, live_tron, monkeypatch):
     import threading
 
-    import integrations.chat_api
+    import agents.runtime
 
-    real_start_turn = integrations.chat_api.start_turn
+    real_begin_turn = agents.runtime.begin_turn
     in_view = threading.Event()
 
-    async def slow_start_turn(turn_input):
+    def slow_begin_turn(*args):
         in_view.set()
-        await asyncio.sleep(0.3)  # a slow session read: the client hangs up meanwhile
-        return await real_start_turn(turn_input)
+        time.sleep(0.3)  # a slow transaction: the client hangs up meanwhile
+        return real_begin_turn(*args)
 
-    monkeypatch.setattr(integrations.chat_api, "start_turn", slow_start_turn)
-    # Should the hang-up be noticed only after the preparation, the turn ends the same way: cancelled
-    # before the model answers.
+    monkeypatch.setattr(agents.runtime, "begin_turn", slow_begin_turn)
     chat_setup.reset(header_delay=5.0)
     send_and_leave(
         live_tron, {"messages": [{"role": "user", "content": "bye"}]}, "early", until=in_view.is_set
     )
-    (call,) = wait_for_calls(1)
-    assert (call.finish_reason, call.input_tokens) == ("cancelled", 0)
+    deadline = time.monotonic() + 10
+    while not released("req-early") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert released("req-early")  # the turn was recorded and its session freed for the next one
     assert Message.objects.get().content == "bye"
+    assert not LLMCall.objects.exists() and not chat_setup.requests  # the model was never called
+
+
+def released(caller_id: str) -> bool:
+    return CallerSession.objects.filter(caller_id=caller_id, turn_claimed_until__isnull=True).exists()
 
 
 def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, live_tron):
@@ -222,19 +226,19 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
     ]
 
 
-async def test_a_turn_cancelled_before_its_first_step_is_recorded_once(chat_setup):
-    """The runtime's own guarantee, for a turn whose task never ran (HTTP cannot time this)."""
+async def test_a_turn_closed_before_its_first_step_stores_the_words_and_calls_no_model(chat_setup):
+    """The engine's own guarantee, for a turn whose consumer left before its task ran at all."""
     from agents.callers import Caller
     from agents.dbthread import db_read  # hands a pooled PostgreSQL connection back after reading
-    from agents.runtime import TurnInput, start_turn
+    from agents.runtime import TurnInput, run_turn
 
-    turn = await start_turn(TurnInput([{"role": "user", "content": "gone"}], Caller("req-instant")))
-    await turn.cancel()  # before the loop ran the turn's task at all
-    await turn.cancel()  # a second cancel records nothing more
+    events = run_turn(TurnInput([{"role": "user", "content": "gone"}], Caller("req-instant")))
+    await events.aclose()  # before the loop ran the turn's task at all
+    await events.aclose()  # a second close records nothing more
 
     def recorded():
-        calls = list(LLMCall.objects.values_list("finish_reason", "input_tokens"))
-        return calls, list(Message.objects.values_list("content", flat=True))
+        sessions = list(CallerSession.objects.values_list("caller_id", "turn_claimed_until"))
+        return sessions, LLMCall.objects.count(), list(Message.objects.values_list("content", flat=True))
 
-    assert await db_read(recorded)() == ([("cancelled", 0)], ["gone"])
+    assert await db_read(recorded)() == ([("req-instant", None)], 0, ["gone"])
     assert not chat_setup.requests
