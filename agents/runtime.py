@@ -215,8 +215,8 @@ class Turn:
                 raise _Stopped
             if round_.error is not None:
                 raise round_.error
-            if not calls:
-                return
+            if not calls or not offered:
+                return  # an answer in words (calls of tools it was not offered are stored, not run)
             exchange = [answer]
             self.record.tool_calls += len(calls)
             for call in round_.tool_calls:
