@@ -44,28 +44,31 @@ def within_budget(conversation: list[dict], budget: int) -> list[dict]:
 
 
 def paired_tool_calls(conversation: list[dict]) -> list[dict]:
-    """The conversation with every tool call answered and every tool result asked for, as models require:
-    a history cut short (trimmed to a budget, or a client that never sent a call's result) can leave a
-    result without its call, or a call without its result. Those halves are dropped (an assistant message
-    left with neither text nor calls goes with them)."""
-    answered = {m.get("tool_call_id") for m in conversation if m["role"] == "tool"}
-    asked: set = set()
+    """The conversation with every tool call answered and every tool result asked for, as models require
+    (the results right after the message that made the calls). A history cut short (trimmed to a budget,
+    a client that never sent a call's result) can leave a result without its call, or a call without its
+    result: those halves are dropped, and an assistant message left with neither words nor calls too."""
     paired = []
-    for message in conversation:
+    for index, message in enumerate(conversation):
         if message["role"] == "tool":
-            if message.get("tool_call_id") in asked:
-                paired.append(message)
-            continue
+            continue  # kept below, after the calls it answers
         calls = message.get("tool_calls")
-        if calls:
-            kept = [call for call in calls if call.get("id") in answered]
-            asked.update(call["id"] for call in kept)
-            message = {k: v for k, v in message.items() if k != "tool_calls"} | (
-                {"tool_calls": kept} if kept else {}
-            )
-            if not kept and not message["content"]:
-                continue
-        paired.append(message)
+        if not calls:
+            paired.append(message)
+            continue
+        results = []
+        for following in conversation[index + 1 :]:
+            if following["role"] != "tool":
+                break
+            results.append(following)
+        answered = {result.get("tool_call_id") for result in results}
+        kept = [call for call in calls if call.get("id") in answered]
+        if kept:
+            paired.append({**message, "tool_calls": kept})
+            ids = {call["id"] for call in kept}
+            paired.extend(result for result in results if result.get("tool_call_id") in ids)
+        elif message["content"]:
+            paired.append({k: v for k, v in message.items() if k != "tool_calls"})
     return paired
 
 

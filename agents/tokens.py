@@ -37,7 +37,11 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_prompt_tokens(messages: list[dict]) -> int:
+    """A prompt's tokens: each message's text and tool calls, with the framing around them."""
     total = REPLY_PRIMING_TOKENS
     for message in messages:
         total += TOKENS_PER_MESSAGE + estimate_text_tokens(str(message.get("content") or ""))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function", {})
+            total += estimate_text_tokens(f"{function.get('name', '')}{function.get('arguments', '')}")
     return total

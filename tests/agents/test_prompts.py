@@ -4,7 +4,14 @@ always kept; oversized messages refused."""
 import pytest
 
 from agents.llm.base import LLMError
-from agents.prompts import refuse_oversized, within_budget
+from agents.prompts import (
+    new_messages,
+    paired_tool_calls,
+    plain_text,
+    refuse_oversized,
+    unsaved,
+    within_budget,
+)
 
 
 def _m(role, words):
@@ -38,3 +45,64 @@ def test_a_message_over_the_limit_is_refused_with_its_index(settings):
         refuse_oversized([{"role": "system", "content": "ok"}, {"role": "user", "content": "x" * 11}])
     assert (caught.value.status, caught.value.code) == (413, "message_too_long")
     assert "messages[1]" in caught.value.message and "TRON_MAX_MESSAGE_CHARS" in caught.value.message
+
+
+def _call(id_):
+    return {"id": id_, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+ASK = {"role": "user", "content": "q"}
+CALLS = {"role": "assistant", "content": "", "tool_calls": [_call("a"), _call("b")]}
+SAYS_AND_CALLS = {"role": "assistant", "content": "let me see", "tool_calls": [_call("a")]}
+RESULT_A = {"role": "tool", "content": "ra", "tool_call_id": "a"}
+RESULT_B = {"role": "tool", "content": "rb", "tool_call_id": "b"}
+
+
+@pytest.mark.parametrize(
+    ("conversation", "paired"),
+    [
+        ([ASK, CALLS, RESULT_A, RESULT_B], [ASK, CALLS, RESULT_A, RESULT_B]),  # whole: as it is
+        ([RESULT_A, RESULT_B, ASK], [ASK]),  # trimmed to after the call: its results go
+        ([ASK, CALLS], [ASK]),  # calls never answered (a client that moved on) go, and the empty message
+        ([ASK, CALLS, RESULT_B], [ASK, {**CALLS, "tool_calls": [_call("b")]}, RESULT_B]),  # one of two
+        ([ASK, SAYS_AND_CALLS], [ASK, {"role": "assistant", "content": "let me see"}]),  # words stay
+        ([ASK, RESULT_A, CALLS, RESULT_B], [ASK, {**CALLS, "tool_calls": [_call("b")]}, RESULT_B]),
+    ],
+)
+def test_tool_calls_and_results_stay_paired(conversation, paired):
+    assert paired_tool_calls(conversation) == paired
+
+
+@pytest.mark.parametrize(
+    ("messages", "new"),
+    [
+        ([ASK], [ASK]),
+        ([{"role": "system", "content": "s"}, ASK], [ASK]),
+        ([ASK, CALLS, RESULT_A, RESULT_B], [RESULT_A, RESULT_B]),  # a client's tool results are its words
+        ([ASK, {"role": "assistant", "content": "a"}], []),
+        ([ASK, {"role": "assistant", "content": "a"}, ASK, ASK], [ASK, ASK]),
+    ],
+)
+def test_the_new_words_are_what_follows_the_last_answer(messages, new):
+    assert new_messages(messages) == new
+
+
+def test_a_model_without_tools_gets_the_conversation_as_plain_text():
+    assert plain_text([ASK, SAYS_AND_CALLS, RESULT_A, CALLS]) == [
+        ASK,
+        {"role": "assistant", "content": "let me see"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("recent", "new", "unstored"),
+    [
+        ([ASK], [ASK], []),  # a retry of words stored without an answer
+        ([ASK, {"role": "assistant", "content": "a"}], [ASK], [ASK]),  # answered: asked again
+        ([RESULT_A], [RESULT_A, ASK], [ASK]),
+        ([RESULT_A], [RESULT_B], [RESULT_B]),
+        ([], [ASK], [ASK]),
+    ],
+)
+def test_resent_words_are_not_stored_twice(recent, new, unstored):
+    assert unsaved(recent, new) == unstored
