@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -289,12 +289,17 @@ class CallerSessionQuerySet(models.QuerySet):
     def idle_since(self, cutoff):
         return self.open().filter(last_seen_at__lt=cutoff)
 
-    def continuing(self, persona, cutoff):
-        """The rule for "this turn continues the session": open, its process not ended (an operator may
-        have failed it), seen since `cutoff` (not idle), and serving the same persona."""
-        return self.open().filter(
-            process__finished_at__isnull=True, last_seen_at__gte=cutoff, process__persona=persona
+    def with_continuation(self, persona, cutoff):
+        """Each session with `continues`: the rule for "a turn now continues this session". It is open,
+        its process has not ended (an operator may have failed it), it was seen since `cutoff` (it is
+        not idle) and it serves the same persona."""
+        rule = Q(
+            ended_at__isnull=True,
+            process__finished_at__isnull=True,
+            last_seen_at__gte=cutoff,
+            process__persona=persona,
         )
+        return self.annotate(continues=ExpressionWrapper(rule, output_field=models.BooleanField()))
 
     def unclaimed(self, now):
         """Sessions no turn is running in (or whose turn's claim has lapsed: its server died)."""

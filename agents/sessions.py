@@ -41,7 +41,7 @@ def end_session(session: CallerSession, *, now=None) -> bool:
 
 def claim_session(caller: Caller, persona: Persona, *, task: str = "") -> tuple[CallerSession | None, bool]:
     """Claim the caller's session for one turn: the open session this turn continues (the rule is
-    CallerSessionQuerySet.continuing), marked seen now, or a new one with a new running process.
+    CallerSessionQuerySet.with_continuation), marked seen now, or a new one with a new running process.
 
     Returns (session, created); (None, False) while another turn of this caller holds the session (try
     again shortly). Any other open session of the caller (idle, another persona's, or its process ended
@@ -69,21 +69,23 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool):
     until = now + timedelta(seconds=CLAIM_SECONDS) if claim else None
     mine = CallerSession.objects.filter(caller_id=caller.caller_id)
     for _attempt in range(5):
-        continuing = mine.continuing(persona, idle_cutoff(now))
-        found = list(continuing.select_related("process").order_by()[:1])
-        if found:
-            session = found[0]
+        # The caller's open session (the database allows one) and whether this turn continues it.
+        current = mine.open().with_continuation(persona, idle_cutoff(now)).select_related("process")
+        session = next(iter(current.order_by()[:1]), None)
+        if session is not None and session.continues:
+            # Claimed in the UPDATE itself, so two turns cannot both claim it.
+            claimable = mine.filter(pk=session.pk, ended_at__isnull=True)
             changes = {"last_seen_at": now}
             if claim:
-                continuing, changes["turn_claimed_until"] = continuing.unclaimed(now), until
-            if not continuing.filter(pk=session.pk).update(**changes):
-                if claim:
-                    return None, False  # another turn holds it (or it just ended: the retry will see)
-                continue
-            session.last_seen_at, session.turn_claimed_until = now, until
-            return session, False
-        for stale in mine.open():
-            end_session(stale, now=now)
+                claimable, changes["turn_claimed_until"] = claimable.unclaimed(now), until
+            if claimable.update(**changes):
+                session.last_seen_at, session.turn_claimed_until = now, until
+                return session, False
+            if claim:
+                return None, False  # another turn holds it (or it just ended: the retry will see)
+            continue
+        if session is not None:
+            end_session(session, now=now)  # idle, another persona's, or its process ended
         try:
             with transaction.atomic():
                 process = Process.objects.create(

@@ -3,13 +3,13 @@
     python bench/turn_writes.py                      # a throwaway SQLite file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tron_bench python bench/turn_writes.py
 
-Each turn writes twice, on the runtime's database threads (agents/dbthread.py): once the model has
-the request, the new caller's session, its process and the user's words (`open_turn`); when the answer
-is done, the LLM call, the assistant's words and the process counters (the turn's record). Both hold
-the web process's GIL for most of their time, so what they cost is taken from every stream the process
-serves. This times both steps for new callers in-process (no server, no model), CPU and wall per turn,
-plus the counter UPDATE alone and, for comparison, the same UPDATE built from F() expressions by the
-ORM. On PostgreSQL it creates and drops a test database named after DATABASE_URL's.
+Each turn makes two transactions, on the runtime's database threads (agents/dbthread.py): before the
+model call, the claim of the caller's session (for a new caller: its session and process), the user's
+words and the transcript (`agents/transcript.begin_turn`); when the answer is done, the LLM call, the
+assistant's words, the process counters and the session's release (`record_turn`). Both hold the web
+process's GIL for most of their time, so what they cost is taken from every stream the process serves.
+This times both for new callers in-process (no server, no model), CPU and wall per turn. On PostgreSQL
+it creates and drops a test database named after DATABASE_URL's.
 """
 
 import os
@@ -35,19 +35,17 @@ def main():
 def measure() -> dict:
     from decimal import Decimal
 
-    from django.db.models import F
-
     from agents.callers import Caller
-    from agents.llm import get_provider
-    from agents.llm.base import LLMRequest
-    from agents.models import LLMCall, Process
+    from agents.models import LLMCall
     from agents.personas import resolve_persona
-    from agents.runtime import Turn, TurnContext, TurnEnd, TurnInput, open_turn
+    from agents.transcript import CallRecord, TurnRecord, begin_turn, record_turn
 
     persona = resolve_persona("tony")
-    provider = get_provider()
-    cost = Decimal("0.0000081")
-    end = TurnEnd(" word" * 20, "stop", 42, 20, LLMCall.UsageSource.PROVIDER, cost, "gpt-4o-mini")
+    call = CallRecord(
+        "openai", "gpt-4o-mini", 42, 20, Decimal("0.0000081"), LLMCall.UsageSource.PROVIDER, "stop", 50, 450
+    )
+    record = TurnRecord(calls=[call], lines=[{"role": "assistant", "content": " word" * 20}])
+    words = [{"role": "user", "content": "What's on your mind?"}]
     samples: dict[str, list[tuple[float, float]]] = {}
 
     def timed(step, func, items):
@@ -57,48 +55,23 @@ def measure() -> dict:
         samples.setdefault(step, []).append((cpu * 1000 / len(items), wall * 1000 / len(items)))
         return results
 
-    def orm_add_usage(process):
-        Process.objects.filter(pk=process.pk).update(
-            input_tokens=F("input_tokens") + 42,
-            output_tokens=F("output_tokens") + 20,
-            llm_calls=F("llm_calls") + 1,
-            tool_calls=F("tool_calls") + 0,
-            cost_usd=F("cost_usd") + cost,
-        )
-
     for round_ in range(ROUNDS):
-        inputs = [
-            TurnInput(
-                messages=[{"role": "user", "content": "What's on your mind?"}],
-                caller=Caller(f"req-bench-{round_}-{i}-{time.time_ns()}"),
-            )
-            for i in range(TURNS)
-        ]
-        context = TurnContext(persona, None, [], [{"role": "user", "content": "What's on your mind?"}])
-        sessions = timed(
-            "the opening: session, process, the user's words (open_turn)",
-            lambda turn_input, context=context: open_turn(turn_input, context),
-            inputs,
+        callers = [Caller(f"req-bench-{round_}-{i}-{time.time_ns()}") for i in range(TURNS)]
+        begun = timed(
+            "begin: session and process claimed, the words stored (begin_turn)",
+            lambda caller: begin_turn(caller, persona, words, ""),
+            callers,
         )
-        turns = []
-        for session in sessions:
-            turn = Turn(
-                persona=persona, request=LLMRequest([], "gpt-4o-mini"), provider=provider, write_opening=None
-            )
-            turn.session = session
-            turns.append(turn)
         timed(
-            "the record: LLM call, the answer, the counters (Turn._write)",
-            lambda turn: turn._write(end, 50, None),
-            turns,
+            "record: LLM call, the answer, the counters, the release (record_turn)",
+            lambda b: record_turn(b.session, record),
+            begun,
         )
-        processes = [session.process for session in sessions]
         timed(
-            "  of which the counters (Process.add_usage)",
-            lambda process: process.add_usage(input_tokens=42, output_tokens=20, llm_calls=1, cost_usd=cost),
-            processes,
+            "begin again: the same callers' sessions continued (begin_turn)",
+            lambda caller: begin_turn(caller, persona, words, ""),
+            callers,
         )
-        timed("  the same UPDATE built from F() expressions (for comparison)", orm_add_usage, processes)
     return {
         step: (statistics.median(c for c, _ in values), statistics.median(w for _, w in values))
         for step, values in samples.items()
