@@ -6,8 +6,11 @@
 
 A turn is plain sequential code, run by one task that owns it from start to end (`Turn.run`):
 
-1. begin: claim the caller's session, so a second turn of the same caller waits for this one (up to
-   TRON_TURN_WAIT_SECONDS); store the caller's new words and read the transcript (one transaction).
+1. begin: read what the prompt needs (the transcript, other apps' context), waiting while another turn
+   of the same caller runs (up to TRON_TURN_WAIT_SECONDS). Once the model has the request, claim the
+   caller's session and store their words (one transaction, while the model works on its first token);
+   if another turn of the caller came between the read and the claim, the model call is dropped and the
+   turn reads again, so a caller's turns never interleave.
 2. rounds: call the model with the prompt (persona, context, the history trimmed to its budget) and the
    tools; its text streams out as it comes. When it calls the persona's tools they run and the model is
    called again with their results, at most TRON_TOOL_ROUNDS times (then once more without tools, for
@@ -32,7 +35,6 @@ from django.conf import settings
 
 from . import metrics, pricing, tokens
 from .callers import Caller
-from .context import context_for, has_providers
 from .dbthread import db_read, db_write
 from .llm import get_provider
 from .llm.base import LLMError, LLMProvider, LLMRequest, ToolCall, Usage
@@ -40,7 +42,7 @@ from .models import CallerSession, LLMCall, Persona
 from .personas import PersonaUnavailable, cached_persona, resolve_persona
 from .prompts import build_prompt, refuse_oversized
 from .tools import ToolContext, acall_tool, tools_for
-from .transcript import Begun, CallRecord, TurnRecord, begin_turn, elapsed_ms, record_turn
+from .transcript import CallRecord, Peek, TurnRecord, begin_turn, elapsed_ms, peek_turn, record_turn
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class _Round:
     accepted: bool = False  # the model had the request (an upstream's 200, the local model's turn)
     error: LLMError | None = None
     cancelled: bool = False
+    superseded: bool = False  # another turn of the caller came between its read and its claim
     request: LLMRequest | None = None
 
     @property
@@ -149,10 +152,10 @@ class Turn:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.started = time.monotonic()
         self.persona: Persona | None = None
-        self.begun: Begun | None = None
+        self.peek: Peek | None = None
+        self.begun: CallerSession | None = None
         self.record = TurnRecord()
         self.parts: list[str] = []  # the text of every round, as the consumer received it
-        self.extra: list[str] = []  # prompt context from other apps (agents.context)
         self.tools: list[dict] = []  # offered to the model: the persona's, then the client's
         self.client_tools: set[str] = set()  # the names of the client's
         self.client_calls: list[dict] = []
@@ -177,11 +180,17 @@ class Turn:
             error = LLMError(
                 "The server failed during the turn; it has been logged.", status=500, code="internal_error"
             )
+        if (
+            self.begun is None
+            and self.persona is not None
+            and not (error and error.code == "conversation_busy")
+        ):
+            await self._begin_late()
         end = self._end()
         if self.begun is not None:
             self.record.error = error.message if error else None
             try:
-                await self._finish(db_write(record_turn)(self.begun.session, self.record))
+                await self._finish(db_write(record_turn)(self.begun, self.record))
             except Exception:
                 # The answer stands (the client may already have it); the loss of its record must be loud.
                 log.exception("Could not record a turn with %s", self.persona)
@@ -198,14 +207,18 @@ class Turn:
     async def _converse(self) -> None:
         refuse_oversized(self.input.messages)
         self.persona = await self._persona()
-        self.begun = await self._begin()
-        self.queue.put_nowait(Opened(self.begun.session, self.persona))
-        conversation = list(self.begun.history)
-        await self._prepare_prompt()
+        self._choose_tools()
         max_rounds = settings.TRON_TOOL_ROUNDS
-        for number in range(max_rounds + 1):
+        number = 0
+        while number <= max_rounds:
+            if self.begun is None:
+                self.peek = await self._wait_for_session()
+                conversation = list(self.peek.history)
             offered = self.tools if number < max_rounds else []  # the last call must answer in words
             round_ = await self._step_until_stopped(self._call_model(conversation, offered))
+            if round_.superseded:
+                continue  # another turn of this caller came between: read the conversation again
+            number += 1
             self._record_round(round_)
             calls = [call.as_openai() for call in round_.tool_calls]
             answer = {"role": "assistant", "content": round_.text} | ({"tool_calls": calls} if calls else {})
@@ -236,15 +249,28 @@ class Turn:
         except PersonaUnavailable as exc:
             raise LLMError(str(exc), status=503, code="no_persona") from None
 
-    async def _begin(self) -> Begun:
-        """Claim the session (waiting while the caller's previous turn runs), store the words."""
+    async def _begin_late(self) -> None:
+        """A turn that ended before the model had its request (it failed, or its consumer left) still
+        stores the caller's words and records its call: claimed as peeked, else as the session is now."""
+        try:
+            if self.peek is None:  # it left before the conversation was read
+                args = (self.input.caller, self.persona, self.input.messages)
+                self.peek = await self._finish(db_read(peek_turn)(*args))
+            if not await self._begin():
+                self.peek.expected = None  # whatever came between, the words go after it
+                await self._begin()
+        except Exception:
+            log.exception("Could not store the words of a turn with %s", self.persona)
+
+    async def _wait_for_session(self) -> Peek:
+        """Read what the prompt needs; while another turn of this caller runs, wait for it (looking again
+        every CLAIM_POLL_SECONDS, up to TRON_TURN_WAIT_SECONDS)."""
         deadline = time.monotonic() + settings.TRON_TURN_WAIT_SECONDS
-        begin = db_write(begin_turn)
-        args = (self.input.caller, self.persona, self.input.messages, self.input.task)
+        peek = db_read(peek_turn)
         while True:
-            begun = await self._finish(begin(*args))  # once begun, the session must be released
-            if begun is not None:
-                return begun
+            found = await self._step_until_stopped(peek(self.input.caller, self.persona, self.input.messages))
+            if not found.claimed:
+                return found
             if time.monotonic() >= deadline:
                 raise LLMError(
                     "This conversation is busy with an earlier request that has not finished; try again "
@@ -254,10 +280,20 @@ class Turn:
                 )
             await self._step_until_stopped(asyncio.sleep(CLAIM_POLL_SECONDS))
 
-    async def _prepare_prompt(self) -> None:
-        """Other apps' context, and the tools: the persona's, then the client's (whose name wins)."""
-        if has_providers():
-            self.extra = await db_read(context_for)(self.persona, self.input.caller)
+    async def _begin(self) -> bool:
+        """Claim the session as peeked and store the caller's words (once); False when the conversation
+        moved on since the peek. Runs while the model works on its first token."""
+        if self.begun is None:
+            args = (self.input.caller, self.persona, self.input.task, self.peek)
+            session = await self._finish(db_write(begin_turn)(*args))  # once begun, it must be released
+            if session is None:
+                return False
+            self.begun = session
+            self.queue.put_nowait(Opened(session, self.persona))
+        return True
+
+    def _choose_tools(self) -> None:
+        """The tools offered to the model: the persona's, then the client's (whose name wins)."""
         if self.provider.supports_tools:
             client = self.input.tools or []
             self.client_tools = {tool["function"]["name"] for tool in client}
@@ -273,7 +309,7 @@ class Turn:
                 conversation,
                 compact=provider.compact_prompts,
                 context_tokens=provider.context_tokens(),
-                extra=self.extra,
+                extra=self.peek.context,
                 tools=provider.supports_tools,
             ),
             model=persona.model or provider.default_model(),
@@ -292,8 +328,14 @@ class Turn:
         stream = self.provider.stream(request)
         try:
             async for delta in stream:
-                if delta.accepted:
+                if not round_.accepted:  # the model has the request (the first delta says so)
                     round_.accepted = True
+                    if not await self._begin():
+                        round_.superseded = True
+                        break
+                    if self.stopped:  # the consumer left while the turn began
+                        round_.cancelled = True
+                        break
                     if not self.accepted:
                         self.accepted = True
                         self.queue.put_nowait(Accepted())
@@ -326,7 +368,7 @@ class Turn:
 
     async def _run_tool(self, call: ToolCall) -> dict:
         self.queue.put_nowait(ToolStarted(call.name))
-        context = ToolContext(self.persona, self.begun.session.process, self.input.caller)
+        context = ToolContext(self.persona, self.begun.process, self.input.caller)
         result = await self._finish(acall_tool(call.name, call.arguments, context))
         return {"role": "tool", "content": result.content, "tool_call_id": call.id, "name": call.name}
 
@@ -388,7 +430,7 @@ class Turn:
             ),
             cost_usd=sum((call.cost_usd for call in calls), 0),
             model=last.model if last else "",
-            process_id=self.begun.session.process_id if self.begun else None,
+            process_id=self.begun.process_id if self.begun else None,
             tool_calls=self.client_calls,
             llm_calls=len(calls),
         )

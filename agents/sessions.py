@@ -39,16 +39,20 @@ def end_session(session: CallerSession, *, now=None) -> bool:
     return bool(ended)
 
 
-def claim_session(caller: Caller, persona: Persona, *, task: str = "") -> tuple[CallerSession | None, bool]:
+def claim_session(
+    caller: Caller, persona: Persona, *, task: str = "", expected: tuple | None = None
+) -> tuple[CallerSession | None, bool]:
     """Claim the caller's session for one turn: the open session this turn continues (the rule is
     CallerSessionQuerySet.with_continuation), marked seen now, or a new one with a new running process.
 
     Returns (session, created); (None, False) while another turn of this caller holds the session (try
-    again shortly). Any other open session of the caller (idle, another persona's, or its process ended
+    again shortly). With `expected` (the continuing session's id and last-seen time as read before the
+    model was called, or (None, None) for none), also (None, False) when the conversation is not the one
+    that was read: another turn came between. Any other open session of the caller (idle, another persona's, or its process ended
     by an operator) is ended first: the database allows one open session per caller, and concurrent
     first turns race on that constraint, not in Python.
     """
-    return _find_or_open(caller, persona, task=task, claim=True)
+    return _find_or_open(caller, persona, task=task, claim=True, expected=expected)
 
 
 def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerSession:
@@ -64,7 +68,7 @@ def release_session(session: CallerSession) -> None:
     session.turn_claimed_until = None
 
 
-def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool):
+def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, expected: tuple | None = None):
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS) if claim else None
     mine = CallerSession.objects.filter(caller_id=caller.caller_id)
@@ -72,6 +76,11 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool):
         # The caller's open session (the database allows one) and whether this turn continues it.
         current = mine.open().with_continuation(persona, idle_cutoff(now)).select_related("process")
         session = next(iter(current.order_by()[:1]), None)
+        found = (
+            (session.pk, session.last_seen_at) if session is not None and session.continues else (None, None)
+        )
+        if expected is not None and found != expected:
+            return None, False
         if session is not None and session.continues:
             # Claimed in the UPDATE itself, so two turns cannot both claim it.
             claimable = mine.filter(pk=session.pk, ended_at__isnull=True)

@@ -1,7 +1,8 @@
 """What a turn reads from and writes to the database: two transactions, one at each end of the turn.
 
-`begin_turn` claims the caller's session (a turn of the same caller that is still running makes it
-wait), stores the caller's new words and reads the transcript the prompt continues. `record_turn` stores
+`peek_turn` reads what the prompt needs before the model is called; `begin_turn` claims the caller's
+session (as the peek read it: a turn of the same caller that is still running, or came between, makes
+the turn read again) and stores the caller's new words, while the model works on its first token. `record_turn` stores
 the turn's model calls, its new transcript lines and its counters, and releases the session. Both are
 sync and run on the runtime's writer thread (agents.dbthread); the engine (agents.runtime) calls them.
 """
@@ -11,16 +12,24 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
+from .context import context_for, has_providers
 from .models import CallerSession, LLMCall, Message, Persona, Process
-from .prompts import has_client_history, new_messages, recent_messages, stored_form, unsaved
-from .sessions import claim_session, release_session
+from .prompts import has_client_history, new_messages, recent_messages, unsaved
+from .sessions import claim_session, idle_cutoff, release_session
 
 
 @dataclass
-class Begun:
-    session: CallerSession
+class Peek:
+    """What the prompt needs, read before the model is called: the session the turn continues (as
+    `claim_session` will check it is still the same), its transcript, and other apps' context."""
+
+    expected: tuple  # (session id, last seen) of the continuing session, or (None, None) for none
+    claimed: bool  # another turn of this caller runs in it now
     history: list[dict]  # the stored transcript the prompt continues (oldest first), this turn's words last
+    new: list[dict]  # the caller's words to store
+    context: list[str]  # what other apps add to the prompt (agents.context)
 
 
 @dataclass
@@ -48,28 +57,41 @@ class TurnRecord:
     cancelled: bool = False
 
 
-def begin_turn(caller, persona: Persona, messages: list[dict], task: str) -> Begun | None:
-    """One transaction: claim the session, read what the prompt needs, store the caller's new words.
-    None when another turn of this caller holds the session."""
+def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
+    """Read only: the caller's continuing session, whether a turn holds it, what the prompt continues."""
+    now = timezone.now()
+    current = CallerSession.objects.filter(caller_id=caller.caller_id).open()
+    session = next(iter(current.with_continuation(persona, idle_cutoff(now)).order_by()[:1]), None)
+    if session is None or not session.continues:
+        session = None
+    new = new_messages(messages)
+    history = []
+    if session is not None and has_client_history(messages):
+        # The client's history is the prompt; only the tail is read, so a client that retries a failed
+        # turn (VAPI, the SDKs) does not get its words stored twice.
+        new = unsaved(recent_messages(session, limit=len(new) or 1), new)
+    elif session is not None:
+        history = recent_messages(session)
+        new = unsaved(history, new)
+    return Peek(
+        expected=(session.pk, session.last_seen_at) if session else (None, None),
+        claimed=bool(session and session.turn_claimed_until and session.turn_claimed_until >= now),
+        history=history + new,
+        new=new,
+        context=context_for(persona, caller) if has_providers() else [],
+    )
+
+
+def begin_turn(caller, persona: Persona, task: str, peek: Peek) -> CallerSession | None:
+    """One transaction: claim the session the peek found (or a new one) and store the caller's new words.
+    None when it cannot be claimed as read: another turn holds it, or came between."""
     with transaction.atomic():
-        session, created = claim_session(caller, persona, task=task)
-        if session is None:
-            return None
-        new = new_messages(messages)
-        if created:
-            history = []
-        elif has_client_history(messages):
-            # The client's history is the prompt; only the tail is read, so a client that retries a
-            # failed turn (VAPI, the SDKs) does not get its words stored twice.
-            history = []
-            new = unsaved(recent_messages(session, limit=len(new) or 1), new)
-        else:
-            history = recent_messages(session)
-            new = unsaved(history, new)
-        rows = Message.objects.bulk_create(
-            _message(session, line, created_at=session.last_seen_at) for line in new
-        )
-        return Begun(session, history + [stored_form(row) for row in rows])
+        session, _created = claim_session(caller, persona, task=task, expected=peek.expected)
+        if session is not None:
+            Message.objects.bulk_create(
+                _message(session, line, created_at=session.last_seen_at) for line in peek.new
+            )
+        return session
 
 
 def record_turn(session: CallerSession, record: TurnRecord) -> None:

@@ -6,12 +6,12 @@ import logging
 import time
 from urllib.parse import quote
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from ninja import Router
 
 from agents import metrics
+from agents.dbthread import db_read
 from agents.llm.base import LLMError
 from agents.models import Channel, Persona
 from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
@@ -57,18 +57,26 @@ async def elevenlabs_llm_as_base(request):
 
 @router.get("/v1/models", summary="The personas, as models")
 async def list_models(request):
-    personas = await sync_to_async(list)(Persona.objects.enabled())
+    personas = await db_read(_enabled_personas)()
     return JsonResponse({"object": "list", "data": [_model_card(p) for p in personas]})
 
 
 @router.get("/v1/models/{model_id}", summary="One persona, as a model")
 async def get_model(request, model_id: str):
-    persona = await Persona.objects.enabled().filter(name__iexact=model_id).afirst()
+    persona = await db_read(_enabled_persona)(model_id)
     if persona is None:
         return error_response(
             404, f"The model {model_id!r} does not exist.", code="model_not_found", param="model"
         )
     return JsonResponse(_model_card(persona))
+
+
+def _enabled_personas() -> list[Persona]:
+    return list(Persona.objects.enabled())
+
+
+def _enabled_persona(name: str) -> Persona | None:
+    return Persona.objects.enabled().filter(name__iexact=name).first()
 
 
 def _model_card(persona: Persona) -> dict:
@@ -149,7 +157,8 @@ class Reply:
     def __init__(self, payload: ChatCompletionIn, persona, headers: dict):
         self.id = f"chatcmpl-{time.time_ns()}"
         self.created = int(time.time())
-        self.model = persona.name.lower()
+        # The persona that answers; a model slow to take the request starts a stream before it is known.
+        self.model = (persona.name if persona else payload.model or settings.TRON_DEFAULT_PERSONA).lower()
         self.include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
         self.headers = headers
 
@@ -230,7 +239,7 @@ class Reply:
     def piece(self, event) -> bytes:
         if isinstance(event, Text):
             return self.chunk({"content": event.text})
-        if isinstance(event, Accepted):
+        if isinstance(event, Accepted | Opened):
             return b""
         if isinstance(event, ToolStarted):
             return f": running {event.name}\n\n".encode()

@@ -95,3 +95,26 @@ def test_a_turn_whose_client_left_lets_the_next_one_in_at_once(chat_setup, live_
     assert say(live_tron, "two").status_code == 200
     assert time.monotonic() - started < 5  # not held until the first model call would have ended
     assert [m["content"] for m in upstream.last.body["messages"][1:]] == ["one", "two"]
+
+
+def test_two_first_requests_at_once_never_interleave(chat_setup, live_tron, upstream):
+    upstream.reset(tokens=["answer"], first_token_delay=0.2)
+    start = threading.Barrier(2)
+    results: dict = {}
+
+    def first_words(words):
+        start.wait()
+        say(live_tron, words, results=results)
+
+    threads = [threading.Thread(target=first_words, args=(w,)) for w in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.status_code for r in results.values()] == [200, 200]
+    lines = list(Message.objects.order_by("id").values_list("role", "content"))
+    assert [role for role, _ in lines] == ["user", "assistant", "user", "assistant"]
+    later = lines[2][1]
+    last_prompt = [m["content"] for m in upstream.last.body["messages"][1:]]
+    assert last_prompt == [lines[0][1], "answer", later]  # the later one saw the whole first exchange

@@ -173,20 +173,20 @@ def test_a_caller_who_leaves_before_the_model_answers_keeps_the_words_and_pays_n
     }
 
 
-def test_a_caller_who_leaves_while_the_turn_begins_keeps_the_words(chat_setup, live_tron, monkeypatch):
+def test_a_caller_who_leaves_while_the_turn_is_prepared_keeps_the_words(chat_setup, live_tron, monkeypatch):
     import threading
 
     import agents.runtime
 
-    real_begin_turn = agents.runtime.begin_turn
+    real_peek_turn = agents.runtime.peek_turn
     in_view = threading.Event()
 
-    def slow_begin_turn(*args):
+    def slow_peek_turn(*args):
         in_view.set()
-        time.sleep(0.3)  # a slow transaction: the client hangs up meanwhile
-        return real_begin_turn(*args)
+        time.sleep(0.3)  # a slow read: the client hangs up meanwhile
+        return real_peek_turn(*args)
 
-    monkeypatch.setattr(agents.runtime, "begin_turn", slow_begin_turn)
+    monkeypatch.setattr(agents.runtime, "peek_turn", slow_peek_turn)
     chat_setup.reset(header_delay=5.0)
     send_and_leave(
         live_tron, {"messages": [{"role": "user", "content": "bye"}]}, "early", until=in_view.is_set
