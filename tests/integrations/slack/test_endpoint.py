@@ -209,3 +209,21 @@ def test_a_bare_mention_gets_a_prompt_not_a_model_call(slack, upstream, fake_sla
     slack.event({**mention(""), "text": f"<@{BOT_USER_ID}>"})
     assert upstream.requests == []
     assert fake_slack.posts()[0]["text"] == "Yes? Ask me anything, here in the thread."
+
+
+def test_a_signature_within_the_five_minutes_is_accepted(slack):
+    old = slack.post({"challenge": "c", "type": "url_verification"}, timestamp=int(time.time()) - 280)
+    assert old.json() == {"challenge": "c"}
+
+
+def test_the_api_token_does_not_guard_slack_its_signature_does(slack, settings):
+    settings.TRON_API_TOKEN = "operators-only"
+    assert slack.post({"challenge": "c", "type": "url_verification"}).json() == {"challenge": "c"}
+    assert slack.post({"challenge": "c", "type": "url_verification"}, signed=False).status_code == 401
+
+
+def test_a_body_past_the_upload_limit_is_a_413(slack, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = slack.post(envelope(mention("x" * 2000)))
+    assert response.status_code == 413
+    assert not SlackMessage.objects.exists()
