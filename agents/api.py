@@ -47,8 +47,8 @@ class ListFilters(Schema):
         return list(queryset[self.offset : self.offset + limit])
 
 
-@router.get("/status", response=StatusOut, summary="System overview")
-def status(request):
+def system_status() -> dict:
+    """/api/status's figures (three queries); Slack's `status` command reads them here too."""
     started_at = apps.get_app_config("agents").started_at
     personas = list(Persona.objects.enabled().values_list("name", "life_enabled"))
     return {
@@ -59,6 +59,20 @@ def status(request):
         "personas": [name for name, _ in personas],
         "active_personas": [name for name, life_enabled in personas if life_enabled],
     }
+
+
+def sessions_by_activity(include_ended: bool = False):
+    """Caller sessions with their process and persona, most recently active first (open ones only unless
+    `include_ended`): /api/sessions, and Slack's `sessions` command."""
+    sessions = CallerSession.objects.select_related("process__persona")
+    if not include_ended:
+        sessions = sessions.open()
+    return sessions.order_by("-last_seen_at", "-id")
+
+
+@router.get("/status", response=StatusOut, summary="System overview")
+def status(request):
+    return system_status()
 
 
 @router.get("/processes", response=list[ProcessOut], summary="Processes, newest first")
@@ -86,11 +100,9 @@ class SessionFilters(ListFilters):
 
 @router.get("/sessions", response=list[SessionOut], summary="Caller sessions, most recently active first")
 def list_sessions(request, response: HttpResponse, filters: Query[SessionFilters]):
-    sessions = CallerSession.objects.select_related("process__persona")
-    if not filters.include_ended:
-        sessions = sessions.open()
+    sessions = sessions_by_activity(filters.include_ended)
     if filters.status:
         sessions = sessions.filter(process__status=filters.status)
     if filters.agent:
         sessions = sessions.filter(process__persona__in=Persona.objects.ids_named(filters.agent))
-    return filters.page(sessions.order_by("-last_seen_at", "-id"), response)
+    return filters.page(sessions, response)

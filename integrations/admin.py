@@ -1,9 +1,13 @@
-"""Subdomains are configuration (which names Caddy may get certificates for), so they are editable."""
+"""Subdomains are configuration (which names Caddy may get certificates for), so they are editable;
+Slack's messages and threads are written by the system, so they are read-only."""
 
 from django import forms
 from django.contrib import admin
 
-from .models import Subdomain
+from agents.admin import SystemWrittenAdmin, process_link
+from agents.display import ellipsis
+
+from .models import SlackMessage, SlackThread, Subdomain
 
 
 class LabelField(forms.CharField):
@@ -29,3 +33,61 @@ class SubdomainAdmin(admin.ModelAdmin):
     search_fields = ["name", "target"]
     fields = ["name", "target", "enabled", "created_at"]
     readonly_fields = ["created_at"]
+
+
+@admin.register(SlackMessage)
+class SlackMessageAdmin(SystemWrittenAdmin):
+    """What Slack delivered and what became of it: a `failed` row says why its reply is missing."""
+
+    list_display = [
+        "received_at",
+        "status",
+        "kind",
+        "user",
+        "channel",
+        "persona_name",
+        "short_text",
+        "process_column",
+    ]
+    list_filter = ["status", "kind"]
+    list_select_related = ["thread", "process"]
+    search_fields = ["event_id", "user", "text", "thread__channel"]
+    raw_id_fields = ["thread", "process"]
+    fields = [
+        "event_id",
+        "thread",
+        "kind",
+        "user",
+        "ts",
+        "text",
+        "file_names",
+        "status",
+        "attempts",
+        "persona_name",
+        "process",
+        "reply",
+        "error",
+        "received_at",
+        "answered_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="channel", ordering="thread__channel")
+    def channel(self, obj):
+        return obj.thread.channel
+
+    @admin.display(description="text")
+    def short_text(self, obj):
+        return ellipsis(obj.text, 60)
+
+    @admin.display(description="process")
+    def process_column(self, obj):
+        return process_link(obj.process) if obj.process_id else "-"
+
+
+@admin.register(SlackThread)
+class SlackThreadAdmin(SystemWrittenAdmin):
+    list_display = ["channel", "thread_ts", "persona_name", "lease_until", "created_at"]
+    search_fields = ["channel", "thread_ts"]
+    fields = ["team_id", "channel", "thread_ts", "persona_name", "lease_holder", "lease_until", "created_at"]
+    readonly_fields = fields

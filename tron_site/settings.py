@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -298,6 +299,44 @@ TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1
 
 # How often the admin's home page (the dashboard) refreshes itself.
 TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)
+
+# --- Slack ------------------------------------------------------------------------------------------
+
+_SLACK_ID = re.compile(r"^[A-Z0-9]+$")
+
+
+def _slack_ids(name: str) -> list[str]:
+    """Comma-separated Slack ids (U…, W…, C…), as Slack writes them: upper-case letters and digits."""
+    ids = env_list(name, "")
+    for value in ids:
+        if not _SLACK_ID.match(value):
+            raise ImproperlyConfigured(
+                f"{name} must be Slack ids separated by commas (like U0123ABCD), got {value!r}"
+            )
+    return ids
+
+
+def _slack_channel_personas() -> dict[str, str]:
+    """SLACK_CHANNEL_PERSONAS: `C0123ABCD=maya,C0456EFGH=jordan`, channel id → persona name."""
+    mapping = {}
+    for entry in env_list("SLACK_CHANNEL_PERSONAS", ""):
+        channel, sep, persona = (part.strip() for part in entry.partition("="))
+        if not sep or not _SLACK_ID.match(channel) or not persona:
+            raise ImproperlyConfigured(
+                f"SLACK_CHANNEL_PERSONAS must be entries like C0123ABCD=maya separated by commas, got {entry!r}"
+            )
+        mapping[channel] = persona
+    return mapping
+
+
+# Every request to /slack/events is verified with this; empty: the endpoint refuses every request.
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET")
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")  # xoxb-…: the bot posts its answers with it
+SLACK_API_URL = env_str("SLACK_API_URL") or "https://slack.com/api/"
+if urlparse(SLACK_API_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"SLACK_API_URL must be an http:// or https:// URL, got {SLACK_API_URL!r}")
+SLACK_ADMIN_USERS = _slack_ids("SLACK_ADMIN_USERS")  # who may run the operator commands
+SLACK_CHANNEL_PERSONAS = _slack_channel_personas()
 
 # --- Metrics ----------------------------------------------------------------------------------------
 

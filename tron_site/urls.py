@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import path
 
+from integrations.slack import views as slack_views
+
 from . import views
 from .api import api, chat_api, internal_api
 
@@ -11,5 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("internal/", internal_api.urls),
+    path("slack/events", slack_views.events, name="slack-events"),
     path("", chat_api.urls),
 ]

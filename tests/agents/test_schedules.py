@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_setup_schedules_creates_the_idle_sweep_once():
     call_command("setup_schedules", stdout=StringIO())
     call_command("setup_schedules", stdout=StringIO())
-    schedule = Schedule.objects.get()
+    schedule = Schedule.objects.get(name="agents: end idle sessions")
     assert schedule.func == "agents.tasks.sweep_idle_sessions"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
 
@@ -23,7 +23,7 @@ def test_setup_schedules_removes_hand_made_duplicates():
     Schedule.objects.create(name="agents: end idle sessions", func="x.y", schedule_type=Schedule.HOURLY)
     Schedule.objects.create(name="agents: end idle sessions", func="x.y", schedule_type=Schedule.HOURLY)
     call_command("setup_schedules", stdout=StringIO())
-    assert Schedule.objects.get().func == "agents.tasks.sweep_idle_sessions"
+    assert Schedule.objects.get(name="agents: end idle sessions").func == "agents.tasks.sweep_idle_sessions"
 
 
 def test_dry_run_writes_nothing():

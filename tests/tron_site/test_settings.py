@@ -39,6 +39,10 @@ def manage(*args, **env):
         ({"TRON_PRICES": '{"m": {"input": Infinity, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": '{"m": {"input": true, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": "[1]"}, "TRON_PRICES must be a JSON object"),
+        ({"SLACK_ADMIN_USERS": "U0ADMIN01,ada@example.com"}, "SLACK_ADMIN_USERS must be Slack ids"),
+        ({"SLACK_CHANNEL_PERSONAS": "C0MARKET1:maya"}, "SLACK_CHANNEL_PERSONAS must be entries like"),
+        ({"SLACK_CHANNEL_PERSONAS": "#marketing=maya"}, "SLACK_CHANNEL_PERSONAS must be entries like"),
+        ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL must be an http:// or https:// URL"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
@@ -65,6 +69,26 @@ def test_secrets_can_come_from_files(tmp_path):
         TRON_API_TOKEN_FILE=str(secret),
     )
     assert result.stdout.strip() == "from-a-file"
+
+
+def test_slack_settings_are_read_with_their_secrets_from_files(tmp_path):
+    secret = tmp_path / "slack-secret"
+    secret.write_text("s3cr3t\n")
+    result = manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.SLACK_SIGNING_SECRET, s.SLACK_ADMIN_USERS, s.SLACK_CHANNEL_PERSONAS, s.SLACK_API_URL)",
+        SLACK_SIGNING_SECRET_FILE=str(secret),
+        SLACK_ADMIN_USERS=" U0ADMIN01, W0ADMIN02 ",
+        SLACK_CHANNEL_PERSONAS="C0MARKET1=maya, C0MONEY01 = Jordan",
+        SLACK_API_URL="",
+    )
+    assert result.stdout.strip() == (
+        "s3cr3t ['U0ADMIN01', 'W0ADMIN02'] {'C0MARKET1': 'maya', 'C0MONEY01': 'Jordan'} https://slack.com/api/"
+    ), result.stderr
 
 
 def test_prices_come_from_the_table_then_the_file_then_the_variable(tmp_path):

@@ -16,11 +16,19 @@ SCHEDULES = [
         "minutes": 1,
         "repeats": -1,
     },
+    {
+        # Slack messages stored while the broker was down, or left by a worker that died.
+        "name": "integrations: resume waiting Slack threads",
+        "func": "integrations.slack.tasks.resume_waiting",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+        "repeats": -1,
+    },
 ]
 
 
 class Command(BaseCommand):
-    help = "Create or update the periodic tasks (idle-session sweep)."
+    help = "Create or update the periodic tasks (idle-session sweep, waiting Slack threads)."
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="report, write nothing")

@@ -1,0 +1,121 @@
+"""POST /slack/events: Slack's Events API (HTTP mode), `../shared/docs/protocols.md` §3.
+
+Every request is verified with SLACK_SIGNING_SECRET by slack_sdk's SignatureVerifier (HMAC of the raw
+body, five-minute window): 401 when the signature is missing, wrong or stale, 503 while no secret is
+configured (never open). `url_verification` is answered with its challenge. A message to answer is
+stored (its `event_id` is the dedup key, in the database) and handed to a django-q2 task, and Slack
+gets its 200 at once: the persona's turn never runs inside Slack's three seconds.
+"""
+
+import json
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from slack_sdk.signature import SignatureVerifier
+
+from integrations.errors import error_response
+from integrations.models import SlackMessage, SlackThread
+
+from . import tasks
+from .events import Incoming, incoming
+
+log = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def events(request):
+    if not settings.SLACK_SIGNING_SECRET:
+        log.warning("A Slack request was refused: SLACK_SIGNING_SECRET is not set")
+        return error_response(503, "Slack is not configured on this server: SLACK_SIGNING_SECRET is not set.")
+    if not _signed(request):
+        return error_response(401, "The request's Slack signature is missing, wrong or too old.")
+    try:
+        envelope = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError):
+        return error_response(400, "The body is not JSON.")
+    if not isinstance(envelope, dict):
+        return error_response(400, "The body must be a JSON object.")
+    kind = envelope.get("type")
+    if kind == "url_verification":
+        challenge = envelope.get("challenge")
+        if not isinstance(challenge, str):
+            return error_response(400, "url_verification needs a 'challenge' string.", param="challenge")
+        return JsonResponse({"challenge": challenge})
+    if kind == "app_rate_limited":
+        log.warning(
+            "Slack is holding back this app's events (app_rate_limited): %s",
+            envelope.get("minute_rate_limited"),
+        )
+    elif kind == "event_callback":
+        return _event_callback(request, envelope)
+    return HttpResponse(status=200)
+
+
+def _signed(request) -> bool:
+    headers = request.headers
+    try:
+        return SignatureVerifier(settings.SLACK_SIGNING_SECRET).is_valid(
+            body=request.body,
+            timestamp=headers.get("X-Slack-Request-Timestamp"),
+            signature=headers.get("X-Slack-Signature"),
+        )
+    except (ValueError, UnicodeDecodeError):  # a timestamp that is no number, a body that is no UTF-8
+        return False
+
+
+def _event_callback(request, envelope: dict):
+    message = incoming(envelope)
+    if message is None:
+        return HttpResponse(status=200)  # not for a persona: a bot's post, an edit, another event type
+    if not settings.SLACK_BOT_TOKEN:
+        log.error("A Slack message was refused: SLACK_BOT_TOKEN is not set, so it could not be answered")
+        return error_response(503, "Slack is not configured on this server: SLACK_BOT_TOKEN is not set.")
+    stored, new = store(message)
+    retry = request.headers.get("X-Slack-Retry-Num")
+    if new or stored.status == SlackMessage.Status.PENDING:
+        # A retry of a message still waiting (its first task may never have run) is handed out again;
+        # the thread's lease and the row's status make sure it is answered once.
+        tasks.enqueue(stored.thread_id)
+    elif retry:
+        log.info(
+            "Slack retry %s of %s (%s): already %s",
+            retry,
+            message.event_id,
+            request.headers.get("X-Slack-Retry-Reason"),
+            stored.status,
+        )
+    return HttpResponse(status=200)
+
+
+def store(message: Incoming) -> tuple[SlackMessage, bool]:
+    """The message's row, and whether this call created it. The event id is unique in the database, as
+    is (thread, ts), so whichever web process gets a copy first stores it and the others find it."""
+    thread, _ = SlackThread.objects.get_or_create(
+        team_id=message.team_id, channel=message.channel, thread_ts=message.thread_ts
+    )
+    try:
+        with transaction.atomic():
+            row = SlackMessage.objects.create(
+                event_id=message.event_id,
+                thread=thread,
+                kind=message.kind,
+                user=message.user,
+                ts=message.ts,
+                text=message.text,
+                file_names=message.file_names,
+                bot_user_id=message.bot_user_id,
+            )
+            return row, True
+    except IntegrityError:
+        existing = SlackMessage.objects.filter(
+            Q(event_id=message.event_id) | Q(thread=thread, ts=message.ts)
+        ).first()
+        if existing is None:
+            raise
+        return existing, False
