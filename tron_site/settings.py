@@ -299,6 +299,25 @@ TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1
 # How often the admin's home page (the dashboard) refreshes itself.
 TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)
 
+# --- Life loop --------------------------------------------------------------------------------------
+
+# Feeds (RSS, Atom or JSON Feed) the news activity reads for personas that list none of their own.
+TRON_NEWS_FEEDS = env_list("TRON_NEWS_FEEDS", "")
+TRON_NEWS_TIMEOUT = env_int("TRON_NEWS_TIMEOUT", 15, minimum=1, maximum=300)  # seconds per feed
+# A reflection also runs when the importance (1-10 each) of journal entries since the last one adds up
+# to this (Generative Agents' 150).
+TRON_REFLECTION_THRESHOLD = env_int("TRON_REFLECTION_THRESHOLD", 150, minimum=1)
+# Where posts are published (a JSON POST, docs/api.md); empty: posts are only stored.
+TRON_SOCIAL_API_URL = env_str("TRON_SOCIAL_API_URL")
+TRON_SOCIAL_API_KEY = env_str("TRON_SOCIAL_API_KEY")  # sent as X-API-Key when set
+# Slack channel (id or #name) where the life loop shares posts, reflections and goal changes; empty: none.
+TRON_LIFE_SLACK_CHANNEL = env_str("TRON_LIFE_SLACK_CHANNEL")
+
+# --- Slack ------------------------------------------------------------------------------------------
+
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
+SLACK_API_URL = env_str("SLACK_API_URL") or "https://slack.com/api/"  # slack_sdk's default
+
 # --- Metrics ----------------------------------------------------------------------------------------
 
 # prometheus_client's multiprocess mode: each process writes its counters to files here and /metrics
