@@ -85,13 +85,19 @@ def next_slot(persona: Persona, activity: str, now: datetime | None = None) -> d
 
 
 def cron_for(persona: Persona, activity: str, now: datetime) -> str:
-    """A cron line (UTC) with the UTC hours of the activity's occurrences in the next day."""
-    upcoming = sorted(slot for slot in _slots(persona, activity, now, range(0, 3)) if slot > now)
-    seen: dict[int, int] = {}
-    for slot in upcoming:
-        seen.setdefault(slot.hour, slot.minute)
+    """A cron line (UTC) with the UTC hour of each scheduled hour's next occurrence."""
+    zone = _zone(persona)
+    today = now.astimezone(zone).date()
+    upcoming = []
+    for hour in hours_for(persona, activity):
+        for offset in range(3):
+            slot = datetime.combine(today + timedelta(days=offset), time(hour), tzinfo=zone).astimezone(UTC)
+            if slot > now:
+                upcoming.append(slot)
+                break
+    upcoming.sort()
     minute = upcoming[0].minute  # zones' offsets are whole hours or one fixed fraction of one
-    return f"{minute} {','.join(str(hour) for hour in sorted(seen))} * * *"
+    return f"{minute} {','.join(str(hour) for hour in sorted({slot.hour for slot in upcoming}))} * * *"
 
 
 def schedule_args(persona: Persona, activity: str) -> str:
