@@ -284,3 +284,29 @@ def test_a_task_for_a_persona_switched_off_meanwhile_does_nothing(llm):
     assert run_scheduled(tony.pk, "news") == "Tony has no news schedule now."
     assert run_scheduled(12345, "news") == "No such persona."
     assert not ActivityRun.objects.exists() and llm.requests == []
+
+
+@pytest.mark.django_db
+def test_a_schedule_already_due_is_left_for_the_scheduler():
+    with time_machine.travel(at(2026, 3, 3, 5, 0), tick=True) as clock:
+        tony = make_persona(name="Tony", life_enabled=True, life_schedule=ONLY_NEWS)
+        clock.move_to(at(2026, 3, 3, 6, 0, 10))  # due at 6:00; the scheduler has not looked yet
+        setup_schedules()
+        tony.save()
+        assert life_schedules(tony)["life: Tony news"][1] == at(2026, 3, 3, 6)
+
+
+def test_a_run_left_running_by_a_dead_worker_is_marked_failed_by_the_next(llm):
+    from lifeloop.runner import run_activity
+
+    tony = make_persona(name="Tony", life_enabled=True)
+    with time_machine.travel(at(2026, 3, 3, 6, 0)):
+        stalled = ActivityRun.objects.create(persona=tony, activity="journal", status="running")
+    llm.reset(tokens=["Entry."])
+    with time_machine.travel(at(2026, 3, 3, 7, 0), tick=True):
+        assert run_activity(tony, "journal").status == "completed"
+    stalled.refresh_from_db()
+    assert (stalled.status, stalled.error) == (
+        "failed",
+        "Stopped before it finished (the worker timed out or restarted).",
+    )

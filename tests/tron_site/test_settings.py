@@ -39,6 +39,12 @@ def manage(*args, **env):
         ({"TRON_PRICES": '{"m": {"input": Infinity, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": '{"m": {"input": true, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": "[1]"}, "TRON_PRICES must be a JSON object"),
+        (
+            {"TRON_NEWS_FEEDS": "https://ok.example/rss,feed.xml"},
+            "TRON_NEWS_FEEDS must be comma-separated http(s) URLs, got 'feed.xml'",
+        ),
+        ({"TRON_SOCIAL_API_URL": "ftp://hunter2@example.com"}, "TRON_SOCIAL_API_URL must be an http(s) URL"),
+        ({"TRON_REFLECTION_THRESHOLD": "0"}, "TRON_REFLECTION_THRESHOLD must be at least 1"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
