@@ -93,7 +93,7 @@ class PersonaAdmin(admin.ModelAdmin):
         ("Identity", {"fields": ["name", "role", "kind", "reports_to", "enabled", "sort_order"]}),
         ("Prompt", {"fields": ["system_prompt", "tone", "focus_areas", "tools"]}),
         ("Model settings", {"fields": ["model", "temperature", "budget_usd"]}),
-        ("Life loop", {"fields": ["life_enabled", "life_schedule"]}),
+        ("Life loop", {"fields": ["life_enabled", "life_schedule", "time_zone", "news_feeds"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 

@@ -47,17 +47,28 @@ class ListFilters(Schema):
         return list(queryset[self.offset : self.offset + limit])
 
 
+def life_loop_persona_ids() -> set[int]:
+    """Personas that have life-loop schedules, as the app that runs the life loop reports them (an
+    AppConfig with `life_loop_persona_ids()`; agents imports no app built on it)."""
+    ids: set[int] = set()
+    for config in apps.get_app_configs():
+        if hook := getattr(config, "life_loop_persona_ids", None):
+            ids |= hook()
+    return ids
+
+
 def system_status() -> dict:
-    """/api/status's figures (three queries); Slack's `status` command reads them here too."""
+    """/api/status's figures (four queries); Slack's `status` command reads them here too."""
     started_at = apps.get_app_config("agents").started_at
-    personas = list(Persona.objects.enabled().values_list("name", "life_enabled"))
+    personas = list(Persona.objects.enabled().values_list("pk", "name", "life_enabled"))
+    scheduled = life_loop_persona_ids()
     return {
         "status": "ok",
         "uptime": format_uptime(time.monotonic() - started_at),
         "process_count": Process.objects.active().count(),
         "session_count": CallerSession.objects.open().count(),
-        "personas": [name for name, _ in personas],
-        "active_personas": [name for name, life_enabled in personas if life_enabled],
+        "personas": [name for _pk, name, _life in personas],
+        "active_personas": [name for pk, name, life_enabled in personas if life_enabled and pk in scheduled],
     }
 
 

@@ -11,7 +11,7 @@ from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from .validators import validate_life_schedule, validate_string_list
+from .validators import validate_life_schedule, validate_string_list, validate_time_zone, validate_url_list
 
 
 class Channel(models.TextChoices):
@@ -97,7 +97,20 @@ class Persona(models.Model):
         default=dict,
         blank=True,
         validators=[validate_life_schedule],
-        help_text='Hours (UTC) per activity, e.g. {"news": [6, 12, 18]}.',
+        help_text='Hours (0-23, in the time zone below) per activity, e.g. {"news": [6, 12, 18]}; an '
+        "activity left out keeps its default hours, an empty list switches it off.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA name, e.g. Europe/Berlin: the life schedule's hours are in this zone.",
+    )
+    news_feeds = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_url_list],
+        help_text="RSS, Atom or JSON Feed URLs the news activity reads; empty for TRON_NEWS_FEEDS.",
     )
     enabled = models.BooleanField(default=True)
     # The explicit maximum is smallint's: SQLite would otherwise allow any 64-bit number, which PostgreSQL

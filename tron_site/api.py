@@ -13,6 +13,7 @@ from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import router as chat_router
 from integrations.errors import body_too_large_response, error_response
+from lifeloop.api import router as life_router
 
 
 def _param_of(loc) -> str | None:
@@ -52,6 +53,7 @@ internal_api = install_error_handlers(
     NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None)
 )
 internal_api.add_router("/", caddy_router)
+internal_api.add_router("/", life_router)
 
 # OpenAI-compatible chat at the site root (/chat/completions, /v1/…): its clients expect those paths.
 chat_api = install_error_handlers(

@@ -300,6 +300,25 @@ TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1
 # How often the admin's home page (the dashboard) refreshes itself.
 TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)
 
+# --- Life loop --------------------------------------------------------------------------------------
+
+# Feeds (RSS, Atom or JSON Feed) the news activity reads for personas that list none of their own.
+TRON_NEWS_FEEDS = env_list("TRON_NEWS_FEEDS", "")
+for _feed in TRON_NEWS_FEEDS:
+    if urlparse(_feed).scheme not in ("http", "https") or not urlparse(_feed).netloc:
+        raise ImproperlyConfigured(f"TRON_NEWS_FEEDS must be comma-separated http(s) URLs, got {_feed!r}")
+TRON_NEWS_TIMEOUT = env_int("TRON_NEWS_TIMEOUT", 15, minimum=1, maximum=300)  # seconds per feed
+# A reflection also runs when the importance (1-10 each) of journal entries since the last one adds up
+# to this (Generative Agents' 150).
+TRON_REFLECTION_THRESHOLD = env_int("TRON_REFLECTION_THRESHOLD", 150, minimum=1)
+# Where posts are published (a JSON POST, docs/api.md); empty: posts are only stored.
+TRON_SOCIAL_API_URL = env_str("TRON_SOCIAL_API_URL")
+if TRON_SOCIAL_API_URL and urlparse(TRON_SOCIAL_API_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured("TRON_SOCIAL_API_URL must be an http(s) URL")  # not echoed: it may hold a key
+TRON_SOCIAL_API_KEY = env_str("TRON_SOCIAL_API_KEY")  # sent as X-API-Key when set
+# Slack channel (id or #name) where the life loop shares posts, reflections and goal changes; empty: none.
+TRON_LIFE_SLACK_CHANNEL = env_str("TRON_LIFE_SLACK_CHANNEL")
+
 # --- Slack ------------------------------------------------------------------------------------------
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]+$")

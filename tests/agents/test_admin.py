@@ -589,11 +589,14 @@ def test_persona_change_page_saves_an_edit(admin_client, tony):
         "temperature": "0.2",
         "budget_usd": "",
         "life_schedule": '{"news": [6]}',
+        "time_zone": "Europe/Berlin",
+        "news_feeds": '["https://example.com/feed.xml"]',
     }
     response = admin_client.post(change_page(tony), form)
     assert response.status_code == 302
     tony.refresh_from_db()
     assert (tony.role, tony.model, tony.focus_areas) == ("Chief Technology Officer", "gpt-4o", ["infra"])
+    assert (tony.time_zone, tony.news_feeds) == ("Europe/Berlin", ["https://example.com/feed.xml"])
     assert tony.life_enabled is False
 
 

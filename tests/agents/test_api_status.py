@@ -3,6 +3,7 @@ import re
 import pytest
 
 from agents.models import Process
+from agents.validators import LIFE_ACTIVITIES
 from tests.factories import make_persona, make_process, make_session
 
 
@@ -24,6 +25,18 @@ def test_status_reports_counts_personas_and_life_loops(client, tony, maya):
 
 
 @pytest.mark.django_db
+def test_active_personas_are_those_with_a_life_loop_that_is_scheduled(client, tony):
+    from django_q.models import Schedule
+
+    make_persona(name="Idle", life_enabled=True, life_schedule={a: [] for a in LIFE_ACTIVITIES})
+    unscheduled = make_persona(name="Lost", life_enabled=True)
+    make_persona(name="Off", life_enabled=False)
+    Schedule.objects.filter(args__startswith=f"{unscheduled.pk},").delete()  # say, by hand in the admin
+
+    assert client.get("/api/status").json()["active_personas"] == ["Tony"]
+
+
+@pytest.mark.django_db
 def test_status_uptime_reads_like_go_durations(client):
     uptime = client.get("/api/status").json()["uptime"]
     assert re.fullmatch(r"(\d+h\d+m\d+s|\d+m\d+s|\d+s)", uptime)
@@ -41,7 +54,7 @@ def test_disabled_personas_are_not_listed(client, tony):
 def test_status_query_count_does_not_grow_with_rows(client, tony, django_assert_num_queries):
     for _ in range(20):
         make_process(tony)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):  # personas, life-loop schedules, processes, sessions
         client.get("/api/status")
 
 

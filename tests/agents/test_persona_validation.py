@@ -94,6 +94,9 @@ def persona(**values) -> Persona:
         {"sort_order": 32767},
         {"kind": "specialist"},
         {"life_schedule": {"news": [6]}, "life_enabled": True},
+        {"time_zone": "Europe/Berlin"},
+        {"time_zone": "America/Argentina/Buenos_Aires"},
+        {"news_feeds": ["https://example.com/feed.xml", "http://127.0.0.1:8000/rss"]},
     ],
 )
 def test_a_valid_persona_passes(values):
@@ -120,6 +123,12 @@ def test_a_valid_persona_passes(values):
         ({"focus_areas": [""]}, "focus_areas", "Must be a list of non-empty strings"),
         ({"life_schedule": {"nap": [13]}}, "life_schedule", "Unknown activity 'nap'"),
         ({"life_schedule": {"news": [25]}}, "life_schedule", "'news' must be a list of hours from 0 to 23."),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "'Mars/Olympus' is not a time zone name"),
+        ({"time_zone": "europe/berlin"}, "time_zone", "is not a time zone name"),
+        ({"time_zone": "../../etc/passwd"}, "time_zone", "is not a time zone name"),
+        ({"time_zone": ""}, "time_zone", "This field cannot be blank."),
+        ({"news_feeds": "https://example.com/rss"}, "news_feeds", "Must be a list of feed URLs"),
+        ({"news_feeds": ["ftp://example.com/rss"]}, "news_feeds", "'ftp://example.com/rss' is not an http(s) URL."),
     ],
 )  # fmt: skip
 def test_a_bad_value_is_refused_on_its_field(values, field, message):
@@ -203,6 +212,8 @@ def change_form(**overrides):
         "temperature": "0.7",
         "budget_usd": "",
         "life_schedule": "{}",
+        "time_zone": "UTC",
+        "news_feeds": "[]",
     }
     return {**form, **overrides}
 
@@ -223,6 +234,8 @@ def change_url(persona):
         ({"life_schedule": '{"news": [25]}'}, "life_schedule", "&#x27;news&#x27; must be a list of hours from 0 to 23."),
         ({"life_schedule": '{"news": ["6"]}'}, "life_schedule", "must be a list of hours from 0 to 23."),
         ({"life_schedule": "[6, 12]"}, "life_schedule", "Must be an object of activity"),
+        ({"time_zone": "Berlin"}, "time_zone", "is not a time zone name"),
+        ({"news_feeds": '["not a url"]'}, "news_feeds", "is not an http(s) URL."),
         ({"tools": '"web_search"'}, "tools", "Must be a list of non-empty strings"),
         ({"focus_areas": '["ai", ""]'}, "focus_areas", "Must be a list of non-empty strings"),
         ({"name": "Maya"}, "__all__", "A persona with this name already exists"),

@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from lifeloop.models import ActivityRun
-from tests.factories import make_persona, make_process
+from lifeloop.models import ActivityRun, Goal, JournalEntry, NewsItem, Post
+from tests.factories import make_message, make_persona, make_process
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +93,79 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client):
     with CaptureQueriesContext(connection) as many:
         admin_client.get(CHANGELIST)
     assert len(many) == len(few)
+
+
+def test_a_run_links_its_process_and_transcript_from_the_list_and_the_page(admin_client, tony):
+    process = make_process(tony, channel="life")
+    make_message(process, content="What matters today?")
+    run = make_run(tony, process=process, status="completed")
+    process_url = reverse("admin:agents_process_change", args=[process.pk])
+
+    listing = admin_client.get(CHANGELIST).content.decode()
+    assert f'<a href="{process_url}">{process.public_id}</a>' in listing
+
+    page = admin_client.get(reverse("admin:lifeloop_activityrun_change", args=[run.pk])).content.decode()
+    assert f'<a href="{process_url}#messages-group">transcript</a>' in page
+    transcript = admin_client.get(process_url).content.decode()
+    assert 'id="messages-group"' in transcript and "What matters today?" in transcript
+
+
+@pytest.mark.parametrize(
+    ("model", "make", "search", "filter_query"),
+    [
+        (
+            "journalentry",
+            lambda p, text: JournalEntry.objects.create(persona=p, kind="journal", text=text, importance=4),
+            "shipped",
+            "kind__exact=journal",
+        ),
+        (
+            "newsitem",
+            lambda p, text: NewsItem.objects.create(persona=p, key=text, title=text, picked=True),
+            "shipped",
+            "picked__exact=1",
+        ),
+        (
+            "goal",
+            lambda p, text: Goal.objects.create(persona=p, title=text),
+            "shipped",
+            "status__exact=active",
+        ),
+        (
+            "post",
+            lambda p, text: Post.objects.create(persona=p, text=text),
+            "shipped",
+            "status__exact=stored",
+        ),
+    ],
+)
+def test_journal_news_goals_and_posts_are_listed_filtered_and_searched(
+    admin_client, tony, maya, model, make, search, filter_query
+):
+    wanted = make(tony, "We shipped the scheduler")
+    make(maya, "Campaign planned")
+    url = reverse(f"admin:lifeloop_{model}_changelist")
+    assert len(listed(admin_client.get(url))) == 2
+    assert listed(admin_client.get(f"{url}?q={search}")) == [wanted]
+    assert listed(admin_client.get(f"{url}?persona__id__exact={tony.pk}")) == [wanted]
+    assert len(listed(admin_client.get(f"{url}?{filter_query}"))) == 2
+    assert admin_client.get(reverse(f"admin:lifeloop_{model}_change", args=[wanted.pk])).status_code == 200
+
+
+def test_journal_news_and_posts_are_read_only(admin_client):
+    for model in ("journalentry", "newsitem", "post"):
+        assert admin_client.get(reverse(f"admin:lifeloop_{model}_add")).status_code == 403
+
+
+def test_operators_can_set_a_personas_goals(admin_client, tony):
+    response = admin_client.post(
+        reverse("admin:lifeloop_goal_add"),
+        {"persona": tony.pk, "title": "Halve p99 latency", "status": "active"},
+    )
+    assert response.status_code == 302
+    assert Goal.objects.get().title == "Halve p99 latency"
+    duplicate = admin_client.post(
+        reverse("admin:lifeloop_goal_add"),
+        {"persona": tony.pk, "title": "halve P99 latency", "status": "active"},
+    )
+    assert "This persona already has a goal with this title." in duplicate.content.decode()

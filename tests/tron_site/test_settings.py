@@ -43,6 +43,12 @@ def manage(*args, **env):
         ({"SLACK_CHANNEL_PERSONAS": "C0MARKET1:maya"}, "SLACK_CHANNEL_PERSONAS must be entries like"),
         ({"SLACK_CHANNEL_PERSONAS": "#marketing=maya"}, "SLACK_CHANNEL_PERSONAS must be entries like"),
         ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL must be an http:// or https:// URL"),
+        (
+            {"TRON_NEWS_FEEDS": "https://ok.example/rss,feed.xml"},
+            "TRON_NEWS_FEEDS must be comma-separated http(s) URLs, got 'feed.xml'",
+        ),
+        ({"TRON_SOCIAL_API_URL": "ftp://hunter2@example.com"}, "TRON_SOCIAL_API_URL must be an http(s) URL"),
+        ({"TRON_REFLECTION_THRESHOLD": "0"}, "TRON_REFLECTION_THRESHOLD must be at least 1"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):

@@ -33,11 +33,11 @@ from django.db import IntegrityError, transaction
 from agents.models import Persona
 
 REQUIRED_KEYS = ("name", "role", "system_prompt")
-STRING_KEYS = ("name", "role", "kind", "tone", "system_prompt", "model", "reports_to")
+STRING_KEYS = ("name", "role", "kind", "tone", "system_prompt", "model", "reports_to", "time_zone")
 NUMBER_KEYS = ("temperature", "budget_usd")
 BOOL_KEYS = ("life_enabled", "enabled")
 # Checked by the model's validators (JSON fields take any TOML value here).
-JSON_KEYS = ("focus_areas", "tools", "life_schedule")
+JSON_KEYS = ("focus_areas", "tools", "life_schedule", "news_feeds")
 KNOWN_KEYS = frozenset(STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + JSON_KEYS + ("sort_order",))
 
 

@@ -1,9 +1,12 @@
 """Create or update the django-q2 schedules this app needs, by name, so running it again changes nothing.
 
 Schedules live in code, not hand-made in the admin; `make run` (and any deploy) runs this. django-q2's
-Schedule.name is not unique, so this command is what keeps one row per name.
+Schedule.name is not unique, so this command is what keeps one row per name. Apps built on agents add
+theirs through an AppConfig method `setup_schedules(dry_run=...)` that returns one line per change (the
+life loop: each persona's activities, from its settings).
 """
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_q.models import Schedule
@@ -28,7 +31,7 @@ SCHEDULES = [
 
 
 class Command(BaseCommand):
-    help = "Create or update the periodic tasks (idle-session sweep, waiting Slack threads)."
+    help = "Create or update the periodic tasks (idle-session sweep, waiting Slack threads, the personas' life loops)."
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
@@ -50,3 +53,8 @@ class Command(BaseCommand):
                     action = "updated"
                 if verbosity > 0:
                     self.stdout.write(f"{action}: {spec['name']} ({spec['func']})")
+            for config in apps.get_app_configs():
+                if hook := getattr(config, "setup_schedules", None):
+                    for line in hook(dry_run=dry_run):
+                        if verbosity > 0:
+                            self.stdout.write(f"{'would ' if dry_run else ''}{line}")
