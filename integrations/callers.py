@@ -26,31 +26,51 @@ def _identify(headers, payload, channel: str | None) -> Caller:
     X-Request-ID, the OpenAI `user` field, else a fresh anonymous id (no continuity)."""
     body = {"call": payload.call, "customer": payload.customer, "user": payload.user}
     elevenlabs = channel == Channel.ELEVENLABS
-    call_id = headers.get(CALL_ID_HEADER, "").strip() or _dig(body, "call", "id")
+    call_id = _header(headers, CALL_ID_HEADER) or _dig(body, "call", "id")
     is_vapi = bool(call_id or headers.get(CALLER_PHONE_HEADER) or isinstance(body.get("call"), dict))
     channel = channel or (Channel.VAPI if is_vapi else Channel.HTTP)
 
     phone = _phone(
-        headers.get(CALLER_PHONE_HEADER, ""),
+        _header(headers, CALLER_PHONE_HEADER),
         _dig(body, "call", "customer", "number"),
         _dig(body, "customer", "number"),
     )
     if phone:
         return Caller(phone, channel, call_id, phone)
     if call_id:
-        return Caller(f"call-{call_id}", channel, call_id)
+        return Caller(call_caller_id(call_id), channel, call_id)
     if user_id := _text(payload.user_id if elevenlabs else ""):
         return Caller(f"user-{user_id}", channel)
-    conversation_id = headers.get(CONVERSATION_ID_HEADER, "").strip() if elevenlabs else ""
+    conversation_id = _header(headers, CONVERSATION_ID_HEADER) if elevenlabs else ""
     if conversation_id:
         return Caller(f"conv-{conversation_id}", channel, conversation_id)
-    request_id = headers.get(REQUEST_ID_HEADER, "").strip()
+    request_id = _header(headers, REQUEST_ID_HEADER)
     if request_id:
-        return Caller(request_id if request_id.startswith("req-") else f"req-{request_id}", channel)
+        return Caller(_prefixed("req-", request_id), channel)
     user = _dig(body, "user")
     if user:
         return Caller(f"user-{user}", channel)
     return Caller(f"anonymous-{time.time_ns()}", channel)
+
+
+def call_caller_id(call_id: str) -> str:
+    """The caller id of a call known only by its VAPI call id: the id as given, prefixed once (`call-`)."""
+    return _prefixed("call-", call_id)
+
+
+def _prefixed(prefix: str, value: str) -> str:
+    return value if value.startswith(prefix) else f"{prefix}{value}"
+
+
+def _header(headers, name: str) -> str:
+    """A header's value as its sender wrote it. HTTP headers are bytes, which Django (like the ASGI
+    servers) reads as Latin-1, so a UTF-8 value (`ñandú🚀`) would arrive as mojibake: it is read again
+    as UTF-8. A value that is not UTF-8 (a client that sent Latin-1 itself) is kept as read."""
+    value = headers.get(name, "").strip()
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _phone(*candidates: str) -> str:
