@@ -2,9 +2,11 @@
 fields are this edge's knowledge; the core gets a plain agents.callers.Caller, its ids cleaned."""
 
 import time
+from dataclasses import replace
 
 from agents.callers import Caller, clean_id, normalize_phone
-from agents.models import Channel
+from agents.dbthread import db_read
+from agents.models import CallerSession, Channel
 
 REQUEST_ID_HEADER = "X-Request-ID"  # any client
 CALLER_PHONE_HEADER = "X-Vapi-Caller-Phone"  # VAPI
@@ -18,6 +20,28 @@ def identify_caller(headers, payload, channel: str | None = None) -> Caller:
     parsed body (chat_schemas.ChatCompletionIn), `channel` the endpoint's, or None to tell VAPI from HTTP."""
     caller = _identify(headers, payload, channel)
     return Caller(clean_id(caller.caller_id), caller.channel, clean_id(caller.provider_call_id), caller.phone)
+
+
+async def join_call(caller: Caller) -> Caller:
+    """A caller known only by a VAPI call id, as the call's session knows them: the call-start webhook
+    opened that session under the caller's number (integrations.vapi). Any other caller as given; the
+    database is asked only for a call id without a number."""
+    call_id = caller.provider_call_id
+    if caller.phone or not call_id or caller.caller_id != clean_id(call_caller_id(call_id)):
+        return caller
+    known = await db_read(_call_caller_id)(call_id)
+    if not known or known == caller.caller_id:
+        return caller
+    return replace(caller, caller_id=known, phone=known if known.startswith("+") else "")
+
+
+def _call_caller_id(call_id: str) -> str | None:
+    return (
+        CallerSession.objects.open()
+        .filter(provider_call_id=call_id)
+        .values_list("caller_id", flat=True)
+        .first()
+    )
 
 
 def _identify(headers, payload, channel: str | None) -> Caller:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from . import views
-from .api import api, chat_api, internal_api
+from .api import api, chat_api, internal_api, webhooks_api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("internal/", internal_api.urls),
     path("", chat_api.urls),
+    path("", webhooks_api.urls),
 ]
