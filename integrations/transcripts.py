@@ -32,7 +32,8 @@ WORD = re.compile(r"\w+")
 
 
 def words(text: str) -> str:
-    return " ".join(WORD.findall(text.lower()))
+    """The words of a line, for comparing: lower case, no punctuation (apostrophes join: it's = its)."""
+    return " ".join(WORD.findall(text.lower().replace("'", "").replace("\u2019", "")))
 
 
 def missing_lines(stored: list[tuple[str, str]], reported: list[tuple[str, str]]) -> list[tuple[str, str]]:
