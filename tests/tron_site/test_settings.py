@@ -39,6 +39,7 @@ def manage(*args, **env):
         ({"TRON_PRICES": '{"m": {"input": Infinity, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": '{"m": {"input": true, "output": 1}}'}, "TRON_PRICES: the price of 'm'"),
         ({"TRON_PRICES": "[1]"}, "TRON_PRICES must be a JSON object"),
+        ({"TRON_PUBLIC_URL": "tron.example.com"}, "TRON_PUBLIC_URL must start with http:// or https://"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
