@@ -62,11 +62,15 @@ def test_a_newer_conversation_on_another_process_replaces_the_older_through_redi
 
     first, second = two_servers
     init = json.dumps({"type": "conversation_initiation_client_data", "user_id": "ada"})
-    older = websocket.create_connection(first.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10)
+    older = websocket.create_connection(
+        first.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10
+    )
     older.send(init)
     assert json.loads(older.recv())["type"] == "conversation_initiation_metadata"
 
-    newer = websocket.create_connection(second.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10)
+    newer = websocket.create_connection(
+        second.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10
+    )
     newer.send(init)
     assert json.loads(newer.recv())["type"] == "conversation_initiation_metadata"
 
