@@ -344,3 +344,17 @@ def test_the_process_completes_when_a_real_client_goes_away(live_tron, chat_setu
     wait_for(
         lambda: Process.objects.filter(channel=Channel.ELEVENLABS, status=Process.Status.COMPLETED).exists()
     )
+
+
+async def test_a_failed_model_call_is_an_error_message_and_the_conversation_goes_on(
+    application, chat_setup, team
+):
+    chat_setup.queue({"status": 503}, {"tokens": ["Back again."]})
+    communicator, _ = await started(application)
+    await communicator.send_json_to({"type": "user_message", "text": "Hi"})
+    failed = await reply(communicator, until="error")
+    assert failed[-1]["error_event"]["code"] == 1011 and failed[-1]["error_event"]["message"]
+
+    await communicator.send_json_to({"type": "user_message", "text": "Hi again"})
+    assert (await reply(communicator))[-1]["agent_response_event"]["agent_response"] == "Back again."
+    await communicator.disconnect()

@@ -3,6 +3,7 @@ envelope VAPI sends today and the seed's flat shape."""
 
 import logging
 
+import httpx2
 import pytest
 
 from agents.models import CallerMemory, CallerSession, Channel, LLMCall, Message, Process
@@ -101,6 +102,12 @@ def test_the_end_of_call_report_completes_the_process_with_its_transcript_summar
     ]
     assert CallerSession.objects.get(process=process).ended_at is not None
     assert CallerMemory.objects.get(caller_id=CALLER).notes == "Ada. Prefers tea."
+    detail = httpx2.get(f"{live_tron.url}/api/processes/{process.public_id}", timeout=10).json()
+    assert (detail["summary"], detail["ended_reason"], detail["call_cost"]) == (
+        process.summary,
+        "customer-ended-call",
+        0.1234,
+    )
 
 
 def test_a_bare_ended_status_completes_the_process_and_the_report_then_brings_the_rest(
