@@ -18,7 +18,7 @@ from django.utils.http import urlencode
 
 from . import pricing, spend
 from .display import ellipsis, human_duration, usd
-from .models import CallerSession, LLMCall, Message, Persona, Process
+from .models import CallerMemory, CallerSession, LLMCall, Message, Persona, Process
 from .sessions import end_session
 
 COST_SUMMARY_DEFAULT_DAYS = 7
@@ -160,6 +160,7 @@ class ProcessAdmin(SystemWrittenAdmin):
         (None, {"fields": ["public_id", "persona", "name", "status", "channel", "task", "error"]}),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
         ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
+        ("Call", {"fields": ["summary", "ended_reason", "call_cost_usd"]}),
         ("Related", {"fields": ["parent", "children_link", "sessions_links", "transcript_link"]}),
     ]
     readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
@@ -296,6 +297,39 @@ class CallerSessionAdmin(SystemWrittenAdmin):
         # end_session's conditional UPDATE lets a concurrent end (idle sweep, hang-up) win cleanly.
         ended = sum(end_session(session) for session in queryset.filter(ended_at__isnull=True))
         self.message_user(request, f"Ended {ended} session(s).")
+
+
+# --- Caller memory --------------------------------------------------------------------------------
+
+
+@admin.register(CallerMemory)
+class CallerMemoryAdmin(admin.ModelAdmin):
+    """What the personas remember about each caller: operators read and correct the notes, and erase a
+    caller's memory (delete it) when they ask to be forgotten. The system writes new notes after each
+    of the caller's conversations (agents.memory)."""
+
+    list_display = ["caller", "short_notes", "updated_at", "last_process_column"]
+    list_select_related = ["last_process"]
+    search_fields = ["caller_id", "notes"]
+    fields = ["caller_id", "notes", "last_process_column", "created_at", "updated_at"]
+    readonly_fields = ["last_process_column", "created_at", "updated_at"]
+    actions = ["delete_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The caller id is the memory's key: set when an operator adds a memory, fixed afterwards.
+        return [*self.readonly_fields, "caller_id"] if obj else self.readonly_fields
+
+    @admin.display(description="caller id", ordering="caller_id")
+    def caller(self, obj):
+        return ellipsis(obj.caller_id, CALLER_ID_COLUMN)
+
+    @admin.display(description="notes")
+    def short_notes(self, obj):
+        return ellipsis(obj.notes, 80)
+
+    @admin.display(description="learned from", ordering="last_process__started_at")
+    def last_process_column(self, obj):
+        return process_link(obj.last_process) if obj.last_process else "-"
 
 
 # --- Messages -------------------------------------------------------------------------------------

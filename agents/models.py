@@ -21,6 +21,7 @@ class Channel(models.TextChoices):
     SLACK = "slack", "Slack"
     LIFE = "life", "Life loop"
     CLI = "cli", "Command line"
+    MEMORY = "memory", "Caller memory"  # the model call that updates a caller's memory after a call
 
 
 class PersonaQuerySet(models.QuerySet):
@@ -218,6 +219,19 @@ class Process(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # What the platform that carried a call reported when it ended (VAPI's end-of-call report).
+    summary = models.TextField(blank=True, help_text="The call's summary, as the voice platform wrote it.")
+    ended_reason = models.CharField(
+        max_length=120, blank=True, help_text="Why the call ended, e.g. customer-ended-call."
+    )
+    call_cost_usd = models.DecimalField(
+        "call cost (USD)",
+        max_digits=16,
+        decimal_places=9,
+        null=True,
+        blank=True,
+        help_text="What the voice platform billed for the call, apart from the model calls in cost.",
+    )
 
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
@@ -354,6 +368,8 @@ class CallerSession(models.Model):
             # /api/sessions?include_ended=true and the admin changelist
             models.Index(fields=["-last_seen_at", "-id"], name="agents_sess_seen"),
             models.Index(fields=["caller_id"], name="agents_sess_caller"),
+            # a VAPI webhook or chat request that names only the call finds the call's session
+            models.Index(fields=["provider_call_id"], name="agents_sess_call"),
         ]
 
     def __str__(self):
@@ -432,3 +448,32 @@ class LLMCall(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+class CallerMemory(models.Model):
+    """What the team has learned about one caller (a phone number, a Slack user, ...) across
+    conversations: written after a call by a model call (agents.memory), put into the prompt of the
+    caller's later conversations, edited or erased by operators in the admin."""
+
+    caller_id = models.CharField(max_length=255, unique=True)
+    notes = models.TextField(
+        blank=True, help_text="What the personas know about this caller, in plain words."
+    )
+    last_process = models.ForeignKey(
+        Process,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The conversation the notes were last brought up to date from.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "caller memory"
+        verbose_name_plural = "caller memories"
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self):
+        return self.caller_id

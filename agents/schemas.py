@@ -111,6 +111,14 @@ class ProcessDetailOut(ProcessOut):
 
     transcript: list[MessageOut]
     llm_calls: list[LLMCallOut]
+    # What the voice platform reported when the call ended (VAPI's end-of-call report); empty otherwise.
+    summary: str
+    ended_reason: str
+    call_cost: float | None
+
+    @staticmethod
+    def resolve_call_cost(obj: Process) -> float | None:
+        return float(obj.call_cost_usd) if obj.call_cost_usd is not None else None
 
     @staticmethod
     def resolve_transcript(obj: Process) -> list[Message]:

@@ -1,5 +1,6 @@
-"""Subdomains are configuration (which names Caddy may get certificates for), so they are editable;
-Slack's messages and threads are written by the system, so they are read-only."""
+"""The edges' configuration, edited by operators (the subdomains Caddy may get certificates for, the
+phone numbers VAPI calls reach and who answers each, each persona's voice on a call), and Slack's
+messages and threads, written by the system and so read-only."""
 
 from django import forms
 from django.contrib import admin
@@ -7,7 +8,7 @@ from django.contrib import admin
 from agents.admin import SystemWrittenAdmin, process_link
 from agents.display import ellipsis
 
-from .models import SlackMessage, SlackThread, Subdomain
+from .models import PersonaVoice, PhoneNumber, SlackMessage, SlackThread, Subdomain
 
 
 class LabelField(forms.CharField):
@@ -91,3 +92,22 @@ class SlackThreadAdmin(SystemWrittenAdmin):
     search_fields = ["channel", "thread_ts"]
     fields = ["team_id", "channel", "thread_ts", "persona_name", "lease_holder", "lease_until", "created_at"]
     readonly_fields = fields
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    list_display = ["number", "persona", "label", "enabled"]
+    list_editable = ["enabled"]
+    list_filter = ["enabled", "persona"]
+    list_select_related = ["persona"]
+    search_fields = ["number", "label", "persona__name"]
+    fields = ["number", "persona", "label", "enabled", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(PersonaVoice)
+class PersonaVoiceAdmin(admin.ModelAdmin):
+    list_display = ["persona", "voice_provider", "voice_id", "first_message"]
+    list_select_related = ["persona"]
+    search_fields = ["persona__name", "voice_id", "first_message"]
+    fields = ["persona", "first_message", "voice_provider", "voice_id"]

@@ -16,7 +16,7 @@ from agents.llm.base import LLMError
 from agents.models import Channel, Persona
 from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
 
-from .callers import identify_caller
+from .callers import identify_caller, join_call
 from .chat_schemas import ChatCompletionIn, RequestError, client_tools, normalize_messages, parse_chat_request
 from .errors import error_body, error_response, error_type_for
 
@@ -96,7 +96,7 @@ async def chat(request, channel: str | None = None):
     except RequestError as exc:
         return error_response(400, exc.message, param=exc.param)
 
-    caller = identify_caller(request.headers, payload, channel)
+    caller = await join_call(identify_caller(request.headers, payload, channel))  # VAPI: a call id alone
     turn_input = TurnInput(
         messages=messages,
         caller=caller,

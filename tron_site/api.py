@@ -13,6 +13,7 @@ from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import router as chat_router
 from integrations.errors import body_too_large_response, error_response
+from integrations.vapi_api import router as vapi_router
 from lifeloop.api import router as life_router
 
 
@@ -66,3 +67,9 @@ chat_api = install_error_handlers(
     )
 )
 chat_api.add_router("", chat_router)
+
+# Webhooks the voice and chat platforms call (/vapi/events), at the paths they are configured with.
+webhooks_api = install_error_handlers(
+    NinjaAPI(title="Tron webhooks", urls_namespace="webhooks", docs_url=None, openapi_url=None)
+)
+webhooks_api.add_router("", vapi_router)

@@ -4,7 +4,7 @@ HTTP: the chat API's paths go to a Django handler with only the middleware they 
 chat key); static files (STATIC_ROOT, filled by `collectstatic`) are answered by ServeStatic before
 Django; everything else gets the full stack (sessions, CSRF, auth, messages for the admin). Each
 MiddlewareMixin middleware costs two thread hops per request under ASGI, which the hot streaming path
-should not pay. WebSockets: origin check, auth, then Channels' router.
+should not pay. WebSockets: Channels' router (tron_site/routing.py), which refuses unknown paths.
 """
 
 import gc
@@ -22,9 +22,7 @@ from django.test.utils import override_settings
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tron_site.settings")
 django_asgi_app = get_asgi_application()  # before anything that imports models
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
@@ -105,6 +103,6 @@ async def http_application(scope, receive, send):
 application = ProtocolTypeRouter(
     {
         "http": http_application,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

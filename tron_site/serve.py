@@ -32,13 +32,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def startup_warnings(host: str, token: str) -> list[str]:
-    if not token and not is_loopback(host):
-        return [
+def startup_warnings(host: str, token: str, vapi_secret: str = "") -> list[str]:
+    """What an operator should hear before the server opens on a public address without its secrets."""
+    if is_loopback(host):
+        return []
+    warnings = []
+    if not token:
+        warnings.append(
             f"TRON_API_TOKEN is not set and the server binds to {host}: /api/* and /internal/* are open "
             "to anyone who can reach this address. Set TRON_API_TOKEN."
-        ]
-    return []
+        )
+    if not vapi_secret:
+        warnings.append(
+            f"VAPI_SECRET is not set and the server binds to {host}: anyone who can reach this address can "
+            "post VAPI webhooks to /vapi/events (start and end calls, run persona tools). Set VAPI_SECRET."
+        )
+    return warnings
 
 
 def commands(host: str, port: int, web_processes: int = 1, fd: int | str = "") -> list[list[str]]:
@@ -169,7 +178,7 @@ def main(argv=None) -> int:
 
     django.setup()
     host, port, processes = settings.TRON_HOST, settings.TRON_PORT, settings.TRON_WEB_PROCESSES
-    for warning in startup_warnings(host, settings.TRON_API_TOKEN):
+    for warning in startup_warnings(host, settings.TRON_API_TOKEN, settings.VAPI_SECRET):
         log.warning(warning)
     sock = listening_socket(host, port) if processes > 1 and not args.dry_run else None
     cmds = commands(host, port, processes, sock.fileno() if sock else "<shared socket>")

@@ -85,6 +85,15 @@ TRON_PORT = env_int("TRON_PORT", 3000, minimum=1, maximum=65535)
 TRON_API_TOKEN = env_str("TRON_API_TOKEN")
 # Bearer key callers (VAPI, ElevenLabs, SDK clients) must send to the chat API; empty means open.
 TRON_CHAT_API_KEY = env_str("TRON_CHAT_API_KEY")
+# VAPI's webhooks (/vapi/events) must carry this secret (X-Vapi-Secret or a bearer token); empty: open.
+VAPI_SECRET = env_str("VAPI_SECRET")
+# This server's public base URL (https://tron.example.com), given to VAPI as the custom LLM's URL in an
+# assistant-request; empty: the scheme and host the webhook came to.
+TRON_PUBLIC_URL = env_str("TRON_PUBLIC_URL").rstrip("/")
+if TRON_PUBLIC_URL and urlparse(TRON_PUBLIC_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(
+        f"TRON_PUBLIC_URL must start with http:// or https://, got {TRON_PUBLIC_URL!r}"
+    )
 # Caddy's on-demand TLS asks /internal/caddy-ask whether to issue a certificate for a domain.
 TRON_BASE_DOMAIN = env_str("TRON_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
 

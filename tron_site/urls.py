@@ -4,7 +4,7 @@ from django.urls import path
 from integrations.slack import views as slack_views
 
 from . import views
-from .api import api, chat_api, internal_api
+from .api import api, chat_api, internal_api, webhooks_api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,4 +15,5 @@ urlpatterns = [
     path("internal/", internal_api.urls),
     path("slack/events", slack_views.events, name="slack-events"),
     path("", chat_api.urls),
+    path("", webhooks_api.urls),
 ]

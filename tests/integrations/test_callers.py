@@ -63,7 +63,10 @@ def identify(headers=None, body=None, channel=None):
         # A number phonenumbers cannot read (a UK one in national form, read as US) is kept as given.
         ({"X-Vapi-Caller-Phone": "02071838750"}, {}, None, ("02071838750", "vapi", "", "02071838750")),
         # Then VAPI's call id: the header wins over the body; ids arrive as strings or numbers.
-        ({"X-Vapi-Call-ID": "web-call-9"}, {}, None, ("call-web-call-9", "vapi", "web-call-9", "")),
+        ({"X-Vapi-Call-ID": "web-9"}, {}, None, ("call-web-9", "vapi", "web-9", "")),
+        # A call id is used as given: prefixed once, never `call-call-…`.
+        ({"X-Vapi-Call-ID": "call-xyz-1"}, {}, None, ("call-xyz-1", "vapi", "call-xyz-1", "")),
+        ({}, {"call": {"id": "call-xyz-1"}}, None, ("call-xyz-1", "vapi", "call-xyz-1", "")),
         ({"X-Vapi-Call-ID": "h1"}, {"call": {"id": "b1"}}, None, ("call-h1", "vapi", "h1", "")),
         ({"X-Vapi-Call-ID": "  "}, {"call": {"id": "b1"}}, None, ("call-b1", "vapi", "b1", "")),
         ({}, {"call": {"id": 123}}, None, ("call-123", "vapi", "123", "")),
@@ -146,15 +149,16 @@ def test_the_channel_is_the_endpoints_or_vapi_when_its_fields_are_there(headers,
 @pytest.mark.parametrize(
     "request_id, expected",
     [
-        # Django reads header bytes as Latin-1, so UTF-8 "café" arrives as "cafÃ©": kept as it came.
-        ("caf\u00c3\u00a9", "req-caf\u00c3\u00a9"),
-        ("café", "req-café"),  # a client that sent the Latin-1 byte itself
+        # Django reads header bytes as Latin-1, so UTF-8 "café" arrives as "cafÃ©": read again as UTF-8.
+        ("caf\u00c3\u00a9", "req-café"),
+        ("ñandú🚀".encode().decode("latin-1"), "req-ñandú🚀"),
+        ("café", "req-café"),  # a client that sent the Latin-1 byte itself: not UTF-8, kept as read
         ("a\x85b", "req-ab"),  # a C1 control character is dropped
         ("a\x00b\x7f", "req-ab"),
         ("\u200bx", "req-x"),  # a format character (zero-width space) too
     ],
 )
-def test_a_non_ascii_request_id_is_kept_without_its_control_characters(request_id, expected):
+def test_a_non_ascii_request_id_keeps_its_characters_without_control_characters(request_id, expected):
     assert identify({"X-Request-ID": request_id}) == (expected, "http", "", "")
 
 

@@ -48,7 +48,7 @@ def test_a_withheld_number_never_joins_two_calls(sdk, upstream, withheld):
     second = say(sdk, "hello", headers={"X-Vapi-Caller-Phone": withheld, "X-Vapi-Call-ID": "call-b"})
     third = say(sdk, "hello", headers={"X-Vapi-Caller-Phone": withheld})
 
-    assert second.headers["X-Tron-Caller-ID"] == "call-call-b"
+    assert second.headers["X-Tron-Caller-ID"] == "call-b"  # the call id as given, not call-call-b
     assert third.headers["X-Tron-Caller-ID"].startswith("anonymous-")
     assert CallerSession.objects.count() == Process.objects.count() == 3
     assert "PIN" not in json.dumps(upstream.requests[1].body) + json.dumps(upstream.requests[2].body)
@@ -179,14 +179,18 @@ def test_switching_persona_ends_the_old_session(sdk):
 
 
 def test_a_non_ascii_request_id_keeps_its_caller_and_is_echoed_percent_encoded(chat_setup, live_tron):
-    # Django reads header bytes as Latin-1: UTF-8 "café" is stored as "req-cafÃ©", and echoed as the
-    # percent-encoded UTF-8 of that id (response headers must be ASCII).
-    headers = {"X-Request-ID": "café".encode()}
+    # Sent as UTF-8 bytes (Django reads them as Latin-1, and the edge reads them again as UTF-8): stored
+    # as written, and echoed as its percent-encoded UTF-8 (response headers must be ASCII).
+    headers = {"X-Request-ID": "ñandú🚀".encode()}
     responses = [
         post_chat(live_tron, {"messages": [{"role": "user", "content": "hi"}]}, headers) for _ in "ab"
     ]
     assert [r.status_code for r in responses] == [200, 200]
     session = CallerSession.objects.get()
-    assert session.caller_id == "req-caf\u00c3\u00a9"
-    assert responses[0].headers["X-Tron-Caller-ID"] == quote(session.caller_id) == "req-caf%C3%83%C2%A9"
+    assert session.caller_id == "req-ñandú🚀"
+    assert (
+        responses[0].headers["X-Tron-Caller-ID"]
+        == quote(session.caller_id)
+        == "req-%C3%B1and%C3%BA%F0%9F%9A%80"
+    )
     assert session.process.llm_calls == 2

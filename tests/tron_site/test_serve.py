@@ -24,12 +24,17 @@ def test_no_warning_on_loopback(host):
 
 
 def test_warns_when_open_on_a_public_address():
-    [warning] = startup_warnings("0.0.0.0", token="")
+    [warning] = startup_warnings("0.0.0.0", token="", vapi_secret="s")
     assert "TRON_API_TOKEN" in warning
 
 
-def test_no_warning_with_a_token():
-    assert startup_warnings("0.0.0.0", token="x") == []
+def test_warns_when_vapi_webhooks_are_open_on_a_public_address():
+    [warning] = startup_warnings("0.0.0.0", token="x")
+    assert "VAPI_SECRET" in warning and "/vapi/events" in warning
+
+
+def test_no_warning_with_a_token_and_a_vapi_secret():
+    assert startup_warnings("0.0.0.0", token="x", vapi_secret="s") == []
 
 
 def test_dry_run_prints_the_commands_and_the_warning():

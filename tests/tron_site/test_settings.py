@@ -49,6 +49,7 @@ def manage(*args, **env):
         ),
         ({"TRON_SOCIAL_API_URL": "ftp://hunter2@example.com"}, "TRON_SOCIAL_API_URL must be an http(s) URL"),
         ({"TRON_REFLECTION_THRESHOLD": "0"}, "TRON_REFLECTION_THRESHOLD must be at least 1"),
+        ({"TRON_PUBLIC_URL": "tron.example.com"}, "TRON_PUBLIC_URL must start with http:// or https://"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):

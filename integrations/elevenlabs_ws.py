@@ -1,0 +1,299 @@
+"""The agent side of ElevenLabs' Conversational AI WebSocket protocol, for text
+(../shared/docs/protocols.md §2b): ElevenLabs' client SDKs and widgets talk to a persona here.
+
+    client                                   Tron
+    conversation_initiation_client_data  ->  conversation_initiation_metadata (the conversation id)
+    user_message {text}                  ->  agent_chat_response_part start, delta..., stop; agent_response
+    user_message while a reply streams   ->  the reply stops; interruption {event_id}; the new reply
+    contextual_update {text}             ->  kept: system context for the following turns
+    user_activity, pong, audio chunks    ->  accepted (audio is ignored: text only)
+                                         <-  ping {event_id} every PING_SECONDS
+    a frame that is not the protocol     ->  error {error_event}; the connection stays
+
+`agent_id` in the query names the persona. Each socket is one conversation: a session and a process of
+its own (the caller is `user-<user_id>` when the client names its user, else `conv-<conversation id>`),
+whose turns run in the engine like any other; the process completes when the socket closes, and the
+caller's memory is updated then. Protocol only: the turn is agents.runtime.
+"""
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from agents.callers import Caller, clean_id
+from agents.dbthread import db_write, release_connection
+from agents.memory import remember_later
+from agents.models import CallerSession, Channel
+from agents.personas import PersonaUnavailable, resolve_persona
+from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn
+
+from . import broadcast
+from .conversations import end_conversation, start_conversation
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "convai"
+BEARER_SUBPROTOCOL = "bearer."
+PING_SECONDS = 20.0  # ElevenLabs' own server pings about this often; clients answer with a pong
+AUDIO_FORMAT = "pcm_16000"  # announced (the client SDKs read it); no audio is sent or read
+TASK = "ElevenLabs conversation"
+CLIENT_EVENTS_IGNORED = {"feedback", "client_tool_result", "mcp_tool_approval_result"}
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        if not self._authorized():
+            await self.close()  # before accept: the handshake is refused (403)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.persona_name = (query.get("agent_id") or [""])[0].strip() or None
+        self.conversation_id = f"conv_{secrets.token_hex(12)}"
+        self.caller: Caller | None = None
+        self.group: str | None = None
+        self.context: dict[str, str] = {}  # contextual updates: the latest per context id
+        self.reply: asyncio.Task | None = None
+        self.reply_event_id = 0
+        self.event_id = 0
+        self.pings: dict[int, float] = {}
+        self.ping_ms: int | None = None
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        self.pinger = asyncio.ensure_future(self._ping_forever())
+
+    def _authorized(self) -> bool:
+        """With TRON_CHAT_API_KEY set, the client sends it: as `token` in the query, as a
+        `bearer.<key>` subprotocol (ElevenLabs' JS SDK), or as an Authorization bearer header."""
+        key = settings.TRON_CHAT_API_KEY
+        if not key:
+            return True
+        given = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token", [])
+        given += [
+            p[len(BEARER_SUBPROTOCOL) :]
+            for p in self.scope.get("subprotocols") or []
+            if p.startswith(BEARER_SUBPROTOCOL)
+        ]
+        headers = dict(self.scope.get("headers") or [])
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer":
+            given.append(token.strip())
+        return any(hmac.compare_digest(value.encode(), key.encode()) for value in given if value)
+
+    # -- frames from the client -------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            return await self._refuse("Frames are JSON text; a binary frame is not part of the protocol.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            return await self._refuse("The frame is not valid JSON.")
+        if not isinstance(frame, dict):
+            return await self._refuse("A frame is a JSON object with a `type`.")
+        if "user_audio_chunk" in frame:
+            return  # audio: this server speaks text only
+        kind = frame.get("type")
+        if kind == "conversation_initiation_client_data":
+            return await self._initiate(frame)
+        if self.caller is None:
+            await self._initiate({})  # a client that skipped the handshake still gets the metadata first
+        if kind == "user_message":
+            return await self._user_message(frame.get("text"))
+        if kind == "multimodal_message":
+            part = frame.get("text")
+            return await self._user_message(part.get("text") if isinstance(part, dict) else part)
+        if kind == "contextual_update":
+            return await self._contextual_update(frame)
+        if kind == "pong":
+            return self._pong(frame.get("event_id"))
+        if kind == "user_activity" or kind in CLIENT_EVENTS_IGNORED:
+            return
+        await self._refuse(f"Unknown message type {kind!r}." if kind else "A frame needs a `type`.")
+
+    async def _initiate(self, frame: dict):
+        if self.caller is not None:
+            return await self._refuse("The conversation has started already.")
+        user_id = frame.get("user_id")
+        user_id = (
+            str(user_id).strip() if isinstance(user_id, str | int) and not isinstance(user_id, bool) else ""
+        )
+        caller_id = clean_id(f"user-{user_id}" if user_id else f"conv-{self.conversation_id}")
+        self.caller = Caller(caller_id, Channel.ELEVENLABS, self.conversation_id)
+        # Each socket is a conversation of its own: the caller's older one, if still open somewhere,
+        # closes (a caller has one open session), then this one joins the caller's group.
+        await broadcast.conversation_replaced(caller_id, self.conversation_id)
+        self.group = broadcast.caller_group(caller_id)
+        with contextlib.suppress(Exception):  # a layer that cannot be reached costs the replacing only
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await db_write(_start)(self.caller, self.persona_name)
+        except PersonaUnavailable as exc:
+            await self._error(str(exc), "no_persona", code=1011)
+        await self._send(
+            "conversation_initiation_metadata",
+            conversation_initiation_metadata_event={
+                "conversation_id": self.conversation_id,
+                "agent_output_audio_format": AUDIO_FORMAT,
+                "user_input_audio_format": AUDIO_FORMAT,
+            },
+        )
+
+    async def _contextual_update(self, frame: dict):
+        text = frame.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return await self._refuse("contextual_update needs its `text`.")
+        context_id = frame.get("context_id")
+        key = str(context_id) if isinstance(context_id, str | int) else f"update-{len(self.context)}"
+        self.context[key] = text.strip()
+
+    async def _user_message(self, text):
+        if text is None:
+            return  # a text-mode signal, not words
+        if not isinstance(text, str) or not text.strip():
+            return await self._refuse("user_message needs its `text`.")
+        await self._interrupt()
+        self.event_id += 1
+        self.reply_event_id = self.event_id
+        self.reply = asyncio.ensure_future(self._answer(text, self.event_id))
+
+    async def _interrupt(self):
+        """Stop the reply that is streaming, if any: its turn records what was said, then the client
+        hears `interruption` for that reply's event id."""
+        if self.reply is None or self.reply.done():
+            return
+        self.reply.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reply
+        await self._send("interruption", interruption_event={"event_id": self.reply_event_id})
+
+    # -- a reply -----------------------------------------------------------------------------------------
+
+    async def _answer(self, text: str, event_id: int):
+        context = [{"role": "system", "content": update} for update in self.context.values()]
+        turn = TurnInput(
+            messages=[*context, {"role": "user", "content": text}],
+            caller=self.caller,
+            persona_name=self.persona_name,
+            task=TASK,
+        )
+        started = False
+        try:
+            async with contextlib.aclosing(run_turn(turn)) as events:
+                async for event in events:
+                    if isinstance(event, Opened):
+                        await self._part("start", "", event_id)
+                        started = True
+                    elif isinstance(event, Text):
+                        await self._part("delta", event.text, event_id)
+                    elif isinstance(event, TurnEnd):
+                        await self._part("stop", "", event_id)
+                        await self._send(
+                            "agent_response",
+                            agent_response_event={"agent_response": event.text, "event_id": event_id},
+                        )
+                    elif isinstance(event, TurnFailed):
+                        if started:
+                            await self._part("stop", "", event_id)
+                        error = event.error
+                        await self._error(
+                            error.message,
+                            error.code or "llm_error",
+                            code=1011 if error.status >= 500 else 1008,
+                        )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours, or the socket gone mid-reply: the connection must not die of it
+            log.exception("An ElevenLabs reply failed")
+
+    async def _part(self, kind: str, text: str, event_id: int):
+        await self._send(
+            "agent_chat_response_part", text_response_part={"text": text, "type": kind, "event_id": event_id}
+        )
+
+    # -- pings -----------------------------------------------------------------------------------------
+
+    async def _ping_forever(self):
+        while True:
+            await asyncio.sleep(PING_SECONDS)
+            self.event_id += 1
+            self.pings[self.event_id] = time.monotonic()
+            while len(self.pings) > 10:  # pings a client never answered
+                self.pings.pop(next(iter(self.pings)))
+            await self._send("ping", ping_event={"event_id": self.event_id, "ping_ms": self.ping_ms})
+
+    def _pong(self, event_id):
+        sent = self.pings.pop(event_id, None) if isinstance(event_id, int) else None
+        if sent is not None:
+            self.ping_ms = int((time.monotonic() - sent) * 1000)
+
+    # -- the end -----------------------------------------------------------------------------------------
+
+    async def conversation_replaced(self, message):
+        if message.get("conversation_id") == self.conversation_id:
+            return
+        await self._error("A newer conversation of the same user replaced this one.", "replaced", code=1000)
+        await self.close(code=1000)
+
+    async def disconnect(self, code):
+        if not hasattr(self, "pinger"):
+            return  # refused before it was accepted
+        self.pinger.cancel()
+        if self.reply is not None and not self.reply.done():
+            self.reply.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reply  # the turn records what was said
+        if self.group:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.caller is not None:
+            for process_id in await db_write(_finish)(self.caller):
+                await _queue_memory(process_id)
+
+    # -- sending -----------------------------------------------------------------------------------------
+
+    async def _send(self, kind: str, **payload):
+        await self.send(text_data=json.dumps({"type": kind, **payload}, ensure_ascii=False))
+
+    async def _refuse(self, message: str):
+        await self._error(message, "invalid_message", code=1008)
+
+    async def _error(self, message: str, reason: str, *, code: int):
+        await self._send(
+            "error", error_event={"code": code, "message": message, "error_type": reason, "reason": reason}
+        )
+
+
+def _start(caller: Caller, persona_name: str | None) -> None:
+    start_conversation(caller, resolve_persona(persona_name), task=TASK, adopt_unmarked=False)
+
+
+def _finish(caller: Caller) -> list[int]:
+    """End this conversation's sessions (a turn may have opened a new one after the idle sweep ended the
+    first); the ids of their processes."""
+    ended = []
+    for session in CallerSession.objects.open().filter(
+        caller_id=caller.caller_id, provider_call_id=caller.provider_call_id
+    ):
+        if end_conversation(session, remember=False):
+            ended.append(session.process_id)
+    return ended
+
+
+def _queue_memory_now(process_id: int) -> None:
+    try:
+        remember_later(process_id)
+    finally:
+        release_connection()
+
+
+# Not on the runtime's writer thread: a task queued in django-q2's sync mode runs at once, in the
+# queuing thread, and its model call needs the writer thread itself.
+_queue_memory = sync_to_async(_queue_memory_now, thread_sensitive=False)

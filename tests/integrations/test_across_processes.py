@@ -1,0 +1,82 @@
+"""A call across web processes, as `make run` serves it on two cores: nothing about a call lives only in
+the process that saw its webhook, and live conversations reach each other through the Redis layer."""
+
+import json
+import socket
+
+import pytest
+
+from agents.models import CallerSession, Channel
+from tests.daphne import DaphneServer
+from tests.integrations.vapi import CALL_ID, CALLER, post_vapi
+from tests.liveserver import post_chat
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own, so other runs' keys never meet these
+
+
+def redis_is_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def two_servers(tmp_path, upstream, team):
+    if not redis_is_up():
+        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+    upstream.reset()
+    env = {"OPENAI_BASE_URL": upstream.base_url, "REDIS_URL": REDIS_URL}
+    first = DaphneServer(tmp_path, **env).start()
+    try:
+        second = DaphneServer(tmp_path, **env).start()
+    except Exception:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_a_calls_webhook_and_its_chat_requests_may_reach_different_processes(two_servers):
+    first, second = two_servers
+    assert post_vapi(first, "status-update-in-progress").status_code == 200
+
+    reply = post_chat(
+        second,
+        {"model": "tony", "messages": [{"role": "user", "content": "hi"}]},
+        {"X-Vapi-Call-ID": CALL_ID},
+    )
+
+    assert reply.status_code == 200 and reply.headers["X-Tron-Caller-ID"] == CALLER
+    session = CallerSession.objects.get()
+    assert session.process.llm_calls == 1 and reply.headers["X-Tron-Process-ID"] == session.process.public_id
+
+
+def test_a_newer_conversation_on_another_process_replaces_the_older_through_redis(two_servers):
+    import websocket
+
+    first, second = two_servers
+    init = json.dumps({"type": "conversation_initiation_client_data", "user_id": "ada"})
+    older = websocket.create_connection(
+        first.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10
+    )
+    older.send(init)
+    assert json.loads(older.recv())["type"] == "conversation_initiation_metadata"
+
+    newer = websocket.create_connection(
+        second.url.replace("http", "ws") + "/v1/convai/conversation", timeout=10
+    )
+    newer.send(init)
+    assert json.loads(newer.recv())["type"] == "conversation_initiation_metadata"
+
+    notice = json.loads(older.recv())
+    assert notice["type"] == "error" and notice["error_event"]["error_type"] == "replaced"
+    newer.close()
+    older.close()
+    sessions = CallerSession.objects.filter(channel=Channel.ELEVENLABS, caller_id="user-ada")
+    assert sessions.count() == 2 and sessions.filter(ended_at__isnull=True).count() <= 1
