@@ -52,3 +52,13 @@ def _close_postgres_pools(django_db_setup):
     for connection in connections.all():
         if hasattr(connection, "close_pool"):
             connection.close_pool()
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    """The mock LLM upstream (tests/upstream.py), one for the whole session; tests script it with reset()."""
+    from tests.upstream import FakeUpstream
+
+    server = FakeUpstream().start()
+    yield server
+    server.stop()

@@ -3,14 +3,6 @@ import pytest
 
 from tests.factories import make_persona
 from tests.liveserver import LiveASGIServer
-from tests.upstream import FakeUpstream
-
-
-@pytest.fixture(scope="session")
-def upstream():
-    server = FakeUpstream().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,6 @@ import pytest
 
 from tests.factories import make_persona
 from tests.lifeloop.servers import LocalServer
-from tests.upstream import FakeUpstream
-
-
-@pytest.fixture(scope="session")
-def upstream():
-    server = FakeUpstream().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
