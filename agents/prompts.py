@@ -143,17 +143,20 @@ def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
 
 def compact_persona_prompt(persona: Persona) -> str:
     """The persona in a few lines, for small local models: a 135M model given the full page-long prompt
-    answers about the prompt (its rules, its team) instead of the question."""
-    lines = [
+    answers about the prompt (its rules, its team) instead of the question. The instruction comes first:
+    after the persona's lines, SmolLM2 on an AVX2 CPU slipped into the language of the country it was
+    asked about ("Bonjour, le marché de la Cité!" for the capital of France) and got 7 of 10 short
+    questions right; with the instruction first, 9 (docs/decisions.md)."""
+    lines = ["Answer the question directly, in one to three short sentences."]
+    lines.append(
         f"You are {persona.name}, the {persona.role} of a startup."
         if persona.role
         else f"You are {persona.name}."
-    ]
+    )
     if persona.focus_areas:
         lines.append(f"You work on {', '.join(str(area) for area in persona.focus_areas)}.")
     if persona.tone:
         lines.append(f"Your manner: {persona.tone.rstrip('.')}.")
-    lines.append("Answer the question directly, in one to three short sentences.")
     return " ".join(lines)
 
 

@@ -257,7 +257,7 @@ class Turn:
                 args = (self.input.caller, self.persona, self.input.messages)
                 self.peek = await self._finish(db_read(peek_turn)(*args))
             if not await self._begin():
-                self.peek.expected = None  # whatever came between, the words go after it
+                self.peek.seen = None  # whatever came between, the words go after it
                 await self._begin()
         except Exception:
             log.exception("Could not store the words of a turn with %s", self.persona)

@@ -7,6 +7,7 @@ across web processes and machines; one left by a server that died mid-turn lapse
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,20 +40,40 @@ def end_session(session: CallerSession, *, now=None) -> bool:
     return bool(ended)
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The caller's open session as a turn read it before calling the model (`read_open_session`)."""
+
+    session: CallerSession | None  # the caller's open session (the database allows one), with its process
+    continues: bool  # the turn continues it (CallerSessionQuerySet.with_continuation)
+
+
+def read_open_session(caller: Caller, persona: Persona, now=None) -> Seen:
+    current = (
+        CallerSession.objects.filter(caller_id=caller.caller_id)
+        .open()
+        .with_continuation(persona, idle_cutoff(now))
+        .select_related("process")
+        .order_by()
+    )
+    session = next(iter(current[:1]), None)
+    return Seen(session, session is not None and session.continues)
+
+
 def claim_session(
-    caller: Caller, persona: Persona, *, task: str = "", expected: tuple | None = None
+    caller: Caller, persona: Persona, *, task: str = "", seen: Seen | None = None
 ) -> tuple[CallerSession | None, bool]:
     """Claim the caller's session for one turn: the open session this turn continues (the rule is
     CallerSessionQuerySet.with_continuation), marked seen now, or a new one with a new running process.
 
     Returns (session, created); (None, False) while another turn of this caller holds the session (try
-    again shortly). With `expected` (the continuing session's id and last-seen time as read before the
-    model was called, or (None, None) for none), also (None, False) when the conversation is not the one
-    that was read: another turn came between. Any other open session of the caller (idle, another persona's, or its process ended
-    by an operator) is ended first: the database allows one open session per caller, and concurrent
-    first turns race on that constraint, not in Python.
+    again shortly). With `seen` (what the turn read before the model was called), the claim is of
+    exactly that, without reading again: (None, False) when the conversation is not the one that was
+    read (another turn came between). Any other open session of the caller (idle, another persona's,
+    or its process ended by an operator) is ended first: the database allows one open session per
+    caller, and concurrent first turns race on that constraint, not in Python.
     """
-    return _find_or_open(caller, persona, task=task, claim=True, expected=expected)
+    return _find_or_open(caller, persona, task=task, claim=True, seen=seen)
 
 
 def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerSession:
@@ -68,30 +89,26 @@ def release_session(session: CallerSession) -> None:
     session.turn_claimed_until = None
 
 
-def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, expected: tuple | None = None):
+def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, seen: Seen | None = None):
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS) if claim else None
     mine = CallerSession.objects.filter(caller_id=caller.caller_id)
     for _attempt in range(5):
-        # The caller's open session (the database allows one) and whether this turn continues it.
-        current = mine.open().with_continuation(persona, idle_cutoff(now)).select_related("process")
-        session = next(iter(current.order_by()[:1]), None)
-        found = (
-            (session.pk, session.last_seen_at) if session is not None and session.continues else (None, None)
-        )
-        if expected is not None and found != expected:
-            return None, False
-        if session is not None and session.continues:
+        current = seen or read_open_session(caller, persona, now)
+        session = current.session
+        if current.continues:
             # Claimed in the UPDATE itself, so two turns cannot both claim it.
             claimable = mine.filter(pk=session.pk, ended_at__isnull=True)
+            if seen is not None:
+                claimable = claimable.filter(last_seen_at=session.last_seen_at)  # no turn came between
             changes = {"last_seen_at": now}
             if claim:
                 claimable, changes["turn_claimed_until"] = claimable.unclaimed(now), until
             if claimable.update(**changes):
                 session.last_seen_at, session.turn_claimed_until = now, until
                 return session, False
-            if claim:
-                return None, False  # another turn holds it (or it just ended: the retry will see)
+            if claim or seen is not None:
+                return None, False  # another turn holds it or came between (or it just ended: look again)
             continue
         if session is not None:
             end_session(session, now=now)  # idle, another persona's, or its process ended
@@ -111,6 +128,8 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, e
                 )
                 return session, True
         except IntegrityError:
+            if seen is not None:
+                return None, False  # another turn opened one since the read
             log.debug("%s opened a session concurrently", caller.caller_id)
     raise RuntimeError(f"could not open a session for {caller.caller_id}")
 

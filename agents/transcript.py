@@ -17,7 +17,7 @@ from django.utils import timezone
 from .context import context_for, has_providers
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
-from .sessions import claim_session, idle_cutoff, release_session
+from .sessions import Seen, claim_session, read_open_session, release_session
 
 
 @dataclass
@@ -25,8 +25,8 @@ class Peek:
     """What the prompt needs, read before the model is called: the session the turn continues (as
     `claim_session` will check it is still the same), its transcript, and other apps' context."""
 
-    expected: tuple  # (session id, last seen) of the continuing session, or (None, None) for none
-    claimed: bool  # another turn of this caller runs in it now
+    seen: Seen | None  # the caller's open session as read (None: claim it as it is when the turn begins)
+    claimed: bool  # another turn of this caller runs in the session it continues now
     history: list[dict]  # the stored transcript the prompt continues (oldest first), this turn's words last
     new: list[dict]  # the caller's words to store
     context: list[str]  # what other apps add to the prompt (agents.context)
@@ -60,10 +60,8 @@ class TurnRecord:
 def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
     """Read only: the caller's continuing session, whether a turn holds it, what the prompt continues."""
     now = timezone.now()
-    current = CallerSession.objects.filter(caller_id=caller.caller_id).open()
-    session = next(iter(current.with_continuation(persona, idle_cutoff(now)).order_by()[:1]), None)
-    if session is None or not session.continues:
-        session = None
+    seen = read_open_session(caller, persona, now)
+    session = seen.session if seen.continues else None
     new = new_messages(messages)
     history = []
     if session is not None and has_client_history(messages):
@@ -74,7 +72,7 @@ def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
         history = recent_messages(session)
         new = unsaved(history, new)
     return Peek(
-        expected=(session.pk, session.last_seen_at) if session else (None, None),
+        seen=seen,
         claimed=bool(session and session.turn_claimed_until and session.turn_claimed_until >= now),
         history=history + new,
         new=new,
@@ -86,7 +84,7 @@ def begin_turn(caller, persona: Persona, task: str, peek: Peek) -> CallerSession
     """One transaction: claim the session the peek found (or a new one) and store the caller's new words.
     None when it cannot be claimed as read: another turn holds it, or came between."""
     with transaction.atomic():
-        session, _created = claim_session(caller, persona, task=task, expected=peek.expected)
+        session, _created = claim_session(caller, persona, task=task, seen=peek.seen)
         if session is not None:
             Message.objects.bulk_create(
                 _message(session, line, created_at=session.last_seen_at) for line in peek.new

@@ -38,7 +38,7 @@ def measure() -> dict:
     from agents.callers import Caller
     from agents.models import LLMCall
     from agents.personas import resolve_persona
-    from agents.transcript import CallRecord, TurnRecord, begin_turn, record_turn
+    from agents.transcript import CallRecord, TurnRecord, begin_turn, peek_turn, record_turn
 
     persona = resolve_persona("tony")
     call = CallRecord(
@@ -55,23 +55,27 @@ def measure() -> dict:
         samples.setdefault(step, []).append((cpu * 1000 / len(items), wall * 1000 / len(items)))
         return results
 
-    for round_ in range(ROUNDS):
-        callers = [Caller(f"req-bench-{round_}-{i}-{time.time_ns()}") for i in range(TURNS)]
-        begun = timed(
-            "begin: session and process claimed, the words stored (begin_turn)",
-            lambda caller: begin_turn(caller, persona, words, ""),
+    def turn(label, callers):
+        peeks = timed(
+            f"peek, {label}: the session, transcript and prompt context read (peek_turn)",
+            lambda caller: (caller, peek_turn(caller, persona, words)),
             callers,
         )
+        begun = timed(
+            f"begin, {label}: the session claimed, the words stored (begin_turn)",
+            lambda item: begin_turn(item[0], persona, "", item[1]),
+            peeks,
+        )
         timed(
-            "record: LLM call, the answer, the counters, the release (record_turn)",
-            lambda b: record_turn(b.session, record),
+            f"record, {label}: LLM call, the answer, the counters, the release (record_turn)",
+            lambda session: record_turn(session, record),
             begun,
         )
-        timed(
-            "begin again: the same callers' sessions continued (begin_turn)",
-            lambda caller: begin_turn(caller, persona, words, ""),
-            callers,
-        )
+
+    for round_ in range(ROUNDS):
+        callers = [Caller(f"req-bench-{round_}-{i}-{time.time_ns()}") for i in range(TURNS)]
+        turn("new caller", callers)
+        turn("continuing", callers)
     return {
         step: (statistics.median(c for c, _ in values), statistics.median(w for _, w in values))
         for step, values in samples.items()

@@ -29,12 +29,14 @@ def _open_api(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_persona_cache():
-    """Each test's database starts over, so the personas a server process cached must too."""
-    from agents.personas import clear_cache
+    """Each test's database starts over, so what a server process cached of the personas must too."""
+    from agents import context, personas
 
-    clear_cache()
+    personas.clear_cache()
+    context.clear_cache()
     yield
-    clear_cache()
+    personas.clear_cache()
+    context.clear_cache()
 
 
 @pytest.fixture(autouse=True)

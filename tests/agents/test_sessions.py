@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from agents.callers import Caller
 from agents.models import CallerSession, Process
-from agents.sessions import CLAIM_SECONDS, claim_session, open_session, release_session
+from agents.sessions import CLAIM_SECONDS, claim_session, open_session, read_open_session, release_session
 from tests.factories import make_persona, make_process, make_session
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +86,38 @@ def test_opening_a_session_does_not_claim_it():
     claimed, created = claim_session(CALLER, tony)
     assert (claimed.pk, created) == (session.pk, False)
     assert open_session(CALLER, tony).pk == session.pk  # also while a turn holds it
+
+
+@pytest.mark.parametrize(
+    ("before", "between", "outcome"),
+    [
+        ("none", "nothing", "new"),
+        ("none", "another turn opened one", "refused"),
+        ("open", "nothing", "same"),
+        ("open", "another turn came and went", "refused"),
+        ("other persona", "nothing", "new"),  # the stale session is ended, as without a reading
+        ("other persona", "another turn opened one", "refused"),
+    ],
+)
+def test_a_claim_of_what_was_read_is_refused_when_the_conversation_moved_on(before, between, outcome):
+    """The engine reads the session before calling the model and claims it at the model's first token:
+    a turn of the same caller that came between makes the claim fail (the turn then reads again)."""
+    tony, maya = make_persona(name="Tony"), make_persona(name="Maya")
+    if before != "none":
+        make_session(CALLER.caller_id, make_process(maya if before == "other persona" else tony))
+    seen = read_open_session(CALLER, tony)
+    if between == "another turn opened one":
+        claim_session(CALLER, maya if before == "none" else tony)
+    elif between == "another turn came and went":
+        session, _ = claim_session(CALLER, tony)
+        release_session(session)
+
+    session, created = claim_session(CALLER, tony, seen=seen)
+
+    if outcome == "refused":
+        assert (session, created) == (None, False)
+    else:
+        assert created is (outcome == "new")
+        if outcome == "same":
+            assert session.pk == seen.session.pk
+    assert CallerSession.objects.open().filter(caller_id=CALLER.caller_id).count() == 1

@@ -54,10 +54,21 @@ def _ask(sdk, text, **kwargs):
     return completion, answer
 
 
-def test_it_knows_the_capital_of_france(local_sdk):
-    completion, answer = _ask(local_sdk, "What is the capital of France?")
-    assert "Paris" in answer
-    assert completion.choices[0].finish_reason == "stop"  # a short answer ends by itself
+def test_it_answers_simple_questions(local_sdk):
+    """Greedy decoding of a 135M model differs with the CPU's kernels (AVX2, AVX-512): one question can
+    go astray on one machine and not another, so it must get two of three right."""
+    facts = {
+        "What is the capital of France?": "paris",
+        "What is the capital of Japan?": "tokyo",
+        "Which planet is known as the red planet?": "mars",
+    }
+    answers = {}
+    for question in facts:
+        completion, answer = _ask(local_sdk, question)
+        answers[question] = answer
+        assert completion.choices[0].finish_reason == "stop"  # a short answer ends by itself
+    right = [q for q, fact in facts.items() if fact in answers[q].lower()]
+    assert len(right) >= 2, answers
 
 
 def test_a_greeting_gets_a_greeting_back(local_sdk):
