@@ -4,6 +4,7 @@ Tony's conversation once; check_task, and the bounds a model cannot cross."""
 
 import json
 
+import openai
 import pytest
 
 from agents.models import Channel, Message, Process
@@ -140,6 +141,24 @@ def test_a_failing_child_reaches_tony_as_a_failure(sdk, upstream, sarah, queued_
     assert f"failed: {child.error}" in shown
     child.refresh_from_db()
     assert child.delivered_at is not None
+
+
+def test_a_turn_that_fails_leaves_the_result_for_the_next(sdk, upstream, sarah, queued_tasks):
+    upstream.queue(spawn(), {"tokens": ["Asked her."]})
+    ask(sdk)
+    upstream.queue({"tokens": ["Her answer."]})
+    queued_tasks()
+
+    upstream.queue({"status": 500})
+    with pytest.raises(openai.APIStatusError):
+        ask(sdk, "Well?")
+    assert "Her answer." in system_text(upstream.requests[-1])
+    assert only_child().delivered_at is None
+
+    upstream.queue({"tokens": ["She answered."]})
+    ask(sdk, "Again?")
+    assert "Her answer." in system_text(upstream.requests[-1])
+    assert only_child().delivered_at is not None
 
 
 def test_check_task_tells_where_a_task_stands_and_then_its_result(sdk, upstream, sarah, queued_tasks):
