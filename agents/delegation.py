@@ -42,7 +42,7 @@ TASK_MAX_CHARS = 4000  # the longest brief a model may hand on
 TASK_FIELD_CHARS = Process._meta.get_field("task").max_length  # the brief's start, as the process's task
 RESULT_MAX_CHARS = 4000  # what one delivered result may put into a prompt
 DELIVERIES_PER_READ = 10  # results one read delivers; more wait for the next round or turn
-MAX_LEVELS = 50  # how far check_task walks up a chain of parents (deeper than any bound allows)
+MAX_LEVELS = 50  # how far a walk along parents goes: deeper than any bound allows, a guard only
 
 
 def refused(reason: str) -> ToolResult:
@@ -155,7 +155,8 @@ def run_child(process_id: int) -> str:
 
     child = Process.objects.select_related("persona").get(pk=process_id)
     session = child.sessions.order_by("created_at", "id").first()
-    if child.finished_at is not None or session is None:
+    if child.finished_at is not None or session is None:  # an operator stopped it while it waited
+        _end(child.pk)
         return f"process {child.public_id}: ended before it ran"
     # Seen now, so the turn continues this session however long the task waited in the queue; an
     # idle sweep or an operator that ended it meanwhile leaves nothing to continue.

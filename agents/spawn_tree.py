@@ -6,9 +6,8 @@ page at a time, each with its whole tree: one query per level down, and as many 
 process is deep to find the live roots.
 """
 
+from .delegation import MAX_LEVELS
 from .models import Process
-
-MAX_LEVELS = 50  # more levels than any TRON_SPAWN_MAX_DEPTH allows: a guard, not a rule
 
 
 def live_roots():

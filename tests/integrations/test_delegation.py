@@ -161,6 +161,36 @@ def test_a_turn_that_fails_leaves_the_result_for_the_next(sdk, upstream, sarah, 
     assert only_child().delivered_at is not None
 
 
+def test_a_task_stopped_before_it_ran_reaches_tony_as_a_failure(sdk, upstream, sarah, queued_tasks):
+    upstream.queue(spawn(), {"tokens": ["Asked her."]})
+    ask(sdk)
+    only_child().finish(status=Process.Status.FAILED, error="Stopped by operator")  # the admin's action
+
+    queued_tasks()
+
+    assert len(upstream.requests) == 2  # Sarah's model was never called
+    assert only_child().sessions.get().ended_at is not None
+    upstream.queue({"tokens": ["She was stopped."]})
+    ask(sdk, "Well?")
+    assert "failed: Stopped by operator" in system_text(upstream.requests[-1])
+
+
+def test_a_member_switched_off_before_the_task_ran_fails_it(sdk, upstream, sarah, queued_tasks):
+    upstream.queue(spawn(), {"tokens": ["Asked her."]})
+    ask(sdk)
+    sarah.enabled = False
+    sarah.save()
+
+    queued_tasks()
+
+    child = only_child()
+    assert len(upstream.requests) == 2
+    assert (child.status, child.error) == (
+        "failed",
+        "The task did not run: Sarah was switched off before a worker started it.",
+    )
+
+
 def test_check_task_tells_where_a_task_stands_and_then_its_result(sdk, upstream, sarah, queued_tasks):
     upstream.queue(spawn(), {"tokens": ["Asked her."]})
     ask(sdk)
