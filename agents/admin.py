@@ -136,6 +136,25 @@ class LLMCallInline(ReadOnlyInline):
     ordering = ["created_at", "id"]
 
 
+class ChildProcessInline(ReadOnlyInline):
+    """The processes this one delegated to (agents.delegation), each linked to its own page."""
+
+    model = Process
+    fk_name = "parent"
+    fields = ["public_id", "persona", "status", "task", "short_result", "error", "delivered_at"]
+    readonly_fields = fields
+    ordering = ["started_at", "id"]
+    verbose_name = "delegated task"
+    verbose_name_plural = "delegated tasks (children)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("persona")
+
+    @admin.display(description="result")
+    def short_result(self, obj):
+        return ellipsis(obj.result, 200) or "-"
+
+
 @admin.register(Process)
 class ProcessAdmin(SystemWrittenAdmin):
     list_display = [
@@ -155,13 +174,14 @@ class ProcessAdmin(SystemWrittenAdmin):
     # itself (an EXISTS subquery, since Django 4.0), so no .distinct() is needed here.
     search_fields = ["^public_id", "persona__name", "name", "task", "sessions__caller_id"]
     actions = ["mark_failed"]
-    inlines = [MessageInline, LLMCallInline]
+    inlines = [ChildProcessInline, MessageInline, LLMCallInline]
     fieldsets = [
         (None, {"fields": ["public_id", "persona", "name", "status", "channel", "task", "error"]}),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
         ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
         ("Call", {"fields": ["summary", "ended_reason", "call_cost_usd"]}),
-        ("Related", {"fields": ["parent", "children_link", "sessions_links", "transcript_link"]}),
+        ("Delegation", {"fields": ["parent", "spawn_depth", "result", "delivered_at"]}),
+        ("Related", {"fields": ["children_link", "sessions_links", "transcript_link"]}),
     ]
     readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
 

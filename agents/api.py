@@ -10,7 +10,8 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from .models import CallerSession, Persona, Process
-from .schemas import ProcessDetailOut, ProcessOut, SessionOut, StatusOut
+from .schemas import ProcessDetailOut, ProcessOut, SessionOut, SpawnNodeOut, StatusOut, spawn_node
+from .spawn_tree import all_roots, grow, live_roots
 
 router = Router(tags=["control panel"])
 
@@ -29,9 +30,7 @@ def format_uptime(seconds: float) -> str:
     return f"{secs}s"
 
 
-class ListFilters(Schema):
-    status: ProcessStatus | None = Field(None, description="Only rows whose process has this status.")
-    agent: str | None = Field(None, description="Only rows of this persona (case-insensitive).")
+class PageFilters(Schema):
     limit: int | None = Field(
         None,
         ge=1,
@@ -45,6 +44,11 @@ class ListFilters(Schema):
         response["X-Total-Count"] = str(queryset.count())
         limit = self.limit or settings.TRON_API_PAGE_SIZE
         return list(queryset[self.offset : self.offset + limit])
+
+
+class ListFilters(PageFilters):
+    status: ProcessStatus | None = Field(None, description="Only rows whose process has this status.")
+    agent: str | None = Field(None, description="Only rows of this persona (case-insensitive).")
 
 
 def life_loop_persona_ids() -> set[int]:
@@ -88,7 +92,7 @@ def status(request):
 
 @router.get("/processes", response=list[ProcessOut], summary="Processes, newest first")
 def list_processes(request, response: HttpResponse, filters: Query[ListFilters]):
-    processes = Process.objects.select_related("persona")
+    processes = Process.objects.select_related("persona").with_parent_id()
     if filters.status:
         processes = processes.filter(status=filters.status)
     if filters.agent:
@@ -99,10 +103,29 @@ def list_processes(request, response: HttpResponse, filters: Query[ListFilters])
 @router.get("/processes/{process_id}", response=ProcessDetailOut, summary="One process with its transcript")
 def get_process(request, process_id: str):
     """Three queries: the process with its persona, its messages, its LLM calls."""
-    process = Process.objects.select_related("persona").filter(public_id=process_id.strip().lower()).first()
+    process = (
+        Process.objects.select_related("persona")
+        .with_parent_id()
+        .filter(public_id=process_id.strip().lower())
+        .first()
+    )
     if process is None:
         raise Http404(f"No process has the id {process_id!r}.")
     return process
+
+
+class SpawnTreeFilters(PageFilters):
+    all: bool = Field(
+        False, description="Every tree; without it only live ones (holding a pending or running process)."
+    )
+
+
+@router.get("/spawn-tree", response=list[SpawnNodeOut], summary="Processes as trees, parent → children")
+def spawn_tree(request, response: HttpResponse, filters: Query[SpawnTreeFilters]):
+    """Root processes newest first (a page of them; X-Total-Count counts roots), each with its tree."""
+    roots = all_roots() if filters.all else live_roots()
+    roots = roots.select_related("persona").with_parent_id().order_by("-started_at", "-id")
+    return [spawn_node(root) for root in grow(filters.page(roots, response))]
 
 
 class SessionFilters(ListFilters):

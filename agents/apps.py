@@ -15,3 +15,5 @@ class AgentsConfig(AppConfig):
         from .memory import caller_memory
 
         provides(caller_memory)  # a returning caller's notes go into every prompt of theirs
+
+        from . import delegation  # noqa: F401 - registers spawn_agent and check_task

@@ -22,6 +22,7 @@ class Channel(models.TextChoices):
     LIFE = "life", "Life loop"
     CLI = "cli", "Command line"
     MEMORY = "memory", "Caller memory"  # the model call that updates a caller's memory after a call
+    DELEGATED = "delegated", "Delegated task"  # work a persona handed to a team member (spawn_agent)
 
 
 class PersonaQuerySet(models.QuerySet):
@@ -178,6 +179,10 @@ class ProcessQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=Process.ACTIVE_STATUSES)
 
+    def with_parent_id(self):
+        """Each process with `parent_public_id`: its parent's public id, or None (the API's `parent_id`)."""
+        return self.annotate(parent_public_id=F("parent__public_id"))
+
     def finish_by_outcome(self, now) -> int:
         """End these unfinished processes: `failed` when their last turn failed (`error` is set), else
         `completed`. One UPDATE."""
@@ -215,6 +220,14 @@ class Process(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.HTTP)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # Delegated work (agents.delegation): how far below a conversation it runs (0 for one that is no
+    # one's child), the child's final answer, and when that answer (or its failure) reached the
+    # conversation that delegated it.
+    spawn_depth = models.PositiveSmallIntegerField(default=0)
+    result = models.TextField(blank=True, help_text="A delegated task's final answer.")
+    delivered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the result or failure reached the delegating conversation."
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -36,6 +36,7 @@ from django.conf import settings
 from . import metrics, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write
+from .delegation import Delivery, undelivered_results
 from .llm import get_provider
 from .llm.base import LLMError, LLMProvider, LLMRequest, ToolCall, Usage
 from .models import CallerSession, LLMCall, Persona
@@ -159,6 +160,7 @@ class Turn:
         self.tools: list[dict] = []  # offered to the model: the persona's, then the client's
         self.client_tools: set[str] = set()  # the names of the client's
         self.client_calls: list[dict] = []
+        self.results: list[Delivery] = []  # delegated work that finished during the turn (agents.delegation)
         self.ttft_ms: int | None = None
         self.accepted = False  # the Accepted event is out
         self.stopped = False
@@ -189,6 +191,7 @@ class Turn:
         end = self._end()
         if self.begun is not None:
             self.record.error = error.message if error else None
+            self.record.delivered = [result.process_id for result in self._results()]
             try:
                 await self._finish(db_write(record_turn)(self.begun, self.record))
             except Exception:
@@ -240,6 +243,7 @@ class Turn:
             if self.client_calls:
                 return  # the client runs its tools and sends their results in its next request
             conversation += exchange
+            await self._collect_results()
 
     async def _persona(self) -> Persona:
         try:
@@ -292,6 +296,16 @@ class Turn:
             self.queue.put_nowait(Opened(session, self.persona))
         return True
 
+    async def _collect_results(self) -> None:
+        """Delegated work that finished while the turn ran (its tools started some, say): the next
+        model call carries it, and the record marks it delivered."""
+        seen = [result.process_id for result in self._results()]
+        read = db_read(undelivered_results)
+        self.results += await self._step_until_stopped(read(self.persona, self.input.caller, seen))
+
+    def _results(self) -> list[Delivery]:
+        return (self.peek.results if self.peek else []) + self.results
+
     def _choose_tools(self) -> None:
         """The tools offered to the model: the persona's, then the client's (whose name wins)."""
         if self.provider.supports_tools:
@@ -309,7 +323,7 @@ class Turn:
                 conversation,
                 compact=provider.compact_prompts,
                 context_tokens=provider.context_tokens(),
-                extra=self.peek.context,
+                extra=self.peek.context + [result.text for result in self._results()],
                 tools=provider.supports_tools,
             ),
             model=persona.model or provider.default_model(),

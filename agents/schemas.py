@@ -33,7 +33,9 @@ class MetricsOut(Schema):
     duration_ms: int
 
 
-class ProcessOut(Schema):
+class ProcessFields(Schema):
+    """A process as the API shows it (the fields; ProcessOut reads them from a Process)."""
+
     id: str
     agent: str
     name: str
@@ -43,8 +45,11 @@ class ProcessOut(Schema):
     started_at: str
     finished_at: str | None
     error: str  # why its last turn failed, until one succeeds; empty otherwise
+    parent_id: str | None  # the process that delegated this one (agents.delegation)
     metrics: MetricsOut
 
+
+class ProcessOut(ProcessFields):
     @staticmethod
     def resolve_id(obj: Process) -> str:
         return obj.public_id
@@ -52,6 +57,10 @@ class ProcessOut(Schema):
     @staticmethod
     def resolve_agent(obj: Process) -> str:
         return obj.persona.name
+
+    @staticmethod
+    def resolve_parent_id(obj: Process) -> str | None:
+        return obj.parent_public_id  # the queries that serve processes annotate it (with_parent_id)
 
     @staticmethod
     def resolve_started_at(obj: Process) -> str:
@@ -115,6 +124,14 @@ class ProcessDetailOut(ProcessOut):
     summary: str
     ended_reason: str
     call_cost: float | None
+    # Delegated work: its depth below the conversation, its final answer, when that reached the parent.
+    spawn_depth: int
+    result: str
+    delivered_at: str | None
+
+    @staticmethod
+    def resolve_delivered_at(obj: Process) -> str | None:
+        return iso_utc(obj.delivered_at)
 
     @staticmethod
     def resolve_call_cost(obj: Process) -> float | None:
@@ -127,6 +144,23 @@ class ProcessDetailOut(ProcessOut):
     @staticmethod
     def resolve_llm_calls(obj: Process) -> list[LLMCall]:
         return list(obj.llm_call_rows.order_by("created_at", "id"))
+
+
+class SpawnNodeOut(ProcessFields):
+    """A process in the spawn tree, with the processes it delegated to (oldest first). Built as plain
+    data (`spawn_node`): django-ninja's resolvers do not run inside a recursive schema."""
+
+    spawn_depth: int
+    children: list["SpawnNodeOut"]
+
+
+def spawn_node(process: Process) -> dict:
+    """`process` and its tree (`tree_children`, agents.spawn_tree.grow) as SpawnNodeOut's data."""
+    return {
+        **ProcessOut.from_orm(process).dict(),
+        "spawn_depth": process.spawn_depth,
+        "children": [spawn_node(child) for child in process.tree_children],
+    }
 
 
 class SessionOut(Schema):
@@ -157,3 +191,6 @@ class SessionOut(Schema):
     @staticmethod
     def resolve_ended_at(obj: CallerSession) -> str | None:
         return iso_utc(obj.ended_at)
+
+
+SpawnNodeOut.model_rebuild()

@@ -1,6 +1,7 @@
 """What a turn reads from and writes to the database: two transactions, one at each end of the turn.
 
-`peek_turn` reads what the prompt needs before the model is called; `begin_turn` claims the caller's
+`peek_turn` reads what the prompt needs before the model is called (with the results of delegated work
+that finished for this conversation, agents.delegation); `begin_turn` claims the caller's
 session (as the peek read it: a turn of the same caller that is still running, or came between, makes
 the turn read again) and stores the caller's new words, while the model works on its first token. `record_turn` stores
 the turn's model calls, its new transcript lines and its counters, and releases the session. Both are
@@ -15,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .context import context_for, has_providers
+from .delegation import Delivery, mark_delivered, undelivered_results
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
 from .sessions import Seen, claim_session, read_open_session, release_session
@@ -30,6 +32,7 @@ class Peek:
     history: list[dict]  # the stored transcript the prompt continues (oldest first), this turn's words last
     new: list[dict]  # the caller's words to store
     context: list[str]  # what other apps add to the prompt (agents.context)
+    results: list[Delivery] = field(default_factory=list)  # delegated work finished for this conversation
 
 
 @dataclass
@@ -55,6 +58,7 @@ class TurnRecord:
     tool_calls: int = 0
     error: str | None = None  # the turn failed; None when it answered or its consumer left
     cancelled: bool = False
+    delivered: list[int] = field(default_factory=list)  # children whose results the prompt carried
 
 
 def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
@@ -77,6 +81,7 @@ def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
         history=history + new,
         new=new,
         context=context_for(persona, caller) if has_providers() else [],
+        results=undelivered_results(persona, caller),
     )
 
 
@@ -113,6 +118,8 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
         elif not record.cancelled:
             changes["error"] = ""
         Process.objects.filter(pk=process.pk).update(**changes)
+        if record.delivered and record.error is None and not record.cancelled:
+            mark_delivered(record.delivered)  # answered with them: they reached the conversation
         release_session(session)
 
 

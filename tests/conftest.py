@@ -21,6 +21,17 @@ def _sync_tasks(monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
+@pytest.fixture
+def queued_tasks(monkeypatch):
+    """Tasks wait in the broker until the test calls the fixture's value (tests/worker.run_queued)."""
+    from django_q.conf import Conf
+
+    from tests.worker import run_queued
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    return run_queued
+
+
 @pytest.fixture(autouse=True)
 def _open_api(settings):
     """Tests start with no API token; auth tests set one."""

@@ -305,6 +305,10 @@ TRON_TURN_WAIT_SECONDS = env_int("TRON_TURN_WAIT_SECONDS", 30, minimum=0)
 # Model calls a turn may make with tools; one more without tools then asks for the answer in words.
 TRON_TOOL_ROUNDS = env_int("TRON_TOOL_ROUNDS", 5, minimum=0, maximum=50)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
+# Delegation (spawn_agent): how deep delegated work may go below a conversation (1: the conversation's
+# children only; 0: no delegation), and how many unfinished children one process may have at once.
+TRON_SPAWN_MAX_DEPTH = env_int("TRON_SPAWN_MAX_DEPTH", 2, minimum=0, maximum=10)
+TRON_SPAWN_MAX_CHILDREN = env_int("TRON_SPAWN_MAX_CHILDREN", 5, minimum=1, maximum=100)
 
 # How often the admin's home page (the dashboard) refreshes itself.
 TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)

@@ -239,6 +239,23 @@ def test_process_page_links_to_its_children(admin_client, tony):
     assert listed(admin_client.get(children_url)) == [child]
 
 
+def test_process_page_shows_its_delegated_tasks_and_their_results(admin_client, tony, maya):
+    parent = make_process(tony)
+    child = make_process(
+        maya, parent=parent, spawn_depth=1, task="Draft the launch post", status=Process.Status.COMPLETED
+    )
+    Process.objects.filter(pk=child.pk).update(result="Here is the draft.", delivered_at=ago(minutes=1))
+
+    content = admin_client.get(change_page(parent)).content.decode()
+    assert "Delegated tasks (children)" in content
+    assert change_page(child) in content
+    assert "Draft the launch post" in content and "Here is the draft." in content
+
+    child_page = admin_client.get(change_page(child)).content.decode()
+    assert "Delegation" in child_page and change_page(parent) in child_page
+    assert "Here is the draft." in child_page
+
+
 # --- Mark as failed -------------------------------------------------------------------------------
 
 

@@ -112,8 +112,8 @@ def test_it_copies_the_originals_tony_tools_temperature_and_budget():
     load_team()
 
     tony = Persona.objects.named("Tony")
-    assert tony.tools == [
-        "list_team", "spawn_agent", "schedule_callback", "web_search", "identify_caller", "create_project",
+    assert tony.tools == [  # the original's, and check_task beside spawn_agent (delegation)
+        "list_team", "spawn_agent", "check_task", "schedule_callback", "web_search", "identify_caller", "create_project",
         "list_projects", "list_servers", "get_server_url", "save_directive", "save_person_memory",
         "read_file", "write_file", "list_files",
     ]  # fmt: skip
