@@ -219,29 +219,32 @@ class Delivery:
 
 def undelivered_results(persona: Persona, caller: Caller, exclude=()) -> list[Delivery]:
     """Delegated work of `persona`'s conversations with `caller` that has finished and not reached them
-    yet (at most DELIVERIES_PER_READ, oldest first, none of `exclude`). Read only."""
-    conversations = CallerSession.objects.filter(caller_id=caller.caller_id, process__persona=persona)
-    children = (
-        Process.objects.filter(
-            parent__in=conversations.values("process_id"),
-            finished_at__isnull=False,
-            delivered_at__isnull=True,
-        )
-        .exclude(pk__in=list(exclude))
-        .select_related("persona")
-        .order_by("finished_at", "id")[:DELIVERIES_PER_READ]
+    yet (at most DELIVERIES_PER_READ, oldest first, none of `exclude`). Read only. No query for a
+    persona that cannot delegate: every turn asks, on the way to its first token."""
+    if "spawn_agent" not in persona.tools:
+        return []
+    children = Process.objects.filter(
+        parent__sessions__caller_id=caller.caller_id,
+        parent__persona_id=persona.pk,
+        finished_at__isnull=False,
+        delivered_at__isnull=True,
     )
-    return [Delivery(child.pk, _delivery_text(child)) for child in children]
+    if exclude:
+        children = children.exclude(pk__in=list(exclude))
+    rows = children.order_by("finished_at", "id").values_list(
+        "pk", "persona__name", "public_id", "task", "status", "error", "result"
+    )
+    found = {row[0]: row for row in rows[:DELIVERIES_PER_READ]}  # a parent with two sessions: once
+    return [Delivery(pk, _delivery_text(*row[1:])) for pk, row in found.items()]
 
 
-def _delivery_text(child: Process) -> str:
-    if child.status == Process.Status.FAILED:
-        outcome = f"failed: {child.error or 'no reason was recorded.'}"
+def _delivery_text(name: str, public_id: str, task: str, status: str, error: str, result: str) -> str:
+    if status == Process.Status.FAILED:
+        outcome = f"failed: {error or 'no reason was recorded.'}"
     else:
-        outcome = f"finished. Their answer:\n{ellipsis(child.result, RESULT_MAX_CHARS) or '(no answer)'}"
+        outcome = f"finished. Their answer:\n{ellipsis(result, RESULT_MAX_CHARS) or '(no answer)'}"
     return (
-        f"Work you delegated: {child.persona.name} (task id {child.public_id}, "
-        f'"{ellipsis(child.task, 120)}") {outcome}\n'
+        f'Work you delegated: {name} (task id {public_id}, "{ellipsis(task, 120)}") {outcome}\n'
         "(This is given to you once. Pass on what matters to whoever you are speaking with.)"
     )
 

@@ -44,7 +44,7 @@ def end_session(session: CallerSession, *, now=None) -> bool:
 class Seen:
     """The caller's open session as a turn read it before calling the model (`read_open_session`)."""
 
-    session: CallerSession | None  # the caller's open session (the database allows one), with its process
+    session: CallerSession | None  # the caller's open session (the database allows one)
     continues: bool  # the turn continues it (CallerSessionQuerySet.with_continuation)
 
 
@@ -53,7 +53,6 @@ def read_open_session(caller: Caller, persona: Persona, now=None) -> Seen:
         CallerSession.objects.filter(caller_id=caller.caller_id)
         .open()
         .with_continuation(persona, idle_cutoff(now))
-        .select_related("process")
         .order_by()
     )
     session = next(iter(current[:1]), None)
@@ -106,6 +105,7 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, s
                 claimable, changes["turn_claimed_until"] = claimable.unclaimed(now), until
             if claimable.update(**changes):
                 session.last_seen_at, session.turn_claimed_until = now, until
+                session.process  # noqa: B018 - loaded here, so the caller may use it from async code
                 return session, False
             if claim or seen is not None:
                 return None, False  # another turn holds it or came between (or it just ended: look again)
