@@ -12,6 +12,8 @@ class AgentsConfig(AppConfig):
         self.started_at = time.monotonic()
 
         from .context import provides
-        from .memory import caller_memory
+        from .directives import standing_directives  # also registers the save_directive tool
+        from .memory import caller_memory  # also registers save_person_memory and recall_person
 
+        provides(standing_directives)  # the persona's standing instructions, right after its own prompt
         provides(caller_memory)  # a returning caller's notes go into every prompt of theirs

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from . import metrics, pricing, tokens
+from . import budgets, metrics, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .llm import get_provider
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
 FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
 CLAIM_POLL_SECONDS = 0.05  # how often a turn waiting for its caller's previous turn looks again
+# Turns refused before they began store nothing: the caller's previous turn still runs, the persona has
+# spent its budget, the server runs all the processes it may.
+REFUSED_BEFORE_BEGIN = {"conversation_busy", "insufficient_quota", "server_overloaded"}
 
 
 @dataclass
@@ -183,9 +186,11 @@ class Turn:
         if (
             self.begun is None
             and self.persona is not None
-            and not (error and error.code == "conversation_busy")
+            and not (error and error.code in REFUSED_BEFORE_BEGIN)
         ):
             await self._begin_late()
+        if self.begun is None and self.record.holds:
+            await self._give_back_holds()
         end = self._end()
         if self.begun is not None:
             self.record.error = error.message if error else None
@@ -262,6 +267,24 @@ class Turn:
         except Exception:
             log.exception("Could not store the words of a turn with %s", self.persona)
 
+    async def _give_back_holds(self) -> None:
+        """A turn that recorded nothing gives back what its model calls held against the budget."""
+        try:
+            await self._finish(db_write(budgets.release)(self.persona.pk, self.record.holds))
+        except Exception:  # the holds lapse by themselves (budgets.HOLD_SECONDS)
+            log.exception("Could not give back the budget holds of a turn with %s", self.persona)
+
+    async def _hold_budget(self, request: LLMRequest) -> None:
+        """Admit one model call against the persona's budget (raises budgets.OverBudget); no query for a
+        persona without a budget."""
+        if budgets.daily_budget(self.persona) is None:
+            return
+        held = await self._finish(db_write(budgets.hold)(self.persona, budgets.estimate(request)))
+        if held is not None:
+            self.record.holds.append(held)
+        if self.stopped:
+            raise _Stopped
+
     async def _wait_for_session(self) -> Peek:
         """Read what the prompt needs; while another turn of this caller runs, wait for it (looking again
         every CLAIM_POLL_SECONDS, up to TRON_TURN_WAIT_SECONDS)."""
@@ -324,6 +347,7 @@ class Turn:
         """One model call, its text queued for the consumer as it arrives. Returns however it ended:
         a cancellation (the consumer left) or an error is marked on the round, not raised."""
         request = self._request(conversation, tools)
+        await self._hold_budget(request)
         round_ = _Round(model=request.model, request=request)
         stream = self.provider.stream(request)
         try:

@@ -14,10 +14,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import budgets
+from .callers import is_one_off
 from .context import context_for, has_providers
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
-from .sessions import claim_session, idle_cutoff, release_session
+from .sessions import claim_session, end_session, idle_cutoff, refuse_when_full, release_session
 
 
 @dataclass
@@ -55,15 +57,19 @@ class TurnRecord:
     tool_calls: int = 0
     error: str | None = None  # the turn failed; None when it answered or its consumer left
     cancelled: bool = False
+    holds: list = field(default_factory=list)  # budgets.Hold of each model call, given back when recorded
 
 
 def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
-    """Read only: the caller's continuing session, whether a turn holds it, what the prompt continues."""
+    """Read only: the caller's continuing session, whether a turn holds it, what the prompt continues.
+    A turn that would start a process when the server runs all it may is refused here, before the
+    model is called (TooManyProcesses)."""
     now = timezone.now()
     current = CallerSession.objects.filter(caller_id=caller.caller_id).open()
     session = next(iter(current.with_continuation(persona, idle_cutoff(now)).order_by()[:1]), None)
     if session is None or not session.continues:
         session = None
+        refuse_when_full()
     new = new_messages(messages)
     history = []
     if session is not None and has_client_history(messages):
@@ -96,8 +102,10 @@ def begin_turn(caller, persona: Persona, task: str, peek: Peek) -> CallerSession
 
 def record_turn(session: CallerSession, record: TurnRecord) -> None:
     """One transaction: the turn's LLM calls, its transcript lines, the process counters and its
-    outcome, and the session released for the caller's next turn."""
+    outcome, the persona's spend today (and its holds given back), and the session released for the
+    caller's next turn; a one-off caller's (anonymous: no request of theirs can continue it) ended."""
     process = session.process
+    cost = sum((c.cost_usd for c in record.calls), 0)
     with transaction.atomic():
         LLMCall.objects.bulk_create(LLMCall(process=process, **vars(call)) for call in record.calls)
         Message.objects.bulk_create(_message(session, line) for line in record.lines)
@@ -106,7 +114,7 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
             "output_tokens": F("output_tokens") + sum(c.output_tokens for c in record.calls),
             "llm_calls": F("llm_calls") + len(record.calls),
             "tool_calls": F("tool_calls") + record.tool_calls,
-            "cost_usd": F("cost_usd") + sum(c.cost_usd for c in record.calls),
+            "cost_usd": F("cost_usd") + cost,
         }
         # The process carries its last failed turn's reason until a turn succeeds again (a consumer who
         # left changes nothing); a session that ends with it set ends `failed` (finish_by_outcome).
@@ -115,7 +123,11 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
         elif not record.cancelled:
             changes["error"] = ""
         Process.objects.filter(pk=process.pk).update(**changes)
+        if cost or record.holds:
+            budgets.settle(process.persona_id, cost, record.holds)
         release_session(session)
+        if is_one_off(session.caller_id):
+            end_session(session)
 
 
 def _message(session: CallerSession, line: dict, **extra) -> Message:
