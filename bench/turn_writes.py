@@ -8,7 +8,8 @@ model call, the claim of the caller's session (for a new caller: its session and
 words and the transcript (`agents/transcript.begin_turn`); when the answer is done, the LLM call, the
 assistant's words, the process counters and the session's release (`record_turn`). Both hold the web
 process's GIL for most of their time, so what they cost is taken from every stream the process serves.
-This times both for new callers in-process (no server, no model), CPU and wall per turn. On PostgreSQL
+This times both for new callers in-process (no server, no model), CPU and wall per turn, and the budget
+check a budgeted persona's model call adds (`agents/budgets.hold`, one conditional UPDATE). On PostgreSQL
 it creates and drops a test database named after DATABASE_URL's.
 """
 
@@ -20,6 +21,7 @@ from throwaway_db import throwaway_database
 
 TURNS = int(os.environ.get("BENCH_TURNS", 500))
 ROUNDS = 5
+os.environ.setdefault("TRON_MAX_RUNNING_PROCESSES", str(TURNS * ROUNDS * 2))  # the callers' processes all run
 
 
 def main():
@@ -35,11 +37,13 @@ def main():
 def measure() -> dict:
     from decimal import Decimal
 
+    from agents import budgets
     from agents.callers import Caller
-    from agents.models import LLMCall
+    from agents.models import LLMCall, Persona
     from agents.personas import resolve_persona
-    from agents.transcript import CallRecord, TurnRecord, begin_turn, record_turn
+    from agents.transcript import CallRecord, TurnRecord, begin_turn, peek_turn, record_turn
 
+    Persona.objects.filter(name__iexact="tony").update(budget_usd=Decimal("1000000"))
     persona = resolve_persona("tony")
     call = CallRecord(
         "openai", "gpt-4o-mini", 42, 20, Decimal("0.0000081"), LLMCall.UsageSource.PROVIDER, "stop", 50, 450
@@ -59,17 +63,24 @@ def measure() -> dict:
         callers = [Caller(f"req-bench-{round_}-{i}-{time.time_ns()}") for i in range(TURNS)]
         begun = timed(
             "begin: session and process claimed, the words stored (begin_turn)",
-            lambda caller: begin_turn(caller, persona, words, ""),
+            lambda caller: begin_turn(caller, persona, "", peek_turn(caller, persona, words)),
             callers,
         )
-        timed(
-            "record: LLM call, the answer, the counters, the release (record_turn)",
-            lambda b: record_turn(b.session, record),
+        holds = timed(
+            "budget: one model call admitted against the day's budget (budgets.hold)",
+            lambda _session: budgets.hold(persona, Decimal("0.001")),
             begun,
         )
         timed(
+            "record: LLM call, the answer, the counters, the spend, the release (record_turn)",
+            lambda pair: record_turn(
+                pair[0], TurnRecord(calls=record.calls, lines=record.lines, holds=[pair[1]])
+            ),
+            list(zip(begun, holds, strict=True)),
+        )
+        timed(
             "begin again: the same callers' sessions continued (begin_turn)",
-            lambda caller: begin_turn(caller, persona, words, ""),
+            lambda caller: begin_turn(caller, persona, "", peek_turn(caller, persona, words)),
             callers,
         )
     return {
