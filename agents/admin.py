@@ -9,16 +9,16 @@ from datetime import UTC
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from . import pricing, spend
+from . import budgets, pricing, spend
 from .display import ellipsis, human_duration, usd
-from .models import CallerMemory, CallerSession, LLMCall, Message, Persona, Process
+from .models import CallerMemory, CallerSession, DailySpend, Directive, LLMCall, Message, Persona, Process
 from .sessions import end_session
 
 COST_SUMMARY_DEFAULT_DAYS = 7
@@ -72,6 +72,14 @@ class ReadOnlyInline(admin.TabularInline):
 # --- Personas -------------------------------------------------------------------------------------
 
 
+class DirectiveInline(admin.TabularInline):
+    model = Directive
+    fields = ["text", "active", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
+    extra = 0
+    verbose_name_plural = "standing instructions (directives)"
+
+
 @admin.register(Persona)
 class PersonaAdmin(admin.ModelAdmin):
     list_display = [
@@ -82,29 +90,104 @@ class PersonaAdmin(admin.ModelAdmin):
         "enabled",
         "life_enabled",
         "model",
+        "spend_today",
         "process_count",
     ]
     list_editable = ["enabled", "life_enabled"]
     list_filter = ["kind", "enabled", "life_enabled"]
     list_select_related = ["reports_to"]
     search_fields = ["name", "role"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["spend_today", "created_at", "updated_at"]
+    inlines = [DirectiveInline]
     fieldsets = [
         ("Identity", {"fields": ["name", "role", "kind", "reports_to", "enabled", "sort_order"]}),
         ("Prompt", {"fields": ["system_prompt", "tone", "focus_areas", "tools"]}),
-        ("Model settings", {"fields": ["model", "temperature", "budget_usd"]}),
+        ("Model settings", {"fields": ["model", "temperature", "budget_usd", "spend_today"]}),
         ("Life loop", {"fields": ["life_enabled", "life_schedule", "time_zone", "news_feeds"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
     def get_queryset(self, request):
-        # One GROUP BY for the whole page instead of a COUNT per row.
-        return super().get_queryset(request).annotate(process_count=Count("processes"))
+        # One GROUP BY for the whole page instead of a COUNT per row, and today's spend in it.
+        today = DailySpend.objects.filter(persona=OuterRef("pk"), day=spend.utc_today())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                process_count=Count("processes"),
+                spent_today=Subquery(today.values("spent_usd")[:1]),
+            )
+        )
 
     @admin.display(description="processes", ordering="process_count")
     def process_count(self, obj):
         url = reverse("admin:agents_process_changelist")
         return format_html('<a href="{}?persona__id__exact={}">{}</a>', url, obj.pk, obj.process_count)
+
+    @admin.display(description="spent today (UTC)", ordering="spent_today")
+    def spend_today(self, obj):
+        if obj.pk is None:
+            return "-"
+        spent = getattr(obj, "spent_today", None) or 0
+        budget = budgets.daily_budget(obj)
+        limit = "no daily budget" if budget is None else f"of {usd(budget)}"
+        url = reverse("admin:agents_dailyspend_changelist")
+        return format_html('<a href="{}?persona__id__exact={}">{} {}</a>', url, obj.pk, usd(spent), limit)
+
+
+@admin.register(Directive)
+class DirectiveAdmin(admin.ModelAdmin):
+    """Standing instructions: saved by a persona (`save_directive`) or written here; active ones go into
+    every prompt of their persona (agents.directives)."""
+
+    list_display = ["short_text", "persona", "active", "source", "updated_at"]
+    list_display_links = ["short_text"]
+    list_editable = ["active"]
+    list_filter = ["active", "persona"]
+    list_select_related = ["persona", "process"]
+    search_fields = ["text", "persona__name"]
+    fields = ["persona", "text", "active", "source", "created_at", "updated_at"]
+    readonly_fields = ["source", "created_at", "updated_at"]
+
+    @admin.display(description="directive")
+    def short_text(self, obj):
+        return ellipsis(obj.text, 100)
+
+    @admin.display(description="saved in")
+    def source(self, obj):
+        return process_link(obj.process) if obj.process else "the admin"
+
+
+@admin.register(DailySpend)
+class DailySpendAdmin(SystemWrittenAdmin):
+    """Spend against budget per persona and UTC day: the rows the budget check reads (agents.budgets)."""
+
+    list_display = ["day", "persona", "spent", "budget", "used", "held"]
+    list_filter = ["persona", "day"]
+    list_select_related = ["persona"]
+    date_hierarchy = "day"
+    fields = ["persona", "day", "spent", "budget", "used", "held", "reserved_at"]
+    readonly_fields = fields
+
+    @admin.display(description="spent (USD)", ordering="spent_usd")
+    def spent(self, obj):
+        return usd(obj.spent_usd)
+
+    @admin.display(description="budget (USD)", ordering="budget_usd")
+    def budget(self, obj):
+        return "no limit" if obj.budget_usd is None else usd(obj.budget_usd)
+
+    @admin.display(description="used")
+    def used(self, obj):
+        if obj.budget_usd is None:
+            return "-"
+        if not obj.budget_usd:
+            return "over" if obj.spent_usd else "0%"
+        return f"{obj.spent_usd / obj.budget_usd:.0%}"
+
+    @admin.display(description="held by calls in flight (USD)")
+    def held(self, obj):
+        return usd(obj.reserved_usd)
 
 
 # --- Processes ------------------------------------------------------------------------------------

@@ -20,6 +20,13 @@ class Caller:
 
 
 MAX_ID_LENGTH = 255  # CallerSession.caller_id
+ONE_OFF_PREFIX = "anonymous-"  # a caller who named no id: no later request of theirs can continue
+
+
+def is_one_off(caller_id: str) -> bool:
+    return caller_id.startswith(ONE_OFF_PREFIX)
+
+
 MIN_PHONE_DIGITS = 3  # the shortest numbers in use (emergency and service numbers)
 
 

@@ -7,21 +7,33 @@ writes the notes again. It runs as a process of its own (channel `memory`, a cal
 it never joins the caller's conversation), with its LLM call, tokens and cost recorded like any other.
 `caller_memory` puts the notes into the prompt of every later conversation of that caller
 (agents.context). Operators read, correct and erase the notes in the admin (CallerMemory).
+
+A persona also reads and adds to the notes during a conversation, with two tools over the same notes:
+`save_person_memory(person, fact)` appends the fact as a line (no model call: nothing to cost), and
+`recall_person(person)` reads them. `person` names a caller as the notes are keyed (`person_key`):
+"the caller" is the person this conversation is with; a phone number is that caller, in E.164 as
+agents.callers writes it; any other caller id the team knows (a Slack thread's, `user-…`) is taken as
+it is. A name is no key (two people share one; a caller's name is in their notes, not their id):
+`recall_person` looks for it in the notes, `save_person_memory` asks for the caller or a number.
 """
 
 import logging
+import re
 
 from django.db import transaction
 
-from .callers import Caller
+from .callers import ONE_OFF_PREFIX, Caller, normalize_phone
 from .models import CallerMemory, CallerSession, Channel, Message, Process
 from .sessions import end_session
+from .tools import ToolContext, tool
 
 log = logging.getLogger(__name__)
 
 MEMORY_MAX_CHARS = 4000  # what one caller's notes may put into every prompt of theirs
 MEMORY_MAX_TOKENS = 400  # the longest notes the model is asked for
-NOT_REMEMBERED = ("anonymous-", "memory-")  # fresh anonymous callers, and the memory writer itself
+FACT_MAX_CHARS = 500  # one fact saved with save_person_memory
+RECALL_MATCHES = 3  # callers whose notes mention a name, for recall_person
+NOT_REMEMBERED = (ONE_OFF_PREFIX, "memory-")  # fresh anonymous callers, and the memory writer itself
 
 INSTRUCTIONS = """You keep your team's notes about the people who talk to it, so that the next time \
 this person calls, whoever answers knows them.
@@ -125,3 +137,114 @@ def _transcript(process: Process) -> str:
         .values_list("role", "content")
     )
     return "\n".join(f"{speaker[role]}: {content.strip()}" for role, content in lines)
+
+
+# -- the memory tools ------------------------------------------------------------------------------------
+
+THE_CALLER = {"the caller", "caller", "this caller", "current caller", "the user", "user", "me", "them"}
+PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
+PERSON_PARAMETER = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "description": "Who: 'the caller' (the person you are talking with now), or a phone number such as "
+    "+14155551234.",
+}
+
+
+class NoKey(Exception):
+    """`person` names nobody whose notes can be kept; the message says why, for the model."""
+
+
+def person_key(person: str, caller: Caller | None) -> str:
+    """The caller id the notes about `person` are kept under; raises NoKey."""
+    words = " ".join(person.split())
+    if words.lower().strip(" .") in THE_CALLER:
+        if caller is None or not remembers(caller.caller_id):
+            raise NoKey(
+                "This caller gave no phone number or id, so nothing about them can be kept for later "
+                "conversations."
+            )
+        return caller.caller_id
+    if PHONE_LIKE.fullmatch(words) and (phone := normalize_phone(words)):
+        return phone
+    known = CallerMemory.objects.filter(caller_id=words).exists()
+    if remembers(words) and (known or CallerSession.objects.filter(caller_id=words).exists()):
+        return words
+    raise NoKey(
+        f"{words!r} is not a caller's key: name 'the caller' (the person you are talking with) or their "
+        "phone number."
+    )
+
+
+@tool(
+    "save_person_memory",
+    "Remember one fact about a person for your team's later conversations with them (their name, role, "
+    "what they want, what was promised). The fact is added to the notes the team keeps about them.",
+    {
+        "type": "object",
+        "properties": {
+            "person": PERSON_PARAMETER,
+            "fact": {"type": "string", "minLength": 1, "maxLength": FACT_MAX_CHARS},
+        },
+        "required": ["person", "fact"],
+        "additionalProperties": False,
+    },
+)
+def save_person_memory(context: ToolContext, arguments: dict) -> str:
+    try:
+        key = person_key(arguments["person"], context.caller)
+    except NoKey as exc:
+        return f"Nothing was saved: {exc}"
+    fact = " ".join(arguments["fact"].split())
+    if not fact:
+        return "Nothing was saved: the fact is empty."
+    with transaction.atomic():
+        memory, _created = CallerMemory.objects.select_for_update().get_or_create(caller_id=key)
+        lines = [line for line in memory.notes.strip().splitlines() if line.strip()]
+        if fact in (line.strip().lstrip("- ").strip() for line in lines):
+            return f"Already in the notes about {key}: {fact}"
+        lines.append(f"- {fact}")
+        dropped = 0
+        while len("\n".join(lines)) > MEMORY_MAX_CHARS and len(lines) > 1:
+            lines.pop(0)  # the oldest lines give way, so the notes stay within what a prompt takes
+            dropped += 1
+        # `last_process` stays: it marks the conversation the notes were last rewritten from, which the
+        # rewrite after this conversation must still do.
+        memory.notes = "\n".join(lines)
+        memory.save(update_fields=["notes", "updated_at"])
+    log.info("%s saved a fact about %s", context.persona.name, key)
+    cut = f" ({dropped} older line(s) were dropped to keep the notes short)" if dropped else ""
+    return f"Saved in the notes about {key}{cut}: {fact}"
+
+
+@tool(
+    "recall_person",
+    "What your team knows about a person from earlier conversations: the notes kept about them.",
+    {
+        "type": "object",
+        "properties": {
+            "person": PERSON_PARAMETER
+            | {"description": PERSON_PARAMETER["description"] + " A name is looked up in the notes."}
+        },
+        "required": ["person"],
+        "additionalProperties": False,
+    },
+)
+def recall_person(context: ToolContext, arguments: dict) -> str:
+    try:
+        key = person_key(arguments["person"], context.caller)
+    except NoKey as exc:
+        name = " ".join(arguments["person"].split())
+        if len(name) < 2 or name.lower().strip(" .") in THE_CALLER:
+            return str(exc)
+        found = list(
+            CallerMemory.objects.filter(notes__icontains=name).order_by("-updated_at")[:RECALL_MATCHES]
+        )
+        if not found:
+            return f"Nothing in the team's notes mentions {name!r}."
+        return "\n\n".join(f"Notes about {m.caller_id}:\n{m.notes.strip()}" for m in found)
+    notes = CallerMemory.objects.filter(caller_id=key).values_list("notes", flat=True).first()
+    if not notes or not notes.strip():
+        return f"Nothing is known about {key} yet."
+    return f"Notes about {key}:\n{notes.strip()}"

@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
@@ -84,7 +84,7 @@ class Persona(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
-        help_text="Spending cap per day (USD).",
+        help_text="Spending cap per UTC day (USD); empty for TRON_DEFAULT_DAILY_BUDGET_USD, 0 for none at all.",
     )
     tools = models.JSONField(
         default=list,
@@ -490,3 +490,71 @@ class CallerMemory(models.Model):
 
     def __str__(self):
         return self.caller_id
+
+
+DIRECTIVE_MAX_CHARS = 1000  # one standing instruction
+
+
+class Directive(models.Model):
+    """A standing instruction a persona keeps: saved by its model (the `save_directive` tool) or by an
+    operator, put into every prompt of the persona while active (agents.directives)."""
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="directives")
+    text = models.TextField(validators=[MaxLengthValidator(DIRECTIVE_MAX_CHARS)])
+    active = models.BooleanField(default=True, help_text="Only active directives go into the prompt.")
+    process = models.ForeignKey(
+        Process,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The conversation the persona saved it in; empty when an operator wrote it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["persona", "created_at", "id"]
+        indexes = [models.Index(fields=["persona", "active", "created_at"], name="agents_directive_persona")]
+
+    def __str__(self):
+        return self.text if len(self.text) <= 60 else self.text[:59] + "…"
+
+
+class DailySpend(models.Model):
+    """What one persona spent on one UTC day, and what its model calls in flight hold against its budget
+    (agents.budgets): the budget check reads one row, not the day's calls.
+
+    `spent_usd` grows with the cost of every model call the day records (in the transaction that stores
+    the LLMCall rows, so it is their sum); `reserved_usd` is what calls running now may cost at most."""
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="daily_spend")
+    day = models.DateField(help_text="UTC.")
+    spent_usd = models.DecimalField("spent (USD)", max_digits=16, decimal_places=9, default=0)
+    reserved_usd = models.DecimalField(
+        "held (USD)",
+        max_digits=16,
+        decimal_places=9,
+        default=0,
+        help_text="The most the model calls running now may cost; it counts as spent until they end.",
+    )
+    reserved_at = models.DateTimeField(default=timezone.now, help_text="When a call last took a hold.")
+    budget_usd = models.DecimalField(
+        "budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="The budget the day's last check applied; empty: no limit.",
+    )
+
+    class Meta:
+        verbose_name = "daily spend"
+        verbose_name_plural = "daily spend"
+        ordering = ["-day", "persona"]
+        constraints = [
+            models.UniqueConstraint(fields=["persona", "day"], name="agents_dailyspend_persona_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.persona_id and self.persona.name} {self.day}"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from . import metrics, pricing, tokens
+from . import budgets, metrics, pricing, tokens
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .delegation import Delivery, undelivered_results
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
 FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
 CLAIM_POLL_SECONDS = 0.05  # how often a turn waiting for its caller's previous turn looks again
+# Turns refused before they began store nothing: the caller's previous turn still runs, the persona has
+# spent its budget, the server runs all the processes it may.
+REFUSED_BEFORE_BEGIN = {"conversation_busy", "insufficient_quota", "server_overloaded"}
 
 
 @dataclass
@@ -165,6 +168,7 @@ class Turn:
         self.accepted = False  # the Accepted event is out
         self.stopped = False
         self._step: asyncio.Future | None = None
+        self.first_hold = None  # what the first model call holds against the budget, as the turn begins
 
     # -- the owner task --------------------------------------------------------------------------------
 
@@ -185,9 +189,11 @@ class Turn:
         if (
             self.begun is None
             and self.persona is not None
-            and not (error and error.code == "conversation_busy")
+            and not (error and error.code in REFUSED_BEFORE_BEGIN)
         ):
             await self._begin_late()
+        if self.begun is None and self.record.holds:
+            await self._give_back_holds()
         end = self._end()
         if self.begun is not None:
             self.record.error = error.message if error else None
@@ -210,6 +216,7 @@ class Turn:
     async def _converse(self) -> None:
         refuse_oversized(self.input.messages)
         self.persona = await self._persona()
+        budgets.refuse_if_recently_over(self.persona)
         self._choose_tools()
         max_rounds = settings.TRON_TOOL_ROUNDS
         number = 0
@@ -260,11 +267,29 @@ class Turn:
             if self.peek is None:  # it left before the conversation was read
                 args = (self.input.caller, self.persona, self.input.messages)
                 self.peek = await self._finish(db_read(peek_turn)(*args))
-            if not await self._begin():
+            if not await self._begin(hold=False):
                 self.peek.seen = None  # whatever came between, the words go after it
-                await self._begin()
+                await self._begin(hold=False)
         except Exception:
             log.exception("Could not store the words of a turn with %s", self.persona)
+
+    async def _give_back_holds(self) -> None:
+        """A turn that recorded nothing gives back what its model calls held against the budget."""
+        try:
+            await self._finish(db_write(budgets.release)(self.persona.pk, self.record.holds))
+        except Exception:  # the holds lapse by themselves (budgets.HOLD_SECONDS)
+            log.exception("Could not give back the budget holds of a turn with %s", self.persona)
+
+    async def _hold_budget(self, request: LLMRequest) -> None:
+        """Admit one model call against the persona's budget (raises budgets.OverBudget); no query for a
+        persona without a budget."""
+        if budgets.daily_budget(self.persona) is None:
+            return
+        held = await self._finish(db_write(budgets.hold)(self.persona, budgets.estimate(request)))
+        if held is not None:
+            self.record.holds.append(held)
+        if self.stopped:
+            raise _Stopped
 
     async def _wait_for_session(self) -> Peek:
         """Read what the prompt needs; while another turn of this caller runs, wait for it (looking again
@@ -284,12 +309,21 @@ class Turn:
                 )
             await self._step_until_stopped(asyncio.sleep(CLAIM_POLL_SECONDS))
 
-    async def _begin(self) -> bool:
-        """Claim the session as peeked and store the caller's words (once); False when the conversation
-        moved on since the peek. Runs while the model works on its first token."""
+    async def _begin(self, *, hold: bool = True) -> bool:
+        """Claim the session as peeked, hold the first model call against the budget (raises
+        budgets.OverBudget) and store the caller's words (once); False when the conversation moved on
+        since the peek. Runs while the model works on its first token."""
         if self.begun is None:
-            args = (self.input.caller, self.persona, self.input.task, self.peek)
-            session = await self._finish(db_write(begin_turn)(*args))  # once begun, it must be released
+            args = (
+                self.input.caller,
+                self.persona,
+                self.input.task,
+                self.peek,
+                self.first_hold if hold else None,
+            )
+            session, held = await self._finish(db_write(begin_turn)(*args))  # once begun, it must be released
+            if held is not None:
+                self.record.holds.append(held)
             if session is None:
                 return False
             self.begun = session
@@ -338,6 +372,12 @@ class Turn:
         """One model call, its text queued for the consumer as it arrives. Returns however it ended:
         a cancellation (the consumer left) or an error is marked on the round, not raised."""
         request = self._request(conversation, tools)
+        if self.begun is None:  # the first call is held as the turn begins (budgets, begin_turn)
+            self.first_hold = (
+                budgets.estimate(request) if budgets.daily_budget(self.persona) is not None else None
+            )
+        else:
+            await self._hold_budget(request)
         round_ = _Round(model=request.model, request=request)
         stream = self.provider.stream(request)
         try:

@@ -4,6 +4,10 @@ A caller's turns run one at a time: a turn claims the caller's session (`claim_s
 the transcript and calls the model, and releases it when it is recorded. A second turn of the same caller
 finds the session claimed and waits (agents.runtime). The claim is a time on the session row, so it holds
 across web processes and machines; one left by a server that died mid-turn lapses after CLAIM_SECONDS.
+
+Processes are created here and nowhere else, so this is where their number is bounded: however many
+have completed (they stay as history), at most TRON_MAX_RUNNING_PROCESSES run at once; a conversation
+that would start one more is refused (`TooManyProcesses`, a 503) until some end.
 """
 
 import logging
@@ -15,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .callers import Caller
+from .llm.base import LLMError
 from .models import CallerSession, Persona, Process
 
 log = logging.getLogger(__name__)
@@ -22,6 +27,29 @@ log = logging.getLogger(__name__)
 # How long a turn's claim on its session outlives a server that died during the turn. Longer than any
 # turn runs; a live turn releases its claim when it is recorded.
 CLAIM_SECONDS = 600
+FULL_RETRY_AFTER_SECONDS = 30  # what a refused caller is told to wait: an idle session's end, or a turn's
+
+
+class TooManyProcesses(LLMError):
+    """TRON_MAX_RUNNING_PROCESSES processes run already: no new one starts until some end (HTTP 503)."""
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"The server is at its limit of {limit:,} running conversations and processes "
+            "(TRON_MAX_RUNNING_PROCESSES); a new one can start when some end. Try again shortly.",
+            status=503,
+            code="server_overloaded",
+            retry_after=FULL_RETRY_AFTER_SECONDS,
+        )
+
+
+def refuse_when_full() -> None:
+    """Raise TooManyProcesses when TRON_MAX_RUNNING_PROCESSES processes are pending or running (one
+    COUNT through the status index, over at most that many rows)."""
+    limit = settings.TRON_MAX_RUNNING_PROCESSES
+    if Process.objects.active()[:limit].count() >= limit:
+        log.warning("Refused a new process: %d are running (TRON_MAX_RUNNING_PROCESSES)", limit)
+        raise TooManyProcesses(limit)
 
 
 def idle_cutoff(now=None):
@@ -70,14 +98,15 @@ def claim_session(
     exactly that, without reading again: (None, False) when the conversation is not the one that was
     read (another turn came between). Any other open session of the caller (idle, another persona's,
     or its process ended by an operator) is ended first: the database allows one open session per
-    caller, and concurrent first turns race on that constraint, not in Python.
+    caller, and concurrent first turns race on that constraint, not in Python. Raises TooManyProcesses
+    when a new process would be one too many (`refuse_when_full`).
     """
     return _find_or_open(caller, persona, task=task, claim=True, seen=seen)
 
 
 def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerSession:
     """The caller's session for this persona, marked seen now, or a new one, without claiming it for a
-    turn (a call that starts before anyone speaks)."""
+    turn (a call that starts before anyone speaks). Raises TooManyProcesses as `claim_session` does."""
     session, _created = _find_or_open(caller, persona, task=task, claim=False)
     return session
 
@@ -112,6 +141,7 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, s
             continue
         if session is not None:
             end_session(session, now=now)  # idle, another persona's, or its process ended
+        refuse_when_full()
         try:
             with transaction.atomic():
                 process = Process.objects.create(

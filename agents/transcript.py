@@ -15,11 +15,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import budgets
+from .callers import is_one_off
 from .context import context_for, has_providers
 from .delegation import Delivery, mark_delivered, undelivered_results
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
-from .sessions import Seen, claim_session, read_open_session, release_session
+from .sessions import Seen, claim_session, end_session, read_open_session, release_session
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TurnRecord:
     error: str | None = None  # the turn failed; None when it answered or its consumer left
     cancelled: bool = False
     delivered: list[int] = field(default_factory=list)  # children whose results the prompt carried
+    holds: list = field(default_factory=list)  # budgets.Hold of each model call, given back when recorded
 
 
 def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
@@ -85,22 +88,30 @@ def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
     )
 
 
-def begin_turn(caller, persona: Persona, task: str, peek: Peek) -> CallerSession | None:
-    """One transaction: claim the session the peek found (or a new one) and store the caller's new words.
-    None when it cannot be claimed as read: another turn holds it, or came between."""
+def begin_turn(
+    caller, persona: Persona, task: str, peek: Peek, hold_usd=None
+) -> tuple[CallerSession | None, budgets.Hold | None]:
+    """One transaction: claim the session the peek found (or a new one), hold `hold_usd` against the
+    persona's budget for the turn's first model call (raises budgets.OverBudget, and nothing is
+    stored), and store the caller's new words. (None, None) when the session cannot be claimed as read:
+    another turn holds it, or came between."""
     with transaction.atomic():
         session, _created = claim_session(caller, persona, task=task, seen=peek.seen)
-        if session is not None:
-            Message.objects.bulk_create(
-                _message(session, line, created_at=session.last_seen_at) for line in peek.new
-            )
-        return session
+        if session is None:
+            return None, None
+        held = budgets.hold(persona, hold_usd) if hold_usd is not None else None
+        Message.objects.bulk_create(
+            _message(session, line, created_at=session.last_seen_at) for line in peek.new
+        )
+        return session, held
 
 
 def record_turn(session: CallerSession, record: TurnRecord) -> None:
     """One transaction: the turn's LLM calls, its transcript lines, the process counters and its
-    outcome, and the session released for the caller's next turn."""
+    outcome, the persona's spend today (and its holds given back), and the session released for the
+    caller's next turn; a one-off caller's (anonymous: no request of theirs can continue it) ended."""
     process = session.process
+    cost = sum((c.cost_usd for c in record.calls), 0)
     with transaction.atomic():
         LLMCall.objects.bulk_create(LLMCall(process=process, **vars(call)) for call in record.calls)
         Message.objects.bulk_create(_message(session, line) for line in record.lines)
@@ -109,7 +120,7 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
             "output_tokens": F("output_tokens") + sum(c.output_tokens for c in record.calls),
             "llm_calls": F("llm_calls") + len(record.calls),
             "tool_calls": F("tool_calls") + record.tool_calls,
-            "cost_usd": F("cost_usd") + sum(c.cost_usd for c in record.calls),
+            "cost_usd": F("cost_usd") + cost,
         }
         # The process carries its last failed turn's reason until a turn succeeds again (a consumer who
         # left changes nothing); a session that ends with it set ends `failed` (finish_by_outcome).
@@ -120,7 +131,11 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
         Process.objects.filter(pk=process.pk).update(**changes)
         if record.delivered and record.error is None and not record.cancelled:
             mark_delivered(record.delivered)  # answered with them: they reached the conversation
+        if cost or record.holds:
+            budgets.settle(process.persona_id, cost, record.holds)
         release_session(session)
+        if is_one_off(session.caller_id):
+            end_session(session)
 
 
 def _message(session: CallerSession, line: dict, **extra) -> Message:

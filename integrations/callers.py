@@ -4,7 +4,7 @@ fields are this edge's knowledge; the core gets a plain agents.callers.Caller, i
 import time
 from dataclasses import replace
 
-from agents.callers import Caller, clean_id, normalize_phone
+from agents.callers import ONE_OFF_PREFIX, Caller, clean_id, normalize_phone
 from agents.dbthread import db_read
 from agents.models import CallerSession, Channel
 
@@ -74,7 +74,7 @@ def _identify(headers, payload, channel: str | None) -> Caller:
     user = _dig(body, "user")
     if user:
         return Caller(f"user-{user}", channel)
-    return Caller(f"anonymous-{time.time_ns()}", channel)
+    return Caller(f"{ONE_OFF_PREFIX}{time.time_ns()}", channel)
 
 
 def call_caller_id(call_id: str) -> str:

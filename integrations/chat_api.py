@@ -141,8 +141,8 @@ def _llm_error_response(error: LLMError, headers: dict | None = None):
     headers = dict(headers or {})
     if error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
-    if error.status == 400:
-        headers["x-should-retry"] = "false"  # the same request would fail the same way
+    if error.status == 400 or error.code == "insufficient_quota":
+        headers["x-should-retry"] = "false"  # the same request would fail the same way (today)
     return error_response(error.status, error.message, code=error.code, headers=headers)
 
 
@@ -248,7 +248,9 @@ class Reply:
     def ending(self, event) -> list[bytes]:
         if isinstance(event, TurnFailed):  # mid-stream: an error event the SDK raises on, never a fake "stop"
             error = event.error
-            return [_event(error_body(error.message, error_type_for(error.status), None, error.code))]
+            return [
+                _event(error_body(error.message, error_type_for(error.status, error.code), None, error.code))
+            ]
         events = []
         if event.tool_calls:
             calls = [{"index": index, **call} for index, call in enumerate(event.tool_calls)]

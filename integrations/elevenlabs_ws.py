@@ -35,6 +35,7 @@ from agents.memory import remember_later
 from agents.models import CallerSession, Channel
 from agents.personas import PersonaUnavailable, resolve_persona
 from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn
+from agents.sessions import TooManyProcesses
 
 from . import broadcast
 from .conversations import end_conversation, start_conversation
@@ -137,6 +138,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await db_write(_start)(self.caller, self.persona_name)
         except PersonaUnavailable as exc:
             await self._error(str(exc), "no_persona", code=1011)
+        except TooManyProcesses as exc:  # its turns are refused the same way until processes end
+            await self._error(exc.message, exc.code, code=1013)
         await self._send(
             "conversation_initiation_metadata",
             conversation_initiation_metadata_event={

@@ -24,7 +24,13 @@ ERROR_TYPES = {
 }
 
 
-def error_type_for(status: int) -> str:
+# Errors whose type is their own, as OpenAI names them, whatever their status maps to.
+CODE_TYPES = {"insufficient_quota": "insufficient_quota"}  # a persona's daily budget is spent (429)
+
+
+def error_type_for(status: int, code: str | None = None) -> str:
+    if code in CODE_TYPES:
+        return CODE_TYPES[code]
     return ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
@@ -38,7 +44,9 @@ def error_response(
     if message is None:
         message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     return JsonResponse(
-        error_body(message, type_ or error_type_for(status), param, code), status=status, headers=headers
+        error_body(message, type_ or error_type_for(status, code), param, code),
+        status=status,
+        headers=headers,
     )
 
 

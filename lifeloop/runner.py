@@ -15,9 +15,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from agents.budgets import OverBudget
 from agents.llm.base import LLMError
 from agents.models import CallerSession
-from agents.sessions import end_session
+from agents.sessions import TooManyProcesses, end_session
 
 from . import slack
 from .activities import ACTIVITIES
@@ -43,6 +44,8 @@ def run_activity(
         outcome = ACTIVITIES[activity](run)
     except ActivityFailed as exc:
         outcome = Outcome(result="", error=str(exc))
+    except (OverBudget, TooManyProcesses) as exc:  # refused before the model was asked
+        outcome = Outcome(result="", error=exc.message)
     except LLMError as exc:
         outcome = Outcome(result="", error=f"The model failed ({exc.status}): {exc.message}")
     except Exception as exc:  # noqa: BLE001 - one failing activity must not stop the others

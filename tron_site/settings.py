@@ -10,6 +10,7 @@ import math
 import os
 import re
 import tempfile
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,6 +57,20 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ImproperlyConfigured(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def env_decimal(name: str, minimum: Decimal | None = None) -> Decimal | None:
+    """A decimal number from NAME; None when it is unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number (e.g. 5 or 2.50), got {raw!r}") from None
+    if not value.is_finite() or (minimum is not None and value < minimum):
+        raise ImproperlyConfigured(f"{name} must be a number of at least {minimum}, got {raw!r}")
     return value
 
 
@@ -309,6 +324,10 @@ TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1
 # children only; 0: no delegation), and how many unfinished children one process may have at once.
 TRON_SPAWN_MAX_DEPTH = env_int("TRON_SPAWN_MAX_DEPTH", 2, minimum=0, maximum=10)
 TRON_SPAWN_MAX_CHILDREN = env_int("TRON_SPAWN_MAX_CHILDREN", 5, minimum=1, maximum=100)
+# The daily budget (USD per UTC day) of a persona whose own budget is empty; empty here: no limit.
+TRON_DEFAULT_DAILY_BUDGET_USD = env_decimal("TRON_DEFAULT_DAILY_BUDGET_USD", minimum=Decimal(0))
+# Processes running (pending or running) at once; a conversation that would start one more gets a 503.
+TRON_MAX_RUNNING_PROCESSES = env_int("TRON_MAX_RUNNING_PROCESSES", 500, minimum=1)
 
 # How often the admin's home page (the dashboard) refreshes itself.
 TRON_DASHBOARD_REFRESH_SECONDS = env_int("TRON_DASHBOARD_REFRESH_SECONDS", 5, minimum=1, maximum=3600)

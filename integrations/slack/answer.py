@@ -28,6 +28,11 @@ APOLOGY = (
     "Sorry, I couldn't answer that just now: something went wrong on my side. Please try again in a moment."
 )
 TOO_LONG = "Sorry, that message is too long for me to take in one go. Could you split it up?"
+OVER_BUDGET = (
+    "Sorry, I've used up today's budget, so I can't answer until tomorrow (UTC). An operator can raise it."
+)
+BUSY = "Sorry, the server is at its limit of running conversations right now. Please try again in a minute."
+REPLIES = {"message_too_long": TOO_LONG, "insufficient_quota": OVER_BUDGET, "server_overloaded": BUSY}
 EMPTY_MENTION = "Yes? Ask me anything, here in the thread."
 NO_WORDS = "Sorry, I came up empty on that one. Could you put it another way?"
 
@@ -73,7 +78,7 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
         log.warning("The persona could not answer Slack message %s: %s", message.event_id, exc.message)
         message.error = exc.message
         message.process = _latest_process(thread)
-        return TOO_LONG if exc.code == "message_too_long" else APOLOGY
+        return REPLIES.get(exc.code, APOLOGY)
     message.process_id = end.process_id
     message.persona_name = (
         Process.objects.filter(pk=end.process_id).values_list("persona__name", flat=True).first() or ""

@@ -608,6 +608,8 @@ def test_persona_change_page_saves_an_edit(admin_client, tony):
         "life_schedule": '{"news": [6]}',
         "time_zone": "Europe/Berlin",
         "news_feeds": '["https://example.com/feed.xml"]',
+        "directives-TOTAL_FORMS": "0",
+        "directives-INITIAL_FORMS": "0",
     }
     response = admin_client.post(change_page(tony), form)
     assert response.status_code == 302

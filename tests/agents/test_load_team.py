@@ -116,6 +116,7 @@ def test_it_copies_the_originals_tony_tools_temperature_and_budget():
         "list_team", "spawn_agent", "check_task", "schedule_callback", "web_search", "identify_caller", "create_project",
         "list_projects", "list_servers", "get_server_url", "save_directive", "save_person_memory",
         "read_file", "write_file", "list_files",
+        "recall_person",  # not the original's: its memory was write-only
     ]  # fmt: skip
     assert tony.temperature == 0.7
     assert tony.budget_usd == Decimal("5.00")

@@ -214,6 +214,9 @@ def change_form(**overrides):
         "life_schedule": "{}",
         "time_zone": "UTC",
         "news_feeds": "[]",
+        # the directives inline, empty
+        "directives-TOTAL_FORMS": "0",
+        "directives-INITIAL_FORMS": "0",
     }
     return {**form, **overrides}
 

@@ -146,6 +146,8 @@ def test_editing_a_persona_in_the_admin_updates_its_schedules(admin_client, clie
             "life_schedule": '{"news": [7], "post": [9, 21]}',
             "time_zone": "Europe/Berlin",
             "news_feeds": "[]",
+            "directives-TOTAL_FORMS": "0",
+            "directives-INITIAL_FORMS": "0",
         }
         url = reverse("admin:agents_persona_change", args=[tony.pk])
         assert admin_client.post(url, form).status_code == 302

@@ -172,3 +172,18 @@ def test_the_slack_api_unreachable_is_recorded_not_raised(slack, settings, fake_
     row = SlackMessage.objects.get()
     assert row.status == "failed" and row.error.startswith("Slack: connection failed")
     assert time.monotonic() - started < 30
+
+
+def test_a_persona_over_budget_says_so_in_the_thread(slack, upstream, fake_slack, team):
+    from decimal import Decimal
+
+    from integrations.slack.answer import OVER_BUDGET
+
+    team["tony"].budget_usd = Decimal("0")
+    team["tony"].save()
+
+    slack.event(mention("what's our runway?", ts="1700001000.000009"))
+
+    [post] = fake_slack.posts()
+    assert post["text"] == OVER_BUDGET and not upstream.requests
+    assert "used today's budget" in SlackMessage.objects.get().error

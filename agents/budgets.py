@@ -1,0 +1,177 @@
+"""Daily budgets: a persona that has spent its budget today (UTC) gets no more model calls until
+midnight UTC; every other persona goes on.
+
+A persona's budget is its `budget_usd`, else TRON_DEFAULT_DAILY_BUDGET_USD; empty both: no limit (and
+no check). What it spent is one row per persona and UTC day (DailySpend), so the check reads one row
+whatever the day's traffic:
+
+- before each model call, the engine takes a hold: one conditional UPDATE adds the most the call may
+  cost (`estimate`) to the row's `reserved_usd`, only if `spent_usd + reserved_usd` is still below the
+  budget. The database takes these one at a time per row, so concurrent turns cannot all pass on the
+  same stale figure: once the calls admitted would use the budget, the next is refused. A call is
+  admitted only while the spend including every call in flight is under the budget, so the day ends at
+  most one call's cost over it;
+- `record_turn` adds the calls' real cost to `spent_usd` and gives the holds back, in the transaction
+  that stores the LLMCall rows: `spent_usd` is the sum of the day's LLMCall costs. It does so for every
+  persona, so a budget set in the middle of a day counts what was spent before;
+- a hold a dead server never gave back lapses after HOLD_SECONDS (no turn runs that long).
+
+The first model call of a turn is held in the transaction that begins the turn (agents.transcript.
+begin_turn), which runs while the model works on its first token: the check adds no query on the way to
+it. When that hold is refused, the call is dropped before any of it reaches the caller, and for
+TRON_PERSONA_CACHE_SECONDS this process refuses the persona's next turns before calling the model
+(`refuse_if_recently_over`); an edit of the persona (its budget raised) ends that at once.
+"""
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
+from django.db.models.signals import post_save
+from django.utils import timezone
+
+from . import pricing, tokens
+from .llm.base import LLMError, LLMRequest
+from .models import DailySpend, Persona
+
+log = logging.getLogger(__name__)
+
+HOLD_SECONDS = 600  # agents.sessions.CLAIM_SECONDS: longer than any turn runs
+# The answer a hold assumes when the request sets no max_tokens: longer than a conversation's answers.
+RESERVED_OUTPUT_TOKENS = 4096
+ZERO = Decimal(0)
+
+
+class OverBudget(LLMError):
+    """The persona has spent its budget for today: the turn is refused (HTTP 429, insufficient_quota)."""
+
+    def __init__(self, persona: Persona, budget: Decimal, spent: Decimal, now: datetime):
+        tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+        super().__init__(
+            f"{persona.name} has used today's budget (${budget:.2f} per UTC day; ${spent:.2f} spent or "
+            "held by calls in flight). It answers again after midnight UTC, or when an operator raises "
+            "its budget.",
+            status=429,
+            code="insufficient_quota",
+            retry_after=max(1, int((tomorrow - now).total_seconds())),
+        )
+
+
+def daily_budget(persona: Persona) -> Decimal | None:
+    """The persona's budget per UTC day in USD; None for no limit."""
+    if persona.budget_usd is not None:
+        return persona.budget_usd
+    return settings.TRON_DEFAULT_DAILY_BUDGET_USD
+
+
+def estimate(request: LLMRequest) -> Decimal:
+    """The most a model call may cost: its prompt (estimated) and its longest answer (`max_tokens`, else
+    RESERVED_OUTPUT_TOKENS) at the model's price; 0 for a model with no price (its calls cost 0)."""
+    prompt = tokens.estimate_prompt_tokens(request.messages)
+    if request.tools:
+        prompt += tokens.estimate_text_tokens(json.dumps(request.tools))
+    return pricing.cost_usd(request.model, prompt, request.max_tokens or RESERVED_OUTPUT_TOKENS)
+
+
+@dataclass
+class Hold:
+    day: object  # the UTC date whose row holds it
+    amount: Decimal
+
+
+def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold | None:
+    """Admit one model call of `persona`: hold `amount` against today's budget, or raise OverBudget when
+    today's spend and holds have reached it. None for a persona without a budget (nothing is held)."""
+    budget = daily_budget(persona)
+    if budget is None:
+        return None
+    now = now or timezone.now()
+    day = now.astimezone(UTC).date()
+    lapsed = now - timedelta(seconds=HOLD_SECONDS)
+    live = Q(reserved_at__gte=lapsed)
+    under_budget = Q(live, spent_usd__lt=Value(budget) - F("reserved_usd")) | Q(
+        reserved_at__lt=lapsed, spent_usd__lt=budget
+    )
+    changes = {
+        "reserved_usd": Case(When(live, then=F("reserved_usd") + amount), default=Value(amount)),
+        "reserved_at": now,
+        "budget_usd": budget,
+    }
+    today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
+    for _attempt in range(2):
+        if today.filter(under_budget).update(**changes):
+            return Hold(day, amount)
+        row, created = DailySpend.objects.get_or_create(persona_id=persona.pk, day=day)
+        if not created:
+            break  # the row is there and over budget
+    spent = row.spent_usd + (row.reserved_usd if row.reserved_at >= lapsed else ZERO)
+    DailySpend.objects.filter(pk=row.pk).update(budget_usd=budget)
+    _refusals[persona.pk] = (time.monotonic(), day, budget, spent)
+    log.warning(
+        "Refused a model call of %s: $%s spent or held today against a budget of $%s",
+        persona.name,
+        spent.normalize(),
+        budget,
+    )
+    raise OverBudget(persona, budget, spent, now)
+
+
+_refusals: dict[int, tuple[float, object, Decimal, Decimal]] = {}  # persona id -> (when, day, budget, spent)
+
+
+def refuse_if_recently_over(persona: Persona) -> None:
+    """Raise OverBudget again when this process refused a call of the persona today, less than
+    TRON_PERSONA_CACHE_SECONDS ago (see above); no query."""
+    refusal = _refusals.get(persona.pk)
+    if refusal is None:
+        return
+    when, day, budget, spent = refusal
+    now = timezone.now()
+    if time.monotonic() - when >= settings.TRON_PERSONA_CACHE_SECONDS or now.astimezone(UTC).date() != day:
+        _refusals.pop(persona.pk, None)
+        return
+    raise OverBudget(persona, budget, spent, now)
+
+
+def forget_refusals(**_signal_kwargs) -> None:
+    _refusals.clear()
+
+
+post_save.connect(forget_refusals, sender=Persona, dispatch_uid="agents.budgets.persona_saved")
+
+
+def settle(persona_id: int, cost: Decimal, holds: list[Hold], now: datetime | None = None) -> None:
+    """The calls of a turn are recorded: add their cost to today's spend and give their holds back. Part
+    of the transaction that stores the LLMCall rows (agents.transcript.record_turn)."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    returned: dict = defaultdict(Decimal)
+    for held in holds:
+        returned[held.day] += held.amount
+    if cost:
+        returned[today] += ZERO
+    for day, amount in returned.items():
+        changes = {"reserved_usd": Greatest(F("reserved_usd") - amount, Value(ZERO))} if amount else {}
+        if day == today and cost:
+            changes["spent_usd"] = F("spent_usd") + cost
+        rows = DailySpend.objects.filter(persona_id=persona_id, day=day)
+        if changes and not rows.update(**changes) and "spent_usd" in changes:
+            DailySpend.objects.get_or_create(persona_id=persona_id, day=day)  # the day's first spend
+            rows.update(**changes)
+
+
+def release(persona_id: int, holds: list[Hold]) -> None:
+    """Give back the holds of a turn that recorded nothing (it was refused, or never began)."""
+    settle(persona_id, ZERO, holds)
+
+
+def spent_today(persona_ids) -> dict[int, Decimal]:
+    """Today's spend of these personas (one query): persona id -> USD."""
+    rows = DailySpend.objects.filter(persona_id__in=persona_ids, day=timezone.now().astimezone(UTC).date())
+    return dict(rows.values_list("persona_id", "spent_usd"))
