@@ -20,7 +20,7 @@ The first model call of a turn is held in the transaction that begins the turn (
 begin_turn), which runs while the model works on its first token: the check adds no query on the way to
 it. When that hold is refused, the call is dropped before any of it reaches the caller, and for
 TRON_PERSONA_CACHE_SECONDS this process refuses the persona's next turns before calling the model
-(`refuse_if_recently_over`); an edit of the persona (its budget raised) ends that at once.
+(`refuse_if_known_over`); an edit of the persona (its budget raised) ends that at once.
 """
 
 import json
@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -95,21 +95,25 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     now = now or timezone.now()
     day = now.astimezone(UTC).date()
     lapsed = now - timedelta(seconds=HOLD_SECONDS)
-    live = Q(reserved_at__gte=lapsed)
-    under_budget = Q(live, spent_usd__lt=Value(budget) - F("reserved_usd")) | Q(
-        reserved_at__lt=lapsed, spent_usd__lt=budget
-    )
-    changes = {
-        "reserved_usd": Case(When(live, then=F("reserved_usd") + amount), default=Value(amount)),
-        "reserved_at": now,
-        "budget_usd": budget,
-    }
     today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
+    # The common case first, in the plainest UPDATE: holds are live and there is room for one more.
+    # (The whole hold was 2.3 ms of ORM CPU as one UPDATE with Case/When for lapsed holds; 1.1 ms so,
+    # on the writer thread of every turn of a persona with a budget.)
+    room = today.filter(reserved_at__gte=lapsed, spent_usd__lt=Value(budget) - F("reserved_usd"))
+    if room.update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, budget_usd=budget):
+        return Hold(day, amount)
+    # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.
+    row = None
     for _attempt in range(2):
-        if today.filter(under_budget).update(**changes):
+        fresh = today.filter(reserved_at__lt=lapsed, spent_usd__lt=budget)
+        if fresh.update(reserved_usd=amount, reserved_at=now, budget_usd=budget):
             return Hold(day, amount)
-        row, created = DailySpend.objects.get_or_create(persona_id=persona.pk, day=day)
+        row, created = DailySpend.objects.get_or_create(
+            persona_id=persona.pk, day=day, defaults={"reserved_at": lapsed - timedelta(seconds=1)}
+        )
         if not created:
+            if room.update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, budget_usd=budget):
+                return Hold(day, amount)  # a concurrent turn took a hold meanwhile
             break  # the row is there and over budget
     spent = row.spent_usd + (row.reserved_usd if row.reserved_at >= lapsed else ZERO)
     DailySpend.objects.filter(pk=row.pk).update(budget_usd=budget)
@@ -126,14 +130,17 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
 _refusals: dict[int, tuple[float, object, Decimal, Decimal]] = {}  # persona id -> (when, day, budget, spent)
 
 
-def refuse_if_recently_over(persona: Persona) -> None:
-    """Raise OverBudget again when this process refused a call of the persona today, less than
-    TRON_PERSONA_CACHE_SECONDS ago (see above); no query."""
+def refuse_if_known_over(persona: Persona) -> None:
+    """Raise OverBudget, without a query, when the persona's budget is 0 (its model calls are off) or
+    this process refused a call of the persona today less than TRON_PERSONA_CACHE_SECONDS ago."""
+    now = timezone.now()
+    budget = daily_budget(persona)
+    if budget is not None and budget <= 0:
+        raise OverBudget(persona, budget, ZERO, now)
     refusal = _refusals.get(persona.pk)
     if refusal is None:
         return
     when, day, budget, spent = refusal
-    now = timezone.now()
     if time.monotonic() - when >= settings.TRON_PERSONA_CACHE_SECONDS or now.astimezone(UTC).date() != day:
         _refusals.pop(persona.pk, None)
         return

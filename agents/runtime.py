@@ -216,7 +216,7 @@ class Turn:
     async def _converse(self) -> None:
         refuse_oversized(self.input.messages)
         self.persona = await self._persona()
-        budgets.refuse_if_recently_over(self.persona)
+        budgets.refuse_if_known_over(self.persona)
         self._choose_tools()
         max_rounds = settings.TRON_TOOL_ROUNDS
         number = 0

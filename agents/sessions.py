@@ -11,6 +11,7 @@ that would start one more is refused (`TooManyProcesses`, a 503) until some end.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,11 +46,25 @@ class TooManyProcesses(LLMError):
 
 def refuse_when_full() -> None:
     """Raise TooManyProcesses when TRON_MAX_RUNNING_PROCESSES processes are pending or running (one
-    COUNT through the status index, over at most that many rows)."""
+    COUNT through the status index, over at most that many rows). Where processes are created, in the
+    transaction that begins a turn while the model works on its first token: that call is then dropped
+    before any of it reaches the caller, and for FULL_MEMORY_SECONDS this process refuses new
+    conversations before calling the model (`refuse_if_recently_full`), without a query."""
+    global _full_at
     limit = settings.TRON_MAX_RUNNING_PROCESSES
     if Process.objects.active()[:limit].count() >= limit:
+        _full_at = time.monotonic()
         log.warning("Refused a new process: %d are running (TRON_MAX_RUNNING_PROCESSES)", limit)
         raise TooManyProcesses(limit)
+
+
+FULL_MEMORY_SECONDS = 1.0
+_full_at: float | None = None  # when this process last found the limit reached (time.monotonic)
+
+
+def refuse_if_recently_full() -> None:
+    if _full_at is not None and time.monotonic() - _full_at < FULL_MEMORY_SECONDS:
+        raise TooManyProcesses(settings.TRON_MAX_RUNNING_PROCESSES)
 
 
 def idle_cutoff(now=None):

@@ -21,7 +21,14 @@ from .context import context_for, has_providers
 from .delegation import Delivery, mark_delivered, undelivered_results
 from .models import CallerSession, LLMCall, Message, Persona, Process
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
-from .sessions import Seen, claim_session, end_session, read_open_session, release_session
+from .sessions import (
+    Seen,
+    claim_session,
+    end_session,
+    read_open_session,
+    refuse_if_recently_full,
+    release_session,
+)
 
 
 @dataclass
@@ -69,6 +76,8 @@ def peek_turn(caller, persona: Persona, messages: list[dict]) -> Peek:
     now = timezone.now()
     seen = read_open_session(caller, persona, now)
     session = seen.session if seen.continues else None
+    if session is None:
+        refuse_if_recently_full()  # a new conversation would start a process
     new = new_messages(messages)
     history = []
     if session is not None and has_client_history(messages):

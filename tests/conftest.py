@@ -39,15 +39,20 @@ def _open_api(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_persona_cache():
-    """Each test's database starts over, so what a server process cached of the personas must too."""
-    from agents import context, personas
+def _fresh_process_memory(monkeypatch):
+    """Each test's database starts over, so what a server process keeps in memory must too: the
+    personas and their prompt context it cached, the refusals it remembers (budgets, the process limit)."""
+    from agents import budgets, context, personas, sessions
 
-    personas.clear_cache()
-    context.clear_cache()
+    def forget():
+        personas.clear_cache()
+        context.clear_cache()
+        budgets.forget_refusals()
+
+    monkeypatch.setattr(sessions, "_full_at", None)
+    forget()
     yield
-    personas.clear_cache()
-    context.clear_cache()
+    forget()
 
 
 @pytest.fixture(autouse=True)

