@@ -266,6 +266,12 @@ class Process(models.Model):
             models.Index(fields=["persona", "-started_at"], name="agents_proc_persona_started"),
             # /api/processes?agent=…&status=…
             models.Index(fields=["persona", "status", "-started_at"], name="agents_proc_persona_status"),
+            # delegated work waiting for delivery (agents.delegation): few rows, read by every turn's peek
+            models.Index(
+                fields=["parent"],
+                name="agents_proc_undelivered",
+                condition=Q(parent__isnull=False, delivered_at__isnull=True),
+            ),
         ]
 
     def __str__(self):
