@@ -52,6 +52,7 @@ def _fresh_process_memory(monkeypatch):
         delegation.forget_waiting()
 
     monkeypatch.setattr(sessions, "_full_at", None)
+    monkeypatch.setattr(sessions, "_room", (0.0, 0))
     forget()
     yield
     forget()

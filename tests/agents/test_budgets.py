@@ -284,3 +284,15 @@ async def test_a_one_off_callers_process_completes_with_its_turn():
 
     process = await Process.objects.aget(pk=end.process_id)
     assert process.status == Process.Status.COMPLETED and process.finished_at is not None
+
+
+@pytest.mark.parametrize("limit", [1, 4, 9])
+def test_the_running_limit_holds_when_this_process_skips_counting_below_half_of_it(settings, limit):
+    settings.TRON_MAX_RUNNING_PROCESSES = limit
+    tony = make_persona()
+    for n in range(limit):
+        open_session(Caller(f"+1415555{n:04d}"), tony)
+
+    with pytest.raises(TooManyProcesses):
+        open_session(Caller("+14155559999"), tony)
+    assert Process.objects.active().count() == limit
