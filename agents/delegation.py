@@ -34,7 +34,7 @@ from .callers import Caller
 from .display import ellipsis
 from .llm.base import LLMError
 from .models import CallerSession, Channel, Message, Persona, Process
-from .sessions import end_session, open_session
+from .sessions import TooManyProcesses, end_session, open_session
 from .tools import ToolContext, ToolResult, tool
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,13 @@ def spawn_agent(context: ToolContext, arguments: dict) -> ToolResult:
                 "(TRON_SPAWN_MAX_CHILDREN); wait for one to finish (check_task) or do it yourself."
             )
         caller = Caller(f"delegated-{secrets.token_hex(8)}", Channel.DELEGATED)
-        session = open_session(caller, member, task=task[:TASK_FIELD_CHARS])
+        try:
+            session = open_session(caller, member, task=task[:TASK_FIELD_CHARS])
+        except TooManyProcesses:
+            return refused(
+                "the server runs all the processes it may (TRON_MAX_RUNNING_PROCESSES); try again later "
+                "or do the task yourself."
+            )
         child = session.process
         Process.objects.filter(pk=child.pk).update(
             parent=parent, spawn_depth=depth, status=Process.Status.PENDING

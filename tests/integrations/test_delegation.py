@@ -302,6 +302,18 @@ def test_delegation_switched_off(sdk, upstream, sarah, settings):
     assert tool_result(upstream.requests[1]).startswith("Error: delegation is switched off here")
 
 
+def test_a_delegation_past_the_running_limit_is_a_tool_error(sdk, upstream, sarah, settings):
+    settings.TRON_MAX_RUNNING_PROCESSES = 1  # Tony's conversation is the one
+    upstream.queue(spawn(), {"tokens": ["Myself, then."]})
+
+    assert ask(sdk) == "Myself, then."
+
+    assert tool_result(upstream.requests[1]).startswith(
+        "Error: the server runs all the processes it may (TRON_MAX_RUNNING_PROCESSES)"
+    )
+    assert not Process.objects.filter(channel=Channel.DELEGATED).exists()
+
+
 def test_the_childs_transcript_holds_the_brief_and_its_answer(sdk, upstream, sarah):
     upstream.queue(spawn(), {"tokens": ["Reviewed."]}, {"tokens": ["OK."]})
     ask(sdk)
