@@ -55,11 +55,15 @@ def remembers(caller_id: str) -> bool:
     return bool(caller_id) and not caller_id.startswith(NOT_REMEMBERED)
 
 
+def notes_of(caller_id: str) -> str | None:
+    return CallerMemory.objects.filter(caller_id=caller_id).values_list("notes", flat=True).first()
+
+
 def caller_memory(persona, caller: Caller) -> str:
     """The caller's notes for the prompt (registered with agents.context); "" when there are none."""
     if not remembers(caller.caller_id):
         return ""
-    notes = CallerMemory.objects.filter(caller_id=caller.caller_id).values_list("notes", flat=True).first()
+    notes = notes_of(caller.caller_id)
     if not notes or not notes.strip():
         return ""
     return (
@@ -244,7 +248,7 @@ def recall_person(context: ToolContext, arguments: dict) -> str:
         if not found:
             return f"Nothing in the team's notes mentions {name!r}."
         return "\n\n".join(f"Notes about {m.caller_id}:\n{m.notes.strip()}" for m in found)
-    notes = CallerMemory.objects.filter(caller_id=key).values_list("notes", flat=True).first()
+    notes = notes_of(key)
     if not notes or not notes.strip():
         return f"Nothing is known about {key} yet."
     return f"Notes about {key}:\n{notes.strip()}"

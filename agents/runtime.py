@@ -280,12 +280,10 @@ class Turn:
         except Exception:  # the holds lapse by themselves (budgets.HOLD_SECONDS)
             log.exception("Could not give back the budget holds of a turn with %s", self.persona)
 
-    async def _hold_budget(self, request: LLMRequest) -> None:
-        """Admit one model call against the persona's budget (raises budgets.OverBudget); no query for a
-        persona without a budget."""
-        if budgets.daily_budget(self.persona) is None:
-            return
-        held = await self._finish(db_write(budgets.hold)(self.persona, budgets.estimate(request)))
+    async def _hold_budget(self, amount) -> None:
+        """Admit one model call, of at most `amount`, against the persona's budget (raises
+        budgets.OverBudget)."""
+        held = await self._finish(db_write(budgets.hold)(self.persona, amount))
         if held is not None:
             self.record.holds.append(held)
         if self.stopped:
@@ -372,12 +370,12 @@ class Turn:
         """One model call, its text queued for the consumer as it arrives. Returns however it ended:
         a cancellation (the consumer left) or an error is marked on the round, not raised."""
         request = self._request(conversation, tools)
-        if self.begun is None:  # the first call is held as the turn begins (budgets, begin_turn)
-            self.first_hold = (
-                budgets.estimate(request) if budgets.daily_budget(self.persona) is not None else None
-            )
-        else:
-            await self._hold_budget(request)
+        # No query for a persona without a budget; the first call is held as the turn begins (begin_turn).
+        hold = budgets.estimate(request) if budgets.daily_budget(self.persona) is not None else None
+        if self.begun is None:
+            self.first_hold = hold
+        elif hold is not None:
+            await self._hold_budget(hold)
         round_ = _Round(model=request.model, request=request)
         stream = self.provider.stream(request)
         try:

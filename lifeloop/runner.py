@@ -44,7 +44,7 @@ def run_activity(
         outcome = ACTIVITIES[activity](run)
     except ActivityFailed as exc:
         outcome = Outcome(result="", error=str(exc))
-    except (OverBudget, TooManyProcesses) as exc:  # refused before the model was asked
+    except (OverBudget, TooManyProcesses) as exc:  # refused: the reason as the persona's owner reads it
         outcome = Outcome(result="", error=exc.message)
     except LLMError as exc:
         outcome = Outcome(result="", error=f"The model failed ({exc.status}): {exc.message}")
