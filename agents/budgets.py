@@ -37,7 +37,7 @@ from django.db.models.functions import Greatest
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from . import pricing, tokens
+from . import prepared, pricing, tokens
 from .llm.base import LLMError, LLMRequest
 from .models import DailySpend, Persona
 
@@ -86,6 +86,45 @@ class Hold:
     amount: Decimal
 
 
+def _field(name: str):
+    return DailySpend._meta.get_field(name)
+
+
+# A hold where there is room, on the writer thread of every turn of a persona with a budget. (The whole
+# hold was 2.3 ms of ORM CPU as one UPDATE with Case/When for lapsed holds; this UPDATE is 0.40 ms
+# through the ORM, 0.05-0.07 ms prepared: agents.prepared.)
+_take_room = prepared.update(
+    lambda persona, day, lapsed, budget, amount, now: (
+        DailySpend.objects.filter(
+            persona=persona, day=day, reserved_at__gte=lapsed, spent_usd__lt=budget - F("reserved_usd")
+        ),
+        {"reserved_usd": F("reserved_usd") + amount, "reserved_at": now, "budget_usd": budget},
+    ),
+    persona=_field("persona"),
+    day=_field("day"),
+    lapsed=_field("reserved_at"),
+    budget=_field("budget_usd"),
+    amount=_field("reserved_usd"),
+    now=_field("reserved_at"),
+)
+
+# A turn's calls recorded: their cost added to the day's spend, their holds given back (in every turn's
+# record: 0.43 ms of CPU through the ORM, 0.03-0.05 ms prepared).
+_settle = prepared.update(
+    lambda persona, day, returned, cost: (
+        DailySpend.objects.filter(persona=persona, day=day),
+        {
+            "reserved_usd": Greatest(F("reserved_usd") - returned, Value(ZERO)),
+            "spent_usd": F("spent_usd") + cost,
+        },
+    ),
+    persona=_field("persona"),
+    day=_field("day"),
+    returned=_field("reserved_usd"),
+    cost=_field("spent_usd"),
+)
+
+
 def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold | None:
     """Admit one model call of `persona`: hold `amount` against today's budget, or raise OverBudget when
     today's spend and holds have reached it. None for a persona without a budget (nothing is held)."""
@@ -97,10 +136,13 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     lapsed = now - timedelta(seconds=HOLD_SECONDS)
     today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
     # The common case first, in the plainest UPDATE: holds are live and there is room for one more.
-    # (The whole hold was 2.3 ms of ORM CPU as one UPDATE with Case/When for lapsed holds; 1.1 ms so,
-    # on the writer thread of every turn of a persona with a budget.)
-    room = today.filter(reserved_at__gte=lapsed, spent_usd__lt=Value(budget) - F("reserved_usd"))
-    if room.update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, budget_usd=budget):
+
+    def take_room() -> bool:
+        return bool(
+            _take_room(persona=persona.pk, day=day, lapsed=lapsed, budget=budget, amount=amount, now=now)
+        )
+
+    if take_room():
         return Hold(day, amount)
     # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.
     row = None
@@ -112,7 +154,7 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
             persona_id=persona.pk, day=day, defaults={"reserved_at": lapsed - timedelta(seconds=1)}
         )
         if not created:
-            if room.update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, budget_usd=budget):
+            if take_room():
                 return Hold(day, amount)  # a concurrent turn took a hold meanwhile
             break  # the row is there and over budget
     spent = row.spent_usd + (row.reserved_usd if row.reserved_at >= lapsed else ZERO)
@@ -164,13 +206,11 @@ def settle(persona_id: int, cost: Decimal, holds: list[Hold], now: datetime | No
     if cost:
         returned[today] += ZERO
     for day, amount in returned.items():
-        changes = {"reserved_usd": Greatest(F("reserved_usd") - amount, Value(ZERO))} if amount else {}
-        if day == today and cost:
-            changes["spent_usd"] = F("spent_usd") + cost
-        rows = DailySpend.objects.filter(persona_id=persona_id, day=day)
-        if changes and not rows.update(**changes) and "spent_usd" in changes:
+        spent = cost if day == today else ZERO
+        values = {"persona": persona_id, "day": day, "returned": amount, "cost": spent}
+        if not _settle(**values) and spent:
             DailySpend.objects.get_or_create(persona_id=persona_id, day=day)  # the day's first spend
-            rows.update(**changes)
+            _settle(**values)
 
 
 def release(persona_id: int, holds: list[Hold]) -> None:

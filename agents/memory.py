@@ -22,6 +22,7 @@ import re
 
 from django.db import transaction
 
+from . import prepared
 from .callers import ONE_OFF_PREFIX, Caller, normalize_phone
 from .models import CallerMemory, CallerSession, Channel, Message, Process
 from .sessions import end_session
@@ -55,8 +56,17 @@ def remembers(caller_id: str) -> bool:
     return bool(caller_id) and not caller_id.startswith(NOT_REMEMBERED)
 
 
+# In the prompt context of every turn of a remembered caller (agents.prepared: 248 µs of CPU through
+# the ORM, 43 µs so).
+_notes = prepared.read(
+    lambda caller_id: CallerMemory.objects.filter(caller_id=caller_id).only("notes").order_by(),
+    caller_id=CallerMemory._meta.get_field("caller_id"),
+)
+
+
 def notes_of(caller_id: str) -> str | None:
-    return CallerMemory.objects.filter(caller_id=caller_id).values_list("notes", flat=True).first()
+    found = _notes(caller_id=caller_id)  # caller_id is unique
+    return found[0].notes if found else None
 
 
 def caller_memory(persona, caller: Caller) -> str:

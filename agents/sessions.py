@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import prepared
 from .callers import Caller
 from .llm.base import LLMError
 from .models import CallerSession, Persona, Process
@@ -104,14 +105,27 @@ class Seen:
     continues: bool  # the turn continues it (CallerSessionQuerySet.with_continuation)
 
 
-def read_open_session(caller: Caller, persona: Persona, now=None) -> Seen:
-    current = (
-        CallerSession.objects.filter(caller_id=caller.caller_id)
+def _field(model, name):
+    return model._meta.get_field(name)
+
+
+# On the way to every first token (agents.prepared: 575 µs of CPU through the ORM, 117 µs so).
+_open_session = prepared.read(
+    lambda caller_id, persona, cutoff: (
+        CallerSession.objects.filter(caller_id=caller_id)
         .open()
-        .with_continuation(persona, idle_cutoff(now))
-        .order_by()
-    )
-    session = next(iter(current[:1]), None)
+        .with_continuation(persona, cutoff)
+        .order_by()[:1]
+    ),
+    caller_id=_field(CallerSession, "caller_id"),
+    persona=_field(Process, "persona"),
+    cutoff=_field(CallerSession, "last_seen_at"),
+)
+
+
+def read_open_session(caller: Caller, persona: Persona, now=None) -> Seen:
+    found = _open_session(caller_id=caller.caller_id, persona=persona.pk, cutoff=idle_cutoff(now))
+    session = found[0] if found else None
     return Seen(session, session is not None and session.continues)
 
 
@@ -139,30 +153,63 @@ def open_session(caller: Caller, persona: Persona, *, task: str = "") -> CallerS
     return session
 
 
+# In every turn's record (agents.prepared: 0.10 ms of CPU through the ORM, 0.02 ms so).
+_release = prepared.update(
+    lambda pk: (CallerSession.objects.filter(pk=pk), {"turn_claimed_until": None}),
+    pk=_field(CallerSession, "id"),
+)
+
+
 def release_session(session: CallerSession) -> None:
     """End a turn's claim on its session (part of the transaction that records the turn)."""
-    CallerSession.objects.filter(pk=session.pk).update(turn_claimed_until=None)
+    _release(pk=session.pk)
     session.turn_claimed_until = None
+
+
+def _touch(claim: bool, as_seen: bool):
+    """The UPDATE that marks a continuing session seen `now`: only while it is open and, `as_seen`, as
+    last seen when the turn read it (no turn came between); with `claim`, only while no turn holds it,
+    and then held `until`."""
+
+    def build(caller_id, pk, seen_at, now, until):
+        claimable = CallerSession.objects.filter(caller_id=caller_id, pk=pk, ended_at__isnull=True)
+        if as_seen:
+            claimable = claimable.filter(last_seen_at=seen_at)
+        changes = {"last_seen_at": now}
+        if claim:
+            claimable, changes["turn_claimed_until"] = claimable.unclaimed(now), until
+        return claimable, changes
+
+    return prepared.update(
+        build,
+        caller_id=_field(CallerSession, "caller_id"),
+        pk=_field(CallerSession, "id"),
+        seen_at=_field(CallerSession, "last_seen_at"),
+        now=_field(CallerSession, "last_seen_at"),
+        until=_field(CallerSession, "turn_claimed_until"),
+    )
+
+
+# Each continuing turn's claim, and its process (agents.prepared: 0.81 ms of CPU through the ORM, 0.25
+# ms so).
+_TOUCH = {(claim, as_seen): _touch(claim, as_seen) for claim in (True, False) for as_seen in (True, False)}
+_process = prepared.read(lambda pk: Process.objects.filter(pk=pk), pk=_field(Process, "id"))
 
 
 def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, seen: Seen | None = None):
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS) if claim else None
-    mine = CallerSession.objects.filter(caller_id=caller.caller_id)
     for _attempt in range(5):
         current = seen or read_open_session(caller, persona, now)
         session = current.session
         if current.continues:
             # Claimed in the UPDATE itself, so two turns cannot both claim it.
-            claimable = mine.filter(pk=session.pk, ended_at__isnull=True)
-            if seen is not None:
-                claimable = claimable.filter(last_seen_at=session.last_seen_at)  # no turn came between
-            changes = {"last_seen_at": now}
-            if claim:
-                claimable, changes["turn_claimed_until"] = claimable.unclaimed(now), until
-            if claimable.update(**changes):
+            touch = _TOUCH[claim, seen is not None]
+            if touch(
+                caller_id=caller.caller_id, pk=session.pk, seen_at=session.last_seen_at, now=now, until=until
+            ):
                 session.last_seen_at, session.turn_claimed_until = now, until
-                session.process  # noqa: B018 - loaded here, so the caller may use it from async code
+                session.process = _process(pk=session.process_id)[0]  # for the caller's async code
                 return session, False
             if claim or seen is not None:
                 return None, False  # another turn holds it or came between (or it just ended: look again)

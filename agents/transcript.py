@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import budgets
+from . import budgets, prepared
 from .callers import is_one_off
 from .context import context_for, has_providers
 from .delegation import Delivery, mark_delivered, undelivered_results
@@ -115,6 +116,34 @@ def begin_turn(
         return session, held
 
 
+def _field(name: str):
+    return Process._meta.get_field(name)
+
+
+# A turn's counters added to its process, and its outcome (`error`: None leaves it as it is). In every
+# turn's record: 0.60 ms of CPU through the ORM, 0.03 ms prepared (agents.prepared).
+_add_turn = prepared.update(
+    lambda pk, input_tokens, output_tokens, llm_calls, tool_calls, cost, error: (
+        Process.objects.filter(pk=pk),
+        {
+            "input_tokens": F("input_tokens") + input_tokens,
+            "output_tokens": F("output_tokens") + output_tokens,
+            "llm_calls": F("llm_calls") + llm_calls,
+            "tool_calls": F("tool_calls") + tool_calls,
+            "cost_usd": F("cost_usd") + cost,
+            "error": Coalesce(error, F("error")),
+        },
+    ),
+    pk=_field("id"),
+    input_tokens=_field("input_tokens"),
+    output_tokens=_field("output_tokens"),
+    llm_calls=_field("llm_calls"),
+    tool_calls=_field("tool_calls"),
+    cost=_field("cost_usd"),
+    error=_field("error"),
+)
+
+
 def record_turn(session: CallerSession, record: TurnRecord) -> None:
     """One transaction: the turn's LLM calls, its transcript lines, the process counters and its
     outcome, the persona's spend today (and its holds given back), and the session released for the
@@ -124,20 +153,17 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
     with transaction.atomic():
         LLMCall.objects.bulk_create(LLMCall(process=process, **vars(call)) for call in record.calls)
         Message.objects.bulk_create(_message(session, line) for line in record.lines)
-        changes = {
-            "input_tokens": F("input_tokens") + sum(c.input_tokens for c in record.calls),
-            "output_tokens": F("output_tokens") + sum(c.output_tokens for c in record.calls),
-            "llm_calls": F("llm_calls") + len(record.calls),
-            "tool_calls": F("tool_calls") + record.tool_calls,
-            "cost_usd": F("cost_usd") + cost,
-        }
         # The process carries its last failed turn's reason until a turn succeeds again (a consumer who
         # left changes nothing); a session that ends with it set ends `failed` (finish_by_outcome).
-        if record.error is not None:
-            changes["error"] = record.error
-        elif not record.cancelled:
-            changes["error"] = ""
-        Process.objects.filter(pk=process.pk).update(**changes)
+        _add_turn(
+            pk=process.pk,
+            input_tokens=sum(c.input_tokens for c in record.calls),
+            output_tokens=sum(c.output_tokens for c in record.calls),
+            llm_calls=len(record.calls),
+            tool_calls=record.tool_calls,
+            cost=cost,
+            error=record.error if record.error is not None else None if record.cancelled else "",
+        )
         if record.delivered and record.error is None and not record.cancelled:
             mark_delivered(record.delivered)  # answered with them: they reached the conversation
         if cost or record.holds:

@@ -205,6 +205,9 @@ def tron_env(tmp: Path, upstream_url: str) -> dict:
         DJANGO_DEBUG="false",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         TRON_LOG_LEVEL="warning",
+        # Every stream is a new caller whose session stays open for the idle window: a run opens more
+        # processes than the default limit (500) allows running.
+        TRON_MAX_RUNNING_PROCESSES="100000",
         PYTHONDONTWRITEBYTECODE="1",  # write nothing into the repository
         PYTHONUNBUFFERED="1",
     )
