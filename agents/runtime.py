@@ -38,7 +38,7 @@ from .callers import Caller
 from .dbthread import db_read, db_write
 from .delegation import Delivery, undelivered_results
 from .llm import get_provider
-from .llm.base import LLMError, LLMProvider, LLMRequest, ToolCall, Usage
+from .llm.base import LLMError, LLMProvider, LLMRequest, ToolCall, Usage, own_clients
 from .models import CallerSession, LLMCall, Persona
 from .personas import PersonaUnavailable, cached_persona, resolve_persona
 from .prompts import build_prompt, refuse_oversized
@@ -608,4 +608,9 @@ async def complete_turn(turn_input: TurnInput, provider: LLMProvider | None = No
     raise LLMError("The turn ended without an answer.", status=500, code="internal_error")
 
 
-complete_turn_sync = async_to_sync(complete_turn)
+async def _complete_with_own_clients(turn_input: TurnInput, provider: LLMProvider | None = None) -> TurnEnd:
+    async with own_clients():  # async_to_sync's event loop may end with this call
+        return await complete_turn(turn_input, provider)
+
+
+complete_turn_sync = async_to_sync(_complete_with_own_clients)

@@ -7,6 +7,8 @@ reason. Errors are `LLMError`s with the HTTP status the chat API should answer
 with (502, 503 or 504).
 """
 
+import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -74,6 +76,35 @@ class LLMError(Exception):
         self.retry_after = retry_after
 
 
+_own_clients: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tron_own_clients", default=None)
+
+
+@contextlib.asynccontextmanager
+async def own_clients():
+    """Within: the model clients this task (and the tasks it starts) needs are made for it and closed at
+    the end, instead of the event loop's. For a loop that lives for one call (async_to_sync's, in tasks
+    and commands), whose connections would otherwise outlive it."""
+    clients: dict = {}
+    token = _own_clients.set(clients)
+    try:
+        yield
+    finally:
+        _own_clients.reset(token)
+        for client in clients.values():
+            await client.close()
+
+
+def own_client(provider, make):
+    """The client of `provider` for this task under `own_clients` (made by `make()` at first use), else
+    None."""
+    clients = _own_clients.get()
+    if clients is None:
+        return None
+    if provider not in clients:
+        clients[provider] = make()
+    return clients[provider]
+
+
 class LLMProvider:
     """Base class. Subclasses set `name` and implement `stream`."""
 
@@ -91,6 +122,9 @@ class LLMProvider:
 
     def prepare(self) -> None:
         """Called once when a server process starts: do now what the first request would pay for."""
+
+    async def aclose(self) -> None:
+        """Close what this provider holds open for the running event loop (its connections)."""
 
     def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
         """Yield Deltas; cancellation (client gone) must stop generation promptly."""

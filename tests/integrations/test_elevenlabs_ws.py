@@ -21,10 +21,12 @@ INIT = {
 
 
 @pytest.fixture
-def application():
+async def application():
+    from agents.llm import get_provider
     from tron_site.asgi import application
 
-    return application
+    yield application
+    await get_provider().aclose()  # the consumers' turns ran on this test's event loop, which ends now
 
 
 async def connect(application, path="/v1/convai/conversation", subprotocols=("convai",), **extra):
