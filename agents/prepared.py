@@ -2,13 +2,13 @@
 
     session_of = prepared.read(
         lambda caller_id: CallerSession.objects.filter(caller_id=caller_id)[:1],
-        caller_id=CallerSession._meta.get_field("caller_id"),
+        caller_id=prepared.field(CallerSession, "caller_id"),
     )
     session_of(caller_id="+14155550100")             # a list of CallerSession instances
 
     touch = prepared.update(
         lambda pk, now: (CallerSession.objects.filter(pk=pk), {"last_seen_at": now}),
-        pk=..., now=CallerSession._meta.get_field("last_seen_at"),
+        pk=prepared.field(CallerSession, "id"), now=prepared.field(CallerSession, "last_seen_at"),
     )
     touch(pk=7, now=timezone.now())                  # the number of rows changed
 
@@ -116,6 +116,11 @@ class _Update(_Prepared):
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute(sql, args)
             return cursor.rowcount
+
+
+def field(model, name: str) -> Field:
+    """The field `name` of `model`, which adapts the value given for a placeholder."""
+    return model._meta.get_field(name)
 
 
 def read(build: Callable[..., QuerySet], **fields: Field) -> Callable[..., list]:

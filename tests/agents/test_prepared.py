@@ -15,18 +15,14 @@ from tests.factories import make_persona, make_process, make_session
 pytestmark = pytest.mark.django_db
 
 
-def field(model, name):
-    return model._meta.get_field(name)
-
-
 seen_since = prepared.read(
     lambda cutoff, channel: (
         CallerSession.objects.filter(last_seen_at__gte=cutoff, channel=channel)
         .annotate(later=F("last_seen_at"))
         .order_by("id")
     ),
-    cutoff=field(CallerSession, "last_seen_at"),
-    channel=field(CallerSession, "channel"),
+    cutoff=prepared.field(CallerSession, "last_seen_at"),
+    channel=prepared.field(CallerSession, "channel"),
 )
 
 add_cost = prepared.update(
@@ -34,9 +30,9 @@ add_cost = prepared.update(
         Process.objects.filter(pk=pk),
         {"cost_usd": F("cost_usd") + cost, "error": Coalesce(error, F("error"))},
     ),
-    pk=field(Process, "id"),
-    cost=field(Process, "cost_usd"),
-    error=field(Process, "error"),
+    pk=prepared.field(Process, "id"),
+    cost=prepared.field(Process, "cost_usd"),
+    error=prepared.field(Process, "error"),
 )
 
 
