@@ -96,12 +96,13 @@ _take_room = prepared.update(
         ),
         {"reserved_usd": F("reserved_usd") + amount, "reserved_at": now, "budget_usd": budget},
     ),
-    persona=prepared.field(DailySpend, "persona"),
-    day=prepared.field(DailySpend, "day"),
-    lapsed=prepared.field(DailySpend, "reserved_at"),
-    budget=prepared.field(DailySpend, "budget_usd"),
-    amount=prepared.field(DailySpend, "reserved_usd"),
-    now=prepared.field(DailySpend, "reserved_at"),
+    DailySpend,
+    persona="persona",
+    day="day",
+    lapsed="reserved_at",
+    budget="budget_usd",
+    amount="reserved_usd",
+    now="reserved_at",
 )
 
 # A turn's calls recorded: their cost added to the day's spend, their holds given back (in every turn's
@@ -114,10 +115,11 @@ _settle = prepared.update(
             "spent_usd": F("spent_usd") + cost,
         },
     ),
-    persona=prepared.field(DailySpend, "persona"),
-    day=prepared.field(DailySpend, "day"),
-    returned=prepared.field(DailySpend, "reserved_usd"),
-    cost=prepared.field(DailySpend, "spent_usd"),
+    DailySpend,
+    persona="persona",
+    day="day",
+    returned="reserved_usd",
+    cost="spent_usd",
 )
 
 

@@ -60,7 +60,8 @@ def remembers(caller_id: str) -> bool:
 # the ORM, 43 µs so).
 _notes = prepared.read(
     lambda caller_id: CallerMemory.objects.filter(caller_id=caller_id).only("notes").order_by(),
-    caller_id=prepared.field(CallerMemory, "caller_id"),
+    CallerMemory,
+    caller_id="caller_id",
 )
 
 

@@ -2,20 +2,23 @@
 
     session_of = prepared.read(
         lambda caller_id: CallerSession.objects.filter(caller_id=caller_id)[:1],
-        caller_id=prepared.field(CallerSession, "caller_id"),
+        CallerSession,
+        caller_id="caller_id",
     )
     session_of(caller_id="+14155550100")             # a list of CallerSession instances
 
     touch = prepared.update(
         lambda pk, now: (CallerSession.objects.filter(pk=pk), {"last_seen_at": now}),
-        pk=prepared.field(CallerSession, "id"), now=prepared.field(CallerSession, "last_seen_at"),
+        CallerSession,
+        pk="id",
+        now="last_seen_at",
     )
     touch(pk=7, now=timezone.now())                  # the number of rows changed
 
 `build` receives a placeholder (`Param`) for each named value and returns the QuerySet (for `update`,
 the QuerySet and its changes, as `QuerySet.update` takes them); the first call compiles it to SQL, and
-every call runs that SQL with its values, each adapted to the database as the field given for it
-adapts a value. So the rule a statement expresses stays written once, in the ORM (the QuerySet methods
+every call runs that SQL with its values, each adapted to the database as the field named for it (a
+field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays written once, in the ORM (the QuerySet methods
 `build` uses), and only its compiled form is kept.
 
 Only for the few statements every turn runs (agents.transcript's peek, begin and record): building and
@@ -47,8 +50,12 @@ class Param(Expression):
 
 
 class _Prepared:
-    def __init__(self, build: Callable, fields: dict[str, Field]):
-        self.build, self.fields = build, fields
+    def __init__(self, build: Callable, model, fields: dict[str, str | Field]):
+        self.build = build
+        self.fields = {
+            name: model._meta.get_field(field) if isinstance(field, str) else field
+            for name, field in fields.items()
+        }
         self.compiled: tuple | None = None  # (model, sql, params, converters), made by the first call
 
     def compile(self) -> tuple:
@@ -118,17 +125,12 @@ class _Update(_Prepared):
             return cursor.rowcount
 
 
-def field(model, name: str) -> Field:
-    """The field `name` of `model`, which adapts the value given for a placeholder."""
-    return model._meta.get_field(name)
-
-
-def read(build: Callable[..., QuerySet], **fields: Field) -> Callable[..., list]:
+def read(build: Callable[..., QuerySet], model, **fields: str | Field) -> Callable[..., list]:
     """A prepared read: `build(**placeholders)` returns the QuerySet; calls return its model instances."""
-    return _Read(build, fields)
+    return _Read(build, model, fields)
 
 
-def update(build: Callable[..., tuple[QuerySet, dict]], **fields: Field) -> Callable[..., int]:
+def update(build: Callable[..., tuple[QuerySet, dict]], model, **fields: str | Field) -> Callable[..., int]:
     """A prepared UPDATE: `build(**placeholders)` returns (QuerySet, changes); calls return the rows
     changed."""
-    return _Update(build, fields)
+    return _Update(build, model, fields)

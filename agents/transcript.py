@@ -130,13 +130,14 @@ _add_turn = prepared.update(
             "error": Coalesce(error, F("error")),
         },
     ),
-    pk=prepared.field(Process, "id"),
-    input_tokens=prepared.field(Process, "input_tokens"),
-    output_tokens=prepared.field(Process, "output_tokens"),
-    llm_calls=prepared.field(Process, "llm_calls"),
-    tool_calls=prepared.field(Process, "tool_calls"),
-    cost=prepared.field(Process, "cost_usd"),
-    error=prepared.field(Process, "error"),
+    Process,
+    pk="id",
+    input_tokens="input_tokens",
+    output_tokens="output_tokens",
+    llm_calls="llm_calls",
+    tool_calls="tool_calls",
+    cost="cost_usd",
+    error="error",
 )
 
 

@@ -21,8 +21,9 @@ seen_since = prepared.read(
         .annotate(later=F("last_seen_at"))
         .order_by("id")
     ),
-    cutoff=prepared.field(CallerSession, "last_seen_at"),
-    channel=prepared.field(CallerSession, "channel"),
+    CallerSession,
+    cutoff="last_seen_at",
+    channel="channel",
 )
 
 add_cost = prepared.update(
@@ -30,9 +31,10 @@ add_cost = prepared.update(
         Process.objects.filter(pk=pk),
         {"cost_usd": F("cost_usd") + cost, "error": Coalesce(error, F("error"))},
     ),
-    pk=prepared.field(Process, "id"),
-    cost=prepared.field(Process, "cost_usd"),
-    error=prepared.field(Process, "error"),
+    Process,
+    pk="id",
+    cost="cost_usd",
+    error="error",
 )
 
 
