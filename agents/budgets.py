@@ -133,13 +133,13 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     day = now.astimezone(UTC).date()
     lapsed = now - timedelta(seconds=HOLD_SECONDS)
     today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
-    # The common case first, in the plainest UPDATE: holds are live and there is room for one more.
 
     def take_room() -> bool:
         return bool(
             _take_room(persona=persona.pk, day=day, lapsed=lapsed, budget=budget, amount=amount, now=now)
         )
 
+    # The common case first, in the plainest UPDATE: holds are live and there is room for one more.
     if take_room():
         return Hold(day, amount)
     # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.

@@ -18,8 +18,8 @@
 `build` receives a placeholder (`Param`) for each named value and returns the QuerySet (for `update`,
 the QuerySet and its changes, as `QuerySet.update` takes them); the first call compiles it to SQL, and
 every call runs that SQL with its values, each adapted to the database as the field named for it (a
-field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays written once, in the ORM (the QuerySet methods
-`build` uses), and only its compiled form is kept.
+field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays
+written once, in the ORM (the QuerySet methods `build` uses), and only its compiled form is kept.
 
 Only for the few statements every turn runs (agents.transcript's peek, begin and record): building and
 compiling a QuerySet is most of a statement's cost, and a turn's database work holds the web process's
