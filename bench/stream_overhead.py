@@ -223,20 +223,21 @@ def manage(env: dict, *args: str) -> None:
 
 
 class Daphne:
-    """Daphne as `make run` starts it: one process binding the port, or several sharing one socket."""
+    """Daphne as `make run` starts it: one process binding the port, or several on sockets of their own."""
 
     def __init__(self, env: dict, log_path: Path, processes: int = 1, app: str = APPS["tron"]):
         self.port = free_port()
         self.log_path = log_path
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.sock = None
+        self.socks = []
         if processes == 1:
-            cmds, fds = [[sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), app]], ()
+            cmds, fds = [[sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), app]], [()]
         else:
-            self.sock = socket.create_server((HOST, self.port), backlog=2048)
-            self.sock.set_inheritable(True)
-            fds = (self.sock.fileno(),)
-            cmds = [[sys.executable, "-m", "daphne", "--fd", str(self.sock.fileno()), app]] * processes
+            from tron_site.serve import listening_sockets
+
+            self.socks = listening_sockets(HOST, self.port, processes)
+            fds = [(sock.fileno(),) for sock in self.socks]
+            cmds = [[sys.executable, "-m", "daphne", "--fd", str(fd), app] for (fd,) in fds]
         # Its own session: Ctrl-C reaches only this script, which then stops Daphne in order.
         self.processes = [
             subprocess.Popen(
@@ -246,9 +247,9 @@ class Daphne:
                 stdout=self.log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                pass_fds=fds,
+                pass_fds=pass_fds,
             )
-            for cmd in cmds
+            for cmd, pass_fds in zip(cmds, fds, strict=True)
         ]
         self.process = self.processes[0]
         self.pids = [p.pid for p in self.processes]
@@ -288,8 +289,8 @@ class Daphne:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        if self.sock is not None:
-            self.sock.close()
+        for sock in self.socks:
+            sock.close()
         self.log_file.close()
 
 
@@ -844,7 +845,7 @@ def parse_args(argv):
         "--web-processes",
         type=int,
         default=min(os.cpu_count() or 1, 8),
-        help="Daphne processes on one shared socket, as `make run` starts with the openai provider "
+        help="Daphne processes, each on a listening socket of its own, as `make run` starts with the openai provider "
         "(one per core, at most 8)",
     )
     parser.add_argument(

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tron_site import serve as serve_module
-from tron_site.serve import Child, commands, describe_exit, startup_warnings, supervise
+from tron_site.serve import Child, commands, describe_exit, listening_sockets, startup_warnings, supervise
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,10 +77,39 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
-def test_several_web_processes_share_one_socket():
-    *web, worker = commands("127.0.0.1", 3000, web_processes=2, fd=7)
-    assert [cmd[1:] for cmd in web] == [["-m", "daphne", "--fd", "7", "tron_site.asgi:application"]] * 2
+def test_each_web_process_serves_a_listening_socket_of_its_own():
+    *web, worker = commands("127.0.0.1", 3000, fds=[7, 8])
+    assert [cmd[1:] for cmd in web] == [
+        ["-m", "daphne", "--fd", "7", "tron_site.asgi:application"],
+        ["-m", "daphne", "--fd", "8", "tron_site.asgi:application"],
+    ]
     assert worker[1:] == ["manage.py", "qcluster"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux")
+def test_the_kernel_spreads_a_burst_of_connections_over_the_web_processes_sockets():
+    import socket
+
+    socks = listening_sockets("127.0.0.1", 0, 2)
+    clients = []
+    try:
+        port = socks[0].getsockname()[1]
+        assert socks[1].getsockname()[1] == port
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        accepted = []
+        for sock in socks:
+            sock.setblocking(False)
+            count = 0
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    sock.accept()[0].close()
+                    count += 1
+            accepted.append(count)
+        # By the connections' addresses: all 40 on one socket would happen once in 2**39 runs.
+        assert sum(accepted) == 40 and min(accepted) > 0, accepted
+    finally:
+        for sock in [*socks, *clients]:
+            sock.close()
 
 
 @pytest.mark.parametrize(("sig", "web_processes"), [("SIGINT", 1), ("SIGTERM", 1), ("SIGTERM", 2)])
