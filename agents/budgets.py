@@ -132,7 +132,6 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     now = now or timezone.now()
     day = now.astimezone(UTC).date()
     lapsed = now - timedelta(seconds=HOLD_SECONDS)
-    today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
 
     def take_room() -> bool:
         return bool(
@@ -143,6 +142,7 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     if take_room():
         return Hold(day, amount)
     # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.
+    today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
     row = None
     for _attempt in range(2):
         fresh = today.filter(reserved_at__lt=lapsed, spent_usd__lt=budget)

@@ -1,5 +1,6 @@
 """The core domain: personas, the processes they run, caller sessions, transcripts and LLM calls."""
 
+import functools
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -285,10 +286,16 @@ class Process(models.Model):
         """
         if not self._state.adding:
             return super().save(*args, **kwargs)
+        self.insert_with_a_free_id(functools.partial(super().save, *args, **kwargs))
+
+    def insert_with_a_free_id(self, insert) -> None:
+        """Run `insert`, this new process's INSERT (`save()`'s, or agents.sessions' prepared one),
+        again with a fresh public id while the one drawn is taken."""
         for _attempt in range(8):
             try:
                 with transaction.atomic():
-                    return super().save(*args, **kwargs)
+                    insert()
+                    return
             except IntegrityError:
                 if not Process.objects.filter(public_id=self.public_id).exists():
                     raise

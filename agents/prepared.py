@@ -15,11 +15,16 @@
     )
     touch(pk=7, now=timezone.now())                  # the number of rows changed
 
+    insert_message = prepared.insert(Message)
+    insert_message(Message(process=process, role="user", content="Hi"))   # the instance, saved
+
 `build` receives a placeholder (`Param`) for each named value and returns the QuerySet (for `update`,
 the QuerySet and its changes, as `QuerySet.update` takes them); the first call compiles it to SQL, and
 every call runs that SQL with its values, each adapted to the database as the field named for it (a
 field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays
 written once, in the ORM (the QuerySet methods `build` uses), and only its compiled form is kept.
+An insert is the INSERT `Model.save()` runs for a new instance (each field's `pre_save`, then its
+adaptation), compiled once by Django's own compiler; it sends no model signals.
 
 Only for the few statements every turn runs (agents.transcript's peek, begin and record): building and
 compiling a QuerySet is most of a statement's cost, and a turn's database work holds the web process's
@@ -32,7 +37,7 @@ from collections.abc import Callable
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
-from django.db.models.sql.subqueries import UpdateQuery
+from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 
 
 class Param(Expression):
@@ -134,3 +139,48 @@ def update(build: Callable[..., tuple[QuerySet, dict]], model, **fields: str | F
     """A prepared UPDATE: `build(**placeholders)` returns (QuerySet, changes); calls return the rows
     changed."""
     return _Update(build, model, fields)
+
+
+class _Insert:
+    def __init__(self, model):
+        self.model = model
+        self.compiled: tuple | None = None  # (fields, sql, returns the pk), made by the first call
+
+    def compile(self) -> tuple:
+        opts = self.model._meta
+        fields = [f for f in opts.local_concrete_fields if f is not opts.auto_field and not f.generated]
+        if any(hasattr(field, "get_placeholder") for field in fields):
+            raise TypeError(f"{self.model.__name__} has a field with a placeholder of its own")
+        query = InsertQuery(self.model)
+        query.insert_values(fields, [self.model()])  # any instance: the placeholders are all %s
+        compiler = query.get_compiler(DEFAULT_DB_ALIAS)
+        compiler.returning_fields = [opts.pk]
+        [(sql, _params)] = compiler.as_sql()
+        return fields, sql, compiler.connection.features.can_return_columns_from_insert
+
+    def __call__(self, instance):
+        if self.compiled is None:
+            self.compiled = self.compile()
+        fields, sql, returns = self.compiled
+        connection = connections[DEFAULT_DB_ALIAS]
+        args = []
+        for field in fields:
+            value = field.pre_save(instance, add=True)
+            if hasattr(value, "resolve_expression"):
+                raise TypeError(f"{field.name}: an expression, which a prepared insert cannot take")
+            args.append(field.get_db_prep_save(value, connection))
+        opts = self.model._meta
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            if returns:
+                instance.pk = cursor.fetchone()[0]
+            else:
+                instance.pk = connection.ops.last_insert_id(cursor, opts.db_table, opts.pk.column)
+        instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
+        return instance
+
+
+def insert(model) -> Callable:
+    """A prepared INSERT of one new instance of `model` (its primary key set by the database): calls
+    store the instance given, as `save()` would, and return it with its primary key."""
+    return _Insert(model)

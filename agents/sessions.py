@@ -10,6 +10,7 @@ have completed (they stay as history), at most TRON_MAX_RUNNING_PROCESSES run at
 that would start one more is refused (`TooManyProcesses`, a 503) until some end.
 """
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -193,6 +194,10 @@ def _touch(claim: bool, as_seen: bool):
 # ms so).
 _TOUCH = {(claim, as_seen): _touch(claim, as_seen) for claim in (True, False) for as_seen in (True, False)}
 _process = prepared.read(lambda pk: Process.objects.filter(pk=pk), Process, pk="id")
+# Each new conversation's process and session (agents.prepared: 0.39 ms of CPU through the ORM, 0.25 ms
+# so, most of it the process's savepoint).
+_insert_process = prepared.insert(Process)
+_insert_session = prepared.insert(CallerSession)
 
 
 def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, seen: Seen | None = None):
@@ -218,17 +223,20 @@ def _find_or_open(caller: Caller, persona: Persona, *, task: str, claim: bool, s
         refuse_when_full()
         try:
             with transaction.atomic():
-                process = Process.objects.create(
+                process = Process(
                     persona=persona, status=Process.Status.RUNNING, channel=caller.channel, task=task
                 )
-                session = CallerSession.objects.create(
-                    caller_id=caller.caller_id,
-                    process=process,
-                    channel=caller.channel,
-                    provider_call_id=caller.provider_call_id,
-                    created_at=now,
-                    last_seen_at=now,
-                    turn_claimed_until=until,
+                process.insert_with_a_free_id(functools.partial(_insert_process, process))
+                session = _insert_session(
+                    CallerSession(
+                        caller_id=caller.caller_id,
+                        process=process,
+                        channel=caller.channel,
+                        provider_call_id=caller.provider_call_id,
+                        created_at=now,
+                        last_seen_at=now,
+                        turn_claimed_until=until,
+                    )
                 )
                 return session, True
         except IntegrityError:

@@ -110,11 +110,15 @@ def begin_turn(
         if session is None:
             return None, None
         held = budgets.hold(persona, hold_usd) if hold_usd is not None else None
-        Message.objects.bulk_create(
-            _message(session, line, created_at=session.last_seen_at) for line in peek.new
-        )
+        for line in peek.new:
+            _insert_message(_message(session, line, created_at=session.last_seen_at))
         return session, held
 
+
+# Every turn's rows (agents.prepared: a message or an LLM call 0.12 ms of CPU through the ORM's bulk_create,
+# 0.05 ms so).
+_insert_message = prepared.insert(Message)
+_insert_llm_call = prepared.insert(LLMCall)
 
 # A turn's counters added to its process, and its outcome (`error`: None leaves it as it is). In every
 # turn's record: 0.60 ms of CPU through the ORM, 0.03 ms prepared (agents.prepared).
@@ -154,8 +158,10 @@ def record_turn(session: CallerSession, record: TurnRecord) -> None:
     if error is None and not record.cancelled:
         error = ""  # answered: the reason of an earlier failure goes
     with transaction.atomic():
-        LLMCall.objects.bulk_create(LLMCall(process=process, **vars(call)) for call in record.calls)
-        Message.objects.bulk_create(_message(session, line) for line in record.lines)
+        for call in record.calls:
+            _insert_llm_call(LLMCall(process=process, **vars(call)))
+        for line in record.lines:
+            _insert_message(_message(session, line))
         _add_turn(
             pk=process.pk,
             input_tokens=sum(c.input_tokens for c in record.calls),

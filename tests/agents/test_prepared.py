@@ -4,12 +4,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import F
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents import prepared
-from agents.models import CallerSession, Process
+from agents.models import CallerSession, LLMCall, Message, Process
 from tests.factories import make_persona, make_process, make_session
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +72,63 @@ def test_an_update_changes_what_its_queryset_would(error, kept):
 def test_the_values_must_be_the_ones_it_was_prepared_with():
     with pytest.raises(TypeError, match="cutoff"):
         seen_since(channel="http")
+
+
+def _stored(instance) -> dict:
+    """The row as the database holds it, but for what differs between two rows anyway."""
+    row = type(instance).objects.filter(pk=instance.pk).values().get()
+    return {name: value for name, value in row.items() if name not in {"id", "caller_id"}}
+
+
+def _rows(process, now, caller_id):
+    """Unsaved instances of each model a turn inserts, with values of each kind (JSON, decimal, null)."""
+    return [
+        Message(
+            process=process,
+            role="assistant",
+            content="Calling it",
+            tool_calls=[{"id": "c1", "type": "function", "function": {"name": "x", "arguments": "{}"}}],
+            created_at=now,
+        ),
+        Message(process=process, role="user", content="Hi", tool_calls=None, created_at=now),
+        LLMCall(
+            process=process,
+            provider="openai",
+            model="gpt-4o-mini",
+            cost_usd=Decimal("0.000001234"),
+            ttft_ms=None,
+            created_at=now,
+        ),
+        CallerSession(caller_id=caller_id, process=process, created_at=now, last_seen_at=now),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_an_insert_stores_what_save_would(index):
+    process, now = make_process(make_persona()), timezone.now()
+    by_orm = _rows(process, now, "+14155550101")[index]
+    by_orm.save()
+    inserted = _rows(process, now, "+14155550102")[index]
+
+    assert prepared.insert(type(inserted))(inserted) is inserted
+
+    assert inserted.pk not in (None, by_orm.pk) and not inserted._state.adding
+    assert _stored(inserted) == _stored(by_orm)
+
+
+def test_an_insert_takes_values_not_expressions():
+    process = make_process(make_persona())
+    with pytest.raises(TypeError, match="content"):
+        prepared.insert(Message)(Message(process=process, role="user", content=Value("x")))
+    assert not Message.objects.exists()
+
+
+def test_a_prepared_process_insert_draws_again_when_its_id_is_taken():
+    persona = make_persona()
+    taken = make_process(persona)
+    process = Process(persona=persona, public_id=taken.public_id)
+
+    process.insert_with_a_free_id(lambda: prepared.insert(Process)(process))
+
+    assert process.public_id != taken.public_id
+    assert Process.objects.get(pk=process.pk).public_id == process.public_id
