@@ -223,7 +223,8 @@ def manage(env: dict, *args: str) -> None:
 
 
 class Daphne:
-    """Daphne as `make run` starts it: one process binding the port, or several on sockets of their own."""
+    """Daphne as `make run` starts it: one process binding the port, or several on sockets of their own,
+    each kept on a core."""
 
     def __init__(self, env: dict, log_path: Path, processes: int = 1, app: str = APPS["tron"]):
         self.port = free_port()
@@ -232,10 +233,12 @@ class Daphne:
         self.socks = []
         if processes == 1:
             cmds, fds = [[sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port), app]], [()]
+            cpus = [None]
         else:
-            from tron_site.serve import listening_sockets
+            from tron_site.serve import listening_sockets, web_cpus
 
             self.socks = listening_sockets(HOST, self.port, processes)
+            cpus = web_cpus(processes)
             fds = [(sock.fileno(),) for sock in self.socks]
             cmds = [[sys.executable, "-m", "daphne", "--fd", str(fd), app] for (fd,) in fds]
         # Its own session: Ctrl-C reaches only this script, which then stops Daphne in order.
@@ -251,6 +254,9 @@ class Daphne:
             )
             for cmd, pass_fds in zip(cmds, fds, strict=True)
         ]
+        for process, cpu in zip(self.processes, cpus, strict=True):
+            if cpu is not None:
+                os.sched_setaffinity(process.pid, {cpu})  # as tron_site/serve.py keeps them
         self.process = self.processes[0]
         self.pids = [p.pid for p in self.processes]
         self.pid = self.process.pid

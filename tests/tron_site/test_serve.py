@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from tron_site import serve as serve_module
-from tron_site.serve import Child, commands, describe_exit, listening_sockets, startup_warnings, supervise
+from tron_site.serve import (
+    Child,
+    commands,
+    describe_exit,
+    listening_sockets,
+    startup_warnings,
+    supervise,
+    web_cpus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,6 +120,14 @@ def test_the_kernel_spreads_a_burst_of_connections_over_the_web_processes_socket
             sock.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_several_web_processes_are_kept_on_a_core_each_in_turn():
+    cpus = sorted(os.sched_getaffinity(0))
+    assert web_cpus(3) == [cpus[i % len(cpus)] for i in range(3)]
+    assert web_cpus(1) == [None]  # one process runs anywhere
+    assert web_cpus(2, pin=False) == [None, None]
+
+
 @pytest.mark.parametrize(("sig", "web_processes"), [("SIGINT", 1), ("SIGTERM", 1), ("SIGTERM", 2)])
 def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_processes):
     import signal
@@ -141,6 +157,10 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
                 time.sleep(0.2)
         children = _children_of(serve.pid)
         assert len(children) == web_processes + 2  # daphne(s), qcluster and the local model's process
+        if web_processes > 1 and len(os.sched_getaffinity(0)) > 1:
+            web = [pid for pid in children if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert sorted(len(os.sched_getaffinity(pid)) for pid in web) == [1, 1]  # a core each
+            assert len({*os.sched_getaffinity(web[0]), *os.sched_getaffinity(web[1])}) == 2
         serve.send_signal(getattr(signal, sig))
         assert serve.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
