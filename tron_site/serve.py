@@ -195,7 +195,7 @@ def web_cpus(count: int, pin: bool = True) -> list[int | None]:
     A web process's event loop and its database threads take turns on one GIL. Left to the
     scheduler, they run on different cores, and every hand-over moves the objects both touch from one
     core's cache to the other's: with each of two processes kept on a core of its own, 20 streams
-    started at once got their first tokens 23-26 ms after the upstream's instead of 31-35 ms, for 12%
+    started at once had 23-26 ms added to their time to first token instead of 31-35 ms, for 12%
     less CPU per stream (bench/stream_overhead.py, 2 cores, 2026-12-03). Other processes (the worker,
     the model process, a database) still run anywhere."""
     if not pin or count < 2 or not hasattr(os, "sched_setaffinity"):
