@@ -17,9 +17,9 @@ from pathlib import Path
 from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_started
 from django.db import close_old_connections, reset_queries
-from django.test.utils import override_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tron_site.settings")
 django_asgi_app = get_asgi_application()  # before anything that imports models
@@ -46,10 +46,19 @@ class ChatASGIHandler(ASGIHandler):
     """
 
     def __init__(self):
-        # Django builds a handler's middleware chain from settings.MIDDLEWARE once, at construction.
-        with override_settings(MIDDLEWARE=LEAN_MIDDLEWARE):
-            super().__init__()
+        super().__init__()
         self.sync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tron-chat-sync")
+
+    def load_middleware(self, is_async=False):
+        """The chain Django builds from settings.MIDDLEWARE, built from LEAN_MIDDLEWARE instead. Those
+        are async middleware without hooks (process_view, process_exception...), so the chain is each
+        wrapped around the next, as Django wraps them."""
+        assert is_async, "the chat handler serves ASGI only"
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response_async)
+        for middleware in reversed(LEAN_MIDDLEWARE):
+            handler = convert_exception_to_response(middleware(handler))
+        self._middleware_chain = handler
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -26,8 +26,6 @@ TOKEN_PREFIXES = ("/api/", "/internal/", "/metrics")
 TOKEN_EXEMPT = ("/internal/caddy-ask",)
 # Paths behind TRON_CHAT_API_KEY (callers: VAPI, ElevenLabs and SDK clients send it as a bearer key).
 CHAT_PREFIXES = ("/v1/", "/chat/")
-# What the chat paths need, served by their own handler in tron_site/asgi.py (no sessions, CSRF, users).
-LEAN_MIDDLEWARE = ["tron_site.middleware.ApiEdgeMiddleware", "tron_site.middleware.ApiTokenMiddleware"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -157,3 +155,8 @@ def _kept_headers(response):
     return {
         key: response[key] for key in ("Allow", "WWW-Authenticate", "Retry-After") if response.has_header(key)
     }
+
+
+# What the chat paths need, outermost first, served by their own handler in tron_site/asgi.py (no
+# sessions, CSRF, users): the same classes settings.MIDDLEWARE lists, in the same order.
+LEAN_MIDDLEWARE = [ApiEdgeMiddleware, ApiTokenMiddleware]
