@@ -23,17 +23,19 @@ the QuerySet and its changes, as `QuerySet.update` takes them); the first call c
 every call runs that SQL with its values, each adapted to the database as the field named for it (a
 field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays
 written once, in the ORM (the QuerySet methods `build` uses), and only its compiled form is kept.
-An insert is the INSERT `Model.save()` runs for a new instance (each field's `pre_save`, then its
+A read's rows become instances as Django's ModelIterable makes them (each column's converters, then
+`Model.from_db`, then the annotations), with what the compiler said of its columns kept too. An insert is the INSERT `Model.save()` runs for a new instance (each field's `pre_save`, then its
 adaptation), compiled once by Django's own compiler; it sends no model signals.
 
 Only for the few statements every turn runs (agents.transcript's peek, begin and record): building and
 compiling a QuerySet is most of a statement's cost, and a turn's database work holds the web process's
-GIL. The session read on the way to every first token: 575 µs of CPU through the ORM, 117 µs prepared
+GIL. The session read on the way to every first token: 575 µs of CPU through the ORM, 88 µs prepared
 (SQLite; bench/turn_writes.py measures a whole turn). What varies between runs must be a Param: a
 value `build` reads from settings or the clock is compiled into the SQL for good.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
@@ -88,30 +90,49 @@ class _Prepared:
 class _Read(_Prepared):
     def compile(self) -> tuple:
         queryset: QuerySet = self.build(**self.placeholders())
-        sql, params = queryset.query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-        # A raw query sets the annotations' columns as the database returns them (SQLite: a boolean as
-        # 0 or 1, a datetime as text): each gets its converters, as the QuerySet's compiler does.
-        connection = connections[DEFAULT_DB_ALIAS]
-        converters = {
-            name: (
-                expression,
-                connection.ops.get_db_converters(expression) + expression.get_db_converters(connection),
-            )
-            for name, expression in queryset.query.annotations.items()
-        }
-        return queryset.model, sql, params, converters
+        compiler = queryset.query.get_compiler(DEFAULT_DB_ALIAS)
+        sql, params = compiler.as_sql()
+        klass = compiler.klass_info
+        if klass.get("related_klass_infos"):
+            raise TypeError("a prepared read takes no select_related()")
+        # What Django's ModelIterable does with each row, worked out once: which columns are the
+        # model's fields, which its annotations, and each column's converters (SQLite: a boolean comes
+        # as 0 or 1, a datetime as text).
+        start, end = klass["select_fields"][0], klass["select_fields"][-1] + 1
+        rows = _Rows(
+            fields=[column[0].target.attname for column in compiler.select[start:end]],
+            span=slice(start, end),
+            annotations=compiler.annotation_col_map,
+            converters=compiler.get_converters([column[0] for column in compiler.select]),
+        )
+        return klass["model"], sql, params, rows
 
     def __call__(self, **values) -> list:
-        model, sql, args, converters = self.sql(values)
-        found = list(model.objects.raw(sql, args))
+        model, sql, args, rows = self.sql(values)
         connection = connections[DEFAULT_DB_ALIAS]
-        for name, (expression, functions) in converters.items():
-            for instance in found:
-                value = getattr(instance, name)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            found = cursor.fetchall()
+        return [rows.instance(model, row, connection) for row in found]
+
+
+@dataclass
+class _Rows:
+    fields: list[str]  # the attnames of the model's columns, in the SELECT's order
+    span: slice  # where they are in a row
+    annotations: dict[str, int]  # each annotation's column
+    converters: dict[int, tuple[list, Expression]]  # a column's converters, and its expression
+
+    def instance(self, model, row: tuple, connection):
+        if self.converters:
+            row = list(row)
+            for column, (functions, expression) in self.converters.items():
                 for convert in functions:
-                    value = convert(value, expression, connection)
-                setattr(instance, name, value)
-        return found
+                    row[column] = convert(row[column], expression, connection)
+        instance = model.from_db(DEFAULT_DB_ALIAS, self.fields, row[self.span])
+        for name, column in self.annotations.items():
+            setattr(instance, name, row[column])
+        return instance
 
 
 class _Update(_Prepared):

@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from asgiref.sync import sync_to_async
 
+from agents import sessions
 from agents.callers import Caller
 from agents.llm.base import Delta, LLMError, LLMProvider, ToolCall, Usage
 from agents.models import CallerSession, LLMCall, Message, Process
@@ -261,3 +262,28 @@ def test_the_sync_entry_point_runs_a_whole_turn(tony):
 
     with pytest.raises(LLMError):
         complete_turn_sync(ask(), FakeProvider([LLMError("down", status=503)], accept=False))
+
+
+async def test_a_new_conversation_whose_process_id_is_taken_begins_again_with_another(tony, monkeypatch):
+    # The begin takes no savepoint: the taken id rolls its whole transaction back, and the turn reads
+    # again and calls the model again; nothing of the first attempt is stored.
+    taken = await sync_to_async(Process.objects.create)(persona=tony)
+    insert, attempts = sessions._insert_process, []
+
+    def insert_drawing_the_taken_id_first(process):
+        attempts.append(process.public_id)
+        if len(attempts) == 1:
+            process.public_id = taken.public_id
+        return insert(process)
+
+    monkeypatch.setattr(sessions, "_insert_process", insert_drawing_the_taken_id_first)
+    provider = FakeProvider(["Hello", USAGE])
+
+    events = await events_of(ask(), provider)
+
+    assert events[-1].text == "Hello" and len(provider.requests) == 2
+    got = await sync_to_async(recorded)()
+    assert len(attempts) == 2 and got["process"].public_id == attempts[1] != taken.public_id
+    assert got["lines"] == [("user", "hi"), ("assistant", "Hello")]
+    assert [c.input_tokens for c in got["calls"]] == [10]
+    assert await sync_to_async(Process.objects.count)() == 2

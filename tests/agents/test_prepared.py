@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -52,6 +52,32 @@ def test_a_read_selects_what_its_queryset_selects_for_each_value(minutes):
     assert [s.caller_id for s in found] == [s.caller_id for s in expected]
     assert all(s.later == s.last_seen_at for s in found)  # annotations come as attributes, converted
     assert seen_since(cutoff=cutoff, channel="slack") == []
+
+
+def test_a_read_makes_the_instances_the_queryset_would():
+    process = make_process(make_persona())
+    make_session("caller-1", process, ended_at=timezone.now())
+    still = prepared.read(
+        lambda pk: CallerSession.objects.filter(pk=pk).annotate(done=Q(ended_at__isnull=False)),
+        CallerSession,
+        pk="id",
+    )
+    [orm] = CallerSession.objects.annotate(done=Q(ended_at__isnull=False))
+    [found] = still(pk=orm.pk)
+
+    assert {f.attname: getattr(found, f.attname) for f in CallerSession._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in CallerSession._meta.concrete_fields
+    }
+    assert found.done is True and found.ended_at.tzinfo is not None  # converted, as the ORM converts
+    assert not found._state.adding and found._state.db == "default"
+
+
+def test_a_read_takes_no_select_related():
+    joined = prepared.read(
+        lambda pk: CallerSession.objects.filter(pk=pk).select_related("process"), CallerSession, pk="id"
+    )
+    with pytest.raises(TypeError, match="select_related"):
+        joined(pk=1)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from agents.callers import Caller
@@ -112,7 +113,8 @@ def test_a_claim_of_what_was_read_is_refused_when_the_conversation_moved_on(befo
         session, _ = claim_session(CALLER, tony)
         release_session(session)
 
-    session, created = claim_session(CALLER, tony, seen=seen)
+    with transaction.atomic():  # as begin_turn claims: a refused insert rolls back the whole block
+        session, created = claim_session(CALLER, tony, seen=seen)
 
     if outcome == "refused":
         assert (session, created) == (None, False)
