@@ -24,7 +24,8 @@ every call runs that SQL with its values, each adapted to the database as the fi
 field of the model given, or a Field itself) adapts a value. So the rule a statement expresses stays
 written once, in the ORM (the QuerySet methods `build` uses), and only its compiled form is kept.
 A read's rows become instances as Django's ModelIterable makes them (each column's converters, then
-`Model.from_db`, then the annotations), with what the compiler said of its columns kept too. An insert is the INSERT `Model.save()` runs for a new instance (each field's `pre_save`, then its
+`Model.from_db`, then the annotations), from what the compiler said of its columns, kept too. An
+insert is the INSERT `Model.save()` runs for a new instance (each field's `pre_save`, then its
 adaptation), compiled once by Django's own compiler; it sends no model signals.
 
 Only for the few statements every turn runs (agents.transcript's peek, begin and record): building and
@@ -63,7 +64,7 @@ class _Prepared:
             name: model._meta.get_field(field) if isinstance(field, str) else field
             for name, field in fields.items()
         }
-        self.compiled: tuple | None = None  # (model, sql, params, converters), made by the first call
+        self.compiled: tuple | None = None  # (model, sql, params, a read's _Rows), made by the first call
 
     def compile(self) -> tuple:
         raise NotImplementedError
@@ -73,7 +74,7 @@ class _Prepared:
             raise TypeError(f"takes the values {sorted(self.fields)}, not {sorted(values)}")
         if self.compiled is None:
             self.compiled = self.compile()  # two threads may both compile: the same result
-        model, sql, params, converters = self.compiled
+        model, sql, params, rows = self.compiled
         connection = connections[DEFAULT_DB_ALIAS]
         args = [
             param.output_field.get_db_prep_value(values[param.name], connection)
@@ -81,7 +82,7 @@ class _Prepared:
             else param
             for param in params
         ]
-        return model, sql, args, converters
+        return model, sql, args, rows
 
     def placeholders(self) -> dict[str, Param]:
         return {name: Param(name, field) for name, field in self.fields.items()}
@@ -142,10 +143,10 @@ class _Update(_Prepared):
         query.add_update_values(changes)
         query.annotations = {}
         sql, params = query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-        return queryset.model, sql, params, {}
+        return queryset.model, sql, params, None
 
     def __call__(self, **values) -> int:
-        _model, sql, args, _converters = self.sql(values)
+        _model, sql, args, _rows = self.sql(values)
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute(sql, args)
             return cursor.rowcount
