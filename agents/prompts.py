@@ -117,7 +117,7 @@ def recent_messages(session: CallerSession, limit: int | None = None) -> list[di
     return [stored_form(m) for m in reversed(stored)]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a client's count of new messages is a limit too: keep a few
 def _recent(limit: int):
     # On the way to every continuing turn's first token, one prepared read per limit (agents.prepared):
     # the peek of a continuing turn 0.45 -> 0.13 ms of CPU (bench/turn_writes.py).

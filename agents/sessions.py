@@ -137,7 +137,7 @@ def claim_session(
     again shortly). With `seen` (what the turn read before the model was called), the claim is of
     exactly that, without reading again: (None, False) when the conversation is not the one that was
     read (another turn came between); a claim refused because its INSERT failed (the caller's session
-    was opened meanwhile) leaves the enclosing atomic block to roll back, so make it the block's first
+    was opened meanwhile, or the process id drawn is taken) leaves the enclosing atomic block to roll back, so make it the block's first
     work, as begin_turn does. Any other open session of the caller (idle, another persona's,
     or its process ended by an operator) is ended first: the database allows one open session per
     caller, and concurrent first turns race on that constraint, not in Python. Raises TooManyProcesses
