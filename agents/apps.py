@@ -11,17 +11,13 @@ class AgentsConfig(AppConfig):
         # /api/status reports uptime from here: the moment this server process loaded its apps.
         self.started_at = time.monotonic()
 
-        from django.db.models.signals import post_delete, post_save
+        from . import personas
+        from .directives import standing_directives
+        from .memory import caller_memory
+        from .models import Directive, Persona
+        from .prompt_context import provides
 
-        from .context import clear_cache, provides
-        from .directives import standing_directives  # also registers the save_directive tool
-        from .memory import caller_memory  # also registers save_person_memory and recall_person
-        from .models import Directive
-
+        personas.cache.clear_on_change(Persona)
         # The persona's standing instructions, right after its own prompt; the same for all its callers.
-        provides(standing_directives, per_persona=True)
-        post_save.connect(clear_cache, sender=Directive, dispatch_uid="agents.directive.saved")
-        post_delete.connect(clear_cache, sender=Directive, dispatch_uid="agents.directive.deleted")
+        provides(standing_directives, per_persona=True, changes_with=[Directive])
         provides(caller_memory)  # a returning caller's notes go into every prompt of theirs
-
-        from . import delegation  # noqa: F401 - registers spawn_agent and check_task

@@ -1,16 +1,18 @@
 """Standing instructions: what a persona has been told to keep doing, in every prompt of theirs.
 
-The persona's model saves one with the `save_directive` tool (when its settings allow the tool);
-operators list, edit, switch off and remove them in the admin (Directive, and inline on the persona).
-`standing_directives`, a prompt context provider (agents.context), puts the persona's active directives
-into every prompt right after its own, oldest first, within DIRECTIVES_MAX_CHARS: when operators have
-written more than that, the newest that fit are kept and the others are left out (logged).
+`standing_directives`, a prompt context provider, puts the persona's directives in force (active and
+approved) into every prompt right after its own, oldest first, within DIRECTIVES_MAX_CHARS. A directive
+a persona's model saves (`add_directive`, through the save_directive tool) records who asked; unless an
+operator asked, it waits for an operator's approval in the admin before it enters any prompt.
 """
 
 import logging
 
-from .models import DIRECTIVE_MAX_CHARS, Directive
-from .tools import ToolContext, tool
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Directive, Persona, Process
+from .principals import Principal, Trust
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,8 @@ HEADING = (
 
 
 def standing_directives(persona, caller) -> str:
-    """The persona's active directives for the prompt; "" when it has none. One indexed query."""
-    newest = Directive.objects.filter(persona_id=persona.pk, active=True).order_by("-created_at", "-id")
+    """The persona's directives in force for the prompt; "" when it has none. One indexed query."""
+    newest = Directive.objects.in_force().filter(persona_id=persona.pk).order_by("-created_at", "-id")
     kept, used = [], 0
     texts = list(newest.values_list("text", flat=True)[:DIRECTIVES_MAX_ROWS])
     for text in texts:
@@ -45,39 +47,35 @@ def standing_directives(persona, caller) -> str:
     return "\n".join([HEADING, *reversed(kept)])
 
 
-@tool(
-    "save_directive",
-    "Save a standing instruction for yourself: a rule you will follow in every later conversation "
-    "(e.g. 'Always quote prices in euros'). Use it only when you are asked to keep doing something from "
-    "now on. One instruction per call, in plain words.",
-    {
-        "type": "object",
-        "properties": {
-            "text": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": DIRECTIVE_MAX_CHARS,
-                "description": "The instruction, e.g. 'Keep phone answers under three sentences.'",
-            }
-        },
-        "required": ["text"],
-        "additionalProperties": False,
-    },
-)
-def save_directive(context: ToolContext, arguments: dict) -> str:
-    text = arguments["text"].strip()
-    if not text:
-        return "Nothing was saved: the instruction is empty."
-    persona = context.persona
-    active = list(Directive.objects.filter(persona_id=persona.pk, active=True).values_list("text", flat=True))
-    if text in (existing.strip() for existing in active):
-        return f"You already have this standing instruction: {text}"
-    used = sum(len(existing.strip()) + 3 for existing in active)
+def add_directive(persona: Persona, text: str, *, principal: Principal, process: Process | None) -> str:
+    """Save a directive a persona's model was asked for; returns what was done, for the model."""
+    pending = Directive.objects.filter(persona_id=persona.pk, active=True)
+    existing = [t.strip() for t in pending.values_list("text", flat=True)]
+    if text in existing:
+        return f"You already have this standing instruction (or it awaits approval): {text}"
+    in_force = Directive.objects.in_force().filter(persona_id=persona.pk).values_list("text", flat=True)
+    used = sum(len(t.strip()) + 3 for t in in_force)
     if used + len(text) + 3 > DIRECTIVES_MAX_CHARS:
         return (
             f"Nothing was saved: your standing instructions already take {used:,} of the "
             f"{DIRECTIVES_MAX_CHARS:,} characters they may use. Ask an operator to remove some in the admin."
         )
-    Directive.objects.create(persona_id=persona.pk, text=text, process=context.process)
-    log.info("%s saved a standing instruction: %.200s", persona.name, text)
-    return f"Saved. From your next answer on, this is one of your standing instructions: {text}"
+    at_once = principal.trust == Trust.OPERATOR or (
+        principal.trust == Trust.TEAM and settings.TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE
+    )
+    Directive.objects.create(
+        persona_id=persona.pk,
+        text=text,
+        process=process,
+        trust=principal.trust,
+        asked_by=principal.name or principal.caller_id,
+        approved_at=timezone.now() if at_once else None,
+        approved_by=f"{principal} (at once)" if at_once else "",
+    )
+    log.info("%s saved a standing instruction for %s: %.200s", persona.name, principal, text)
+    if at_once:
+        return f"Saved. From your next answer on, this is one of your standing instructions: {text}"
+    return (
+        "Saved for an operator's approval: it becomes one of your standing instructions once an operator "
+        f"approves it in the admin: {text}"
+    )

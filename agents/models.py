@@ -1,6 +1,5 @@
 """The core domain: personas, the processes they run, caller sessions, transcripts and LLM calls."""
 
-import functools
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -12,6 +11,7 @@ from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from .principals import Principal, Trust
 from .validators import validate_life_schedule, validate_string_list, validate_time_zone, validate_url_list
 
 
@@ -199,8 +199,8 @@ class ProcessQuerySet(models.QuerySet):
 class Process(models.Model):
     """One conversation or autonomous activity, with its token, call and cost counters.
 
-    Counters only ever change through `add_usage` (one atomic UPDATE that adds in the database), never
-    by read-modify-write in Python, so concurrent turns cannot lose each other's numbers.
+    Counters only change by UPDATEs that add in the database (agents.turn_store), never by
+    read-modify-write in Python, so concurrent turns cannot lose each other's numbers.
     """
 
     class Status(models.TextChoices):
@@ -233,6 +233,12 @@ class Process(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The principal it was started for (agents.principals): how far it is trusted, whose own data "the
+    # caller" means, and who authenticated. Each turn records its own too (a Slack thread has several
+    # people); delegated work runs with this.
+    trust = models.CharField(max_length=16, choices=Trust.choices, default=Trust.PUBLIC)
+    principal_caller_id = models.CharField(max_length=255, blank=True)
+    principal_name = models.CharField(max_length=255, blank=True)
     # What the platform that carried a call reported when it ended (VAPI's end-of-call report).
     summary = models.TextField(blank=True, help_text="The call's summary, as the voice platform wrote it.")
     ended_reason = models.CharField(
@@ -286,21 +292,19 @@ class Process(models.Model):
         """
         if not self._state.adding:
             return super().save(*args, **kwargs)
-        self.insert_with_a_free_id(functools.partial(super().save, *args, **kwargs))
-
-    def insert_with_a_free_id(self, insert) -> None:
-        """Run `insert`, this new process's INSERT (`save()`'s, or agents.sessions' prepared one),
-        again with a fresh public id while the one drawn is taken."""
         for _attempt in range(8):
             try:
                 with transaction.atomic():
-                    insert()
-                    return
+                    return super().save(*args, **kwargs)
             except IntegrityError:
                 if not Process.objects.filter(public_id=self.public_id).exists():
                     raise
                 self.public_id = new_public_id()
         raise IntegrityError("could not draw a free process id")
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(Trust(self.trust), self.principal_caller_id, self.principal_name)
 
     @property
     def total_tokens(self) -> int:
@@ -315,16 +319,6 @@ class Process(models.Model):
     @property
     def duration_ms(self) -> int:
         return int(self.duration.total_seconds() * 1000)
-
-    def add_usage(self, *, input_tokens=0, output_tokens=0, llm_calls=0, tool_calls=0, cost_usd=0):
-        """Add to the counters in one UPDATE that adds in the database."""
-        Process.objects.filter(pk=self.pk).update(
-            input_tokens=F("input_tokens") + input_tokens,
-            output_tokens=F("output_tokens") + output_tokens,
-            llm_calls=F("llm_calls") + llm_calls,
-            tool_calls=F("tool_calls") + tool_calls,
-            cost_usd=F("cost_usd") + cost_usd,
-        )
 
     def finish(self, status: str = Status.COMPLETED, error: str = ""):
         """Mark the process ended (completed or failed), once; returns whether this call ended it."""
@@ -354,9 +348,9 @@ class CallerSessionQuerySet(models.QuerySet):
         )
         return self.annotate(continues=ExpressionWrapper(rule, output_field=models.BooleanField()))
 
-    def unclaimed(self, now):
-        """Sessions no turn is running in (or whose turn's claim has lapsed: its server died)."""
-        return self.filter(Q(turn_claimed_until__isnull=True) | Q(turn_claimed_until__lt=now))
+    def in_turn(self, now=None):
+        """Sessions a turn is running in now (agents.models.Turn): the caller is talking to the team."""
+        return self.filter(turns__in=Turn.objects.live(now).filter(state=Turn.State.RUNNING))
 
 
 class CallerSession(models.Model):
@@ -369,8 +363,6 @@ class CallerSession(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
-    # Set while a turn runs in this session, so the caller's next turn waits for it (agents.sessions).
-    turn_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = CallerSessionQuerySet.as_manager()
 
@@ -405,6 +397,83 @@ class CallerSession(models.Model):
     def is_open(self) -> bool:
         return self.ended_at is None
 
+    def in_turn(self) -> bool:
+        """Whether a turn runs in this session now."""
+        return Turn.objects.live().filter(session=self, state=Turn.State.RUNNING).exists()
+
+
+class TurnQuerySet(models.QuerySet):
+    def live(self, now=None):
+        """Turns waiting or running whose holder is alive (its lease has not run out)."""
+        return self.filter(state__in=Turn.LIVE_STATES, lease_until__gte=now or timezone.now())
+
+    def lapsed(self, now=None):
+        """Turns left waiting or running by a server that stopped renewing them (it died)."""
+        return self.filter(state__in=Turn.LIVE_STATES, lease_until__lt=now or timezone.now())
+
+
+class Turn(models.Model):
+    """One turn of a caller: their words in, the persona's answer out (agents.runtime).
+
+    The row is also the caller's place in line: a caller's turns run one at a time, in the order they
+    arrived (by id). A turn waits while an earlier live turn of the same caller waits or runs, and runs
+    only when none does; the database allows one running turn per caller. Its holder renews
+    `lease_until` while it waits or runs; a turn whose lease runs out was lost with its server and is
+    ended as failed by the next turn of its caller or the sweep (agents.turn_store)."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting"  # behind an earlier turn of the same caller
+        RUNNING = "running"
+        ANSWERED = "answered"
+        FAILED = "failed"  # the model failed, or the turn was lost with its server
+        CANCELLED = "cancelled"  # the caller went away mid-turn
+
+    LIVE_STATES = (State.WAITING, State.RUNNING)
+
+    caller_id = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    session = models.ForeignKey(
+        "CallerSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="turns"
+    )
+    process = models.ForeignKey(
+        Process, null=True, blank=True, on_delete=models.CASCADE, related_name="turns"
+    )
+    arrived_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When it began running.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(help_text="Its holder is alive while it renews this.")
+    trust = models.CharField(max_length=16, choices=Trust.choices, default=Trust.PUBLIC)
+    principal = models.CharField(max_length=255, blank=True, help_text="Who it ran for.")
+    held_usd = models.DecimalField(
+        max_digits=16, decimal_places=9, default=0, help_text="What its model calls hold against budgets."
+    )
+    error = models.TextField(blank=True)
+
+    objects = TurnQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One running turn per caller: two claims at once cannot both win (agents.turn_store).
+            models.UniqueConstraint(
+                fields=["caller_id"],
+                condition=Q(state="running"),
+                name="agents_turn_one_running_per_caller",
+            ),
+        ]
+        indexes = [
+            # a caller's turns waiting or running (every turn's claim), and the sweep of lapsed ones
+            models.Index(
+                fields=["caller_id", "id"],
+                name="agents_turn_live",
+                condition=Q(state__in=["waiting", "running"]),
+            ),
+            models.Index(fields=["process", "id"], name="agents_turn_process"),
+        ]
+
+    def __str__(self):
+        return f"turn {self.pk} of {self.caller_id} ({self.state})"
+
 
 class Message(models.Model):
     """One line of a transcript: what a user said, what a persona answered, or a tool's result."""
@@ -418,6 +487,11 @@ class Message(models.Model):
     process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="messages")
     session = models.ForeignKey(
         CallerSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    turn = models.ForeignKey(Turn, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    # The model call that wrote an assistant's line (none for lines a platform reported).
+    llm_call = models.ForeignKey(
+        "LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -447,6 +521,7 @@ class LLMCall(models.Model):
         PARTIAL = "partial", "Partial (client disconnected)"
 
     process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="llm_call_rows")
+    turn = models.ForeignKey(Turn, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_calls")
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=120)
     input_tokens = models.BigIntegerField(default=0)
@@ -457,7 +532,10 @@ class LLMCall(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What was sent: the messages, the names of the tools offered, temperature and max_tokens.
+    request = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the call runs.")
 
     class Meta:
         verbose_name = "LLM call"
@@ -505,16 +583,49 @@ class CallerMemory(models.Model):
         return self.caller_id
 
 
+class MemoryNote(models.Model):
+    """A fact a persona added to a caller's notes during a conversation (the save_person_memory tool):
+    what, in which process, and for whom the turn ran, so operators can tell who wrote what."""
+
+    memory = models.ForeignKey(CallerMemory, on_delete=models.CASCADE, related_name="added")
+    text = models.TextField()
+    process = models.ForeignKey(Process, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trust = models.CharField(max_length=16, choices=Trust.choices)
+    added_for = models.CharField(
+        max_length=255, blank=True, help_text="The caller id the turn ran for (its principal's)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.text if len(self.text) <= 60 else self.text[:59] + "…"
+
+
 DIRECTIVE_MAX_CHARS = 1000  # one standing instruction
+
+
+class DirectiveQuerySet(models.QuerySet):
+    def in_force(self):
+        """The directives that go into prompts: switched on and approved by an operator."""
+        return self.filter(active=True, approved_at__isnull=False)
+
+    def awaiting_approval(self):
+        return self.filter(approved_at__isnull=True)
 
 
 class Directive(models.Model):
     """A standing instruction a persona keeps: saved by its model (the `save_directive` tool) or by an
-    operator, put into every prompt of the persona while active (agents.directives)."""
+    operator, put into every prompt of the persona while active and approved (agents.directives). One
+    a model saved for anyone but an operator waits for an operator's approval in the admin
+    (TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE lets a team member's count at once)."""
 
     persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="directives")
     text = models.TextField(validators=[MaxLengthValidator(DIRECTIVE_MAX_CHARS)])
-    active = models.BooleanField(default=True, help_text="Only active directives go into the prompt.")
+    active = models.BooleanField(
+        default=True, help_text="Only active, approved directives go into the prompt."
+    )
     process = models.ForeignKey(
         Process,
         null=True,
@@ -523,8 +634,15 @@ class Directive(models.Model):
         related_name="+",
         help_text="The conversation the persona saved it in; empty when an operator wrote it.",
     )
+    # Who asked for it: the principal of the turn that saved it (empty: an operator wrote it here).
+    trust = models.CharField(max_length=16, choices=Trust.choices, blank=True)
+    asked_by = models.CharField(max_length=255, blank=True, help_text="The caller or user who asked for it.")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=150, blank=True, help_text="The operator who approved it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DirectiveQuerySet.as_manager()
 
     class Meta:
         ordering = ["persona", "created_at", "id"]

@@ -1,12 +1,11 @@
 """What the model is shown: the persona, the caller's context, and the conversation so far."""
 
-import functools
 import json
 
 from django.conf import settings
 
-from . import prepared, tokens
-from .llm.base import LLMError
+from . import tokens
+from .errors import MessageTooLong
 from .models import CallerSession, Message, Persona
 
 
@@ -16,11 +15,9 @@ def refuse_oversized(messages: list[dict]) -> None:
     limit = settings.TRON_MAX_MESSAGE_CHARS
     for index, message in enumerate(messages):
         if len(message["content"]) > limit:
-            raise LLMError(
+            raise MessageTooLong(
                 f"messages[{index}] is {len(message['content']):,} characters long; the most this server "
-                f"takes in one message is {limit:,} (TRON_MAX_MESSAGE_CHARS)",
-                status=413,
-                code="message_too_long",
+                f"takes in one message is {limit:,} (TRON_MAX_MESSAGE_CHARS)"
             )
 
 
@@ -113,24 +110,13 @@ def stored_form(message: Message) -> dict:
 
 def recent_messages(session: CallerSession, limit: int | None = None) -> list[dict]:
     """The session's last TRON_HISTORY_MESSAGES (or `limit`) transcript lines, oldest first (one query)."""
-    stored = _recent(limit or settings.TRON_HISTORY_MESSAGES)(process=session.process_id)
-    return [stored_form(m) for m in reversed(stored)]
-
-
-@functools.lru_cache(maxsize=32)  # a client's count of new messages is a limit too: keep a few
-def _recent(limit: int):
-    # On the way to every continuing turn's first token, one prepared read per limit (agents.prepared):
-    # the peek of a continuing turn 0.45 -> 0.13 ms of CPU (bench/turn_writes.py).
-    return prepared.read(
-        lambda process: (
-            Message.objects.filter(process_id=process)
-            .exclude(role=Message.Role.SYSTEM)
-            .order_by("-id")
-            .only("role", "content", "tool_calls", "tool_call_id")[:limit]
-        ),
-        Message,
-        process="process",
+    stored = (
+        Message.objects.filter(process_id=session.process_id)
+        .exclude(role=Message.Role.SYSTEM)
+        .order_by("-id")
+        .only("role", "content", "tool_calls", "tool_call_id")[: limit or settings.TRON_HISTORY_MESSAGES]
     )
+    return [stored_form(m) for m in reversed(stored)]
 
 
 def _same(stored: dict, new: dict) -> bool:
@@ -182,7 +168,7 @@ def build_prompt(
     extra: list[str] | None = None,
     tools: bool = True,
 ) -> list[dict]:
-    """Persona system prompt (its compact form with `compact`), then `extra` (agents.context), then the client's system text as call
+    """Persona system prompt (its compact form with `compact`), then `extra` (agents.prompt_context), then the client's system text as call
     context, then the conversation: the client's when it sent earlier turns, else `history` (the stored
     transcript and the new words), trimmed to TRON_HISTORY_TOKENS less the system text, and to what
     `context_tokens` (the model's context, when the provider knows it) leaves. Tool calls and results

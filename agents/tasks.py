@@ -1,19 +1,21 @@
 """django-q2 entry points of the agents app (referenced by dotted path in schedules and async_task)."""
 
-from .delegation import run_child
-from .memory import remember_conversation
+from .background import remember_conversation, run_child
 from .sessions import end_idle_sessions
+from .turn_store import reap_lapsed
 
 
 def sweep_idle_sessions() -> str:
-    return f"ended {end_idle_sessions()} idle session(s)"
+    """Every minute: turns lost with their server, then sessions idle past TRON_SESSION_IDLE_MINUTES."""
+    lost = reap_lapsed()
+    return f"ended {lost} lost turn(s) and {end_idle_sessions()} idle session(s)"
 
 
 def remember_caller(process_id: int) -> str:
-    """After a conversation ended: bring its caller's memory up to date (agents.memory)."""
+    """After a conversation ended: bring its caller's memory up to date."""
     return remember_conversation(process_id)
 
 
 def run_delegated(process_id: int) -> str:
-    """Work a persona delegated with spawn_agent: the child's turn (agents.delegation)."""
+    """Work a persona delegated with spawn_agent: the child's turn."""
     return run_child(process_id)

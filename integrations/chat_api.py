@@ -10,10 +10,10 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from ninja import Router
 
-from agents import metrics
+from agents import errors, metrics
 from agents.dbthread import db_read
-from agents.llm.base import LLMError
 from agents.models import Channel, Persona
+from agents.principals import Principal, Trust
 from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
 
 from .callers import identify_caller, join_call
@@ -100,6 +100,7 @@ async def chat(request, channel: str | None = None):
     turn_input = TurnInput(
         messages=messages,
         caller=caller,
+        principal=principal_of(caller),
         persona_name=payload.model,
         temperature=payload.temperature,
         max_tokens=payload.max_completion_tokens or payload.max_tokens,
@@ -137,13 +138,43 @@ async def chat(request, channel: str | None = None):
         raise
 
 
-def _llm_error_response(error: LLMError, headers: dict | None = None):
+def principal_of(caller) -> Principal:
+    """Phone and ElevenLabs callers are the public; other chat API callers as TRON_CHAT_TRUST says (a
+    deployment whose chat key only its own team holds may trust them as team members)."""
+    phone = caller.channel in (Channel.VAPI, Channel.ELEVENLABS)
+    trust = Trust.PUBLIC if phone else Trust(settings.TRON_CHAT_TRUST)
+    return Principal(trust, caller.caller_id)
+
+
+# What the chat API answers for each error of the core (agents.errors): the HTTP status; the body is
+# OpenAI's envelope with the error's message and code.
+STATUS = {
+    errors.MessageTooLong: 413,
+    errors.NoPersona: 503,
+    errors.ConversationBusy: 409,
+    errors.OverBudget: 429,
+    errors.CallerLimited: 429,
+    errors.Overloaded: 503,
+    errors.ModelUnavailable: 503,
+    errors.UpstreamRejected: 400,
+    errors.UpstreamTimeout: 504,
+    errors.UpstreamFailed: 502,
+    errors.InternalError: 500,
+}
+
+
+def status_of(error: errors.TurnError) -> int:
+    return next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 500)
+
+
+def _llm_error_response(error: errors.TurnError, headers: dict | None = None):
+    status = status_of(error)
     headers = dict(headers or {})
     if error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
-    if error.status == 400 or error.code == "insufficient_quota":
+    if status == 400 or isinstance(error, errors.OverBudget):
         headers["x-should-retry"] = "false"  # the same request would fail the same way (today)
-    return error_response(error.status, error.message, code=error.code, headers=headers)
+    return error_response(status, error.message, code=error.code, headers=headers)
 
 
 def _event(data) -> bytes:
@@ -249,7 +280,9 @@ class Reply:
         if isinstance(event, TurnFailed):  # mid-stream: an error event the SDK raises on, never a fake "stop"
             error = event.error
             return [
-                _event(error_body(error.message, error_type_for(error.status, error.code), None, error.code))
+                _event(
+                    error_body(error.message, error_type_for(status_of(error), error.code), None, error.code)
+                )
             ]
         events = []
         if event.tool_calls:

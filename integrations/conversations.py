@@ -5,10 +5,13 @@ any other; the session and its process are the core's (agents.sessions)."""
 from agents.callers import Caller
 from agents.memory import remember_later
 from agents.models import CallerSession, Persona
+from agents.principals import Principal
 from agents.sessions import end_session, open_session
 
 
-def start_conversation(caller: Caller, persona: Persona, *, task: str, adopt_unmarked: bool) -> CallerSession:
+def start_conversation(
+    caller: Caller, persona: Persona, principal: Principal, *, task: str, adopt_unmarked: bool
+) -> CallerSession:
     """The session of a conversation that starts now, known by `caller.provider_call_id`.
 
     The caller's open session is kept when it is this conversation's (the same provider id), or, with
@@ -19,7 +22,7 @@ def start_conversation(caller: Caller, persona: Persona, *, task: str, adopt_unm
     earlier = current is not None and current.provider_call_id != caller.provider_call_id
     if earlier and (current.provider_call_id or not adopt_unmarked):
         end_conversation(current)
-    session = open_session(caller, persona, task=task)
+    session = open_session(caller, persona, principal=principal, task=task)
     if caller.provider_call_id and session.provider_call_id != caller.provider_call_id:
         CallerSession.objects.filter(pk=session.pk).update(provider_call_id=caller.provider_call_id)
         session.provider_call_id = caller.provider_call_id

@@ -29,13 +29,14 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from agents import errors
 from agents.callers import Caller, clean_id
 from agents.dbthread import db_write, release_connection
 from agents.memory import remember_later
 from agents.models import CallerSession, Channel
-from agents.personas import PersonaUnavailable, resolve_persona
+from agents.personas import resolve_persona
+from agents.principals import Principal, Trust
 from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn
-from agents.sessions import TooManyProcesses
 
 from . import broadcast
 from .conversations import end_conversation, start_conversation
@@ -48,6 +49,27 @@ PING_SECONDS = 20.0  # ElevenLabs' own server pings about this often; clients an
 AUDIO_FORMAT = "pcm_16000"  # announced (the client SDKs read it); no audio is sent or read
 TASK = "ElevenLabs conversation"
 CLIENT_EVENTS_IGNORED = {"feedback", "client_tool_result", "mcp_tool_approval_result"}
+
+# The `code` of the error event the socket sends for each error of the core (agents.errors), as
+# WebSocket close codes read: 1008 the message itself, 1013 try again later, 1011 the server. The
+# socket stays open: the caller may go on.
+ERROR_CODES = {
+    errors.MessageTooLong: 1008,
+    errors.UpstreamRejected: 1008,
+    errors.ConversationBusy: 1013,
+    errors.OverBudget: 1013,
+    errors.CallerLimited: 1013,
+    errors.Overloaded: 1013,
+    errors.ModelUnavailable: 1013,
+    errors.NoPersona: 1011,
+    errors.UpstreamTimeout: 1011,
+    errors.UpstreamFailed: 1011,
+    errors.InternalError: 1011,
+}
+
+
+def error_code(error: errors.TurnError) -> int:
+    return next((ERROR_CODES[kind] for kind in type(error).__mro__ if kind in ERROR_CODES), 1011)
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -136,10 +158,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.group, self.channel_name)
         try:
             await db_write(_start)(self.caller, self.persona_name)
-        except PersonaUnavailable as exc:
-            await self._error(str(exc), "no_persona", code=1011)
-        except TooManyProcesses as exc:  # its turns are refused the same way until processes end
-            await self._error(exc.message, exc.code, code=1013)
+        except (errors.NoPersona, errors.Overloaded) as exc:  # its turns are refused the same way
+            await self._error(exc.message, exc.code, code=error_code(exc))
         await self._send(
             "conversation_initiation_metadata",
             conversation_initiation_metadata_event={
@@ -184,6 +204,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         turn = TurnInput(
             messages=[*context, {"role": "user", "content": text}],
             caller=self.caller,
+            principal=Principal(Trust.PUBLIC, self.caller.caller_id),
             persona_name=self.persona_name,
             task=TASK,
         )
@@ -206,11 +227,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                         if started:
                             await self._part("stop", "", event_id)
                         error = event.error
-                        await self._error(
-                            error.message,
-                            error.code or "llm_error",
-                            code=1011 if error.status >= 500 else 1008,
-                        )
+                        await self._error(error.message, error.code, code=error_code(error))
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug of ours, or the socket gone mid-reply: the connection must not die of it
@@ -275,7 +292,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
 
 def _start(caller: Caller, persona_name: str | None) -> None:
-    start_conversation(caller, resolve_persona(persona_name), task=TASK, adopt_unmarked=False)
+    principal = Principal(Trust.PUBLIC, caller.caller_id)
+    start_conversation(caller, resolve_persona(persona_name), principal, task=TASK, adopt_unmarked=False)
 
 
 def _finish(caller: Caller) -> list[int]:

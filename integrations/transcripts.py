@@ -24,7 +24,6 @@ from difflib import SequenceMatcher
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from agents.models import CallerSession, Message
 
@@ -69,7 +68,7 @@ def add_reported_lines(session: CallerSession, reported: list[tuple[str, str]], 
     limit = settings.TRON_MAX_MESSAGE_CHARS
     with transaction.atomic():
         locked = CallerSession.objects.select_for_update().get(pk=session.pk)
-        turn_running = locked.turn_claimed_until is not None and locked.turn_claimed_until > timezone.now()
+        turn_running = locked.in_turn()
         if turn_running:
             if not call_over:
                 return 0

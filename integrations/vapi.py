@@ -21,9 +21,11 @@ import logging
 
 from django.db import transaction
 
+from agents.errors import NoPersona
 from agents.memory import remember_later
 from agents.models import CallerSession, Persona, Process
-from agents.personas import PersonaUnavailable, resolve_persona
+from agents.personas import resolve_persona
+from agents.principals import Principal, Trust
 from agents.sessions import end_session
 from agents.tools import ToolContext, call_tool
 
@@ -59,7 +61,9 @@ def handle(event: VapiEvent, *, base_url: str) -> dict:
 def call_started(event: VapiEvent) -> CallerSession:
     caller = _caller(event)
     with transaction.atomic():
-        return start_conversation(caller, persona_for(event), task=CALL_TASK, adopt_unmarked=True)
+        return start_conversation(
+            caller, persona_for(event), _principal(caller), task=CALL_TASK, adopt_unmarked=True
+        )
 
 
 def call_ended(event: VapiEvent, lines: list[tuple[str, str]]) -> None:
@@ -70,7 +74,11 @@ def call_ended(event: VapiEvent, lines: list[tuple[str, str]]) -> None:
                 log.info("VAPI %s for a call Tron never saw (%s): nothing to end", event.type, event.call_id)
                 return
             session = start_conversation(
-                _caller(event), persona_for(event), task=CALL_TASK, adopt_unmarked=True
+                _caller(event),
+                persona_for(event),
+                _principal(_caller(event)),
+                task=CALL_TASK,
+                adopt_unmarked=True,
             )
         add_reported_lines(session, lines, call_over=True)
         changes = {"summary": event.summary, "ended_reason": event.ended_reason, "call_cost_usd": event.cost}
@@ -105,7 +113,7 @@ def session_of(event: VapiEvent, *, open_only: bool = False) -> CallerSession | 
 
 def persona_for(event: VapiEvent) -> Persona:
     """Who takes the call: the persona VAPI's assistant names as its model, else the owner of the
-    called number, else the default persona. Raises PersonaUnavailable."""
+    called number, else the default persona. Raises NoPersona."""
     name = event.assistant_model
     if name and (named := Persona.objects.enabled().filter(name__iexact=name).first()) is not None:
         return named
@@ -127,7 +135,7 @@ def assistant_request(event: VapiEvent, base_url: str) -> dict:
     """The assistant for an inbound call: answered from two indexed reads, well inside VAPI's 7.5 s."""
     try:
         persona = number_owner(event.called_number) or resolve_persona(None)
-    except PersonaUnavailable:
+    except NoPersona:
         log.error("VAPI asked for an assistant and no persona is configured")
         return {"error": NOBODY_THERE}
     assistant = {
@@ -148,9 +156,11 @@ def tool_calls(event: VapiEvent) -> dict:
     session = session_of(event)
     try:
         persona = session.process.persona if session else persona_for(event)
-    except PersonaUnavailable:
+    except NoPersona:
         return {"results": [{"toolCallId": c["id"], "name": c["name"], "error": NOBODY_THERE} for c in calls]}
-    context = ToolContext(persona, session.process if session else None, event.caller())
+    caller = event.caller()
+    principal = Principal(Trust.PUBLIC, caller.caller_id if caller else "")  # a phone call: the public
+    context = ToolContext(persona, principal, session.process if session else None, caller)
     results = []
     for call in calls:
         arguments = call["arguments"]
@@ -165,6 +175,10 @@ def tool_calls(event: VapiEvent) -> dict:
             }
         )
     return {"results": results}
+
+
+def _principal(caller) -> Principal:
+    return Principal(Trust.PUBLIC, caller.caller_id)
 
 
 def _caller(event: VapiEvent):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from ninja import Router
 
-from agents.sessions import TooManyProcesses
+from agents.errors import Overloaded
 
 from .errors import error_response
 from .vapi import handle
@@ -37,10 +37,8 @@ def vapi_events(request):
     except BadEvent as exc:
         log.info("Refused a VAPI message: %s", exc.message)
         return error_response(400, exc.message, param=exc.param)
-    except TooManyProcesses as exc:  # a call that would start one process too many
-        return error_response(
-            exc.status, exc.message, code=exc.code, headers={"Retry-After": str(exc.retry_after)}
-        )
+    except Overloaded as exc:  # a call that would start one process too many
+        return error_response(503, exc.message, code=exc.code, headers={"Retry-After": str(exc.retry_after)})
 
 
 def verified(request) -> bool:

@@ -8,21 +8,14 @@ class LifeloopConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
-        from agents import context
+        from agents import prompt_context
         from agents.models import Persona
 
         from . import signals
-        from .context import goals_and_reflection
         from .models import Goal, JournalEntry
+        from .prompt_goals import goals_and_reflection
 
-        context.provides(goals_and_reflection, per_persona=True)
-        for model in (Goal, JournalEntry):  # what this process saves shows in the next prompt at once
-            post_save.connect(
-                context.clear_cache, sender=model, dispatch_uid=f"lifeloop.{model.__name__}.saved"
-            )
-            post_delete.connect(
-                context.clear_cache, sender=model, dispatch_uid=f"lifeloop.{model.__name__}.deleted"
-            )
+        prompt_context.provides(goals_and_reflection, per_persona=True, changes_with=[Goal, JournalEntry])
         post_save.connect(signals.persona_saved, sender=Persona, dispatch_uid="lifeloop.persona_saved")
         post_delete.connect(signals.persona_deleted, sender=Persona, dispatch_uid="lifeloop.persona_deleted")
 

@@ -15,10 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from agents.budgets import OverBudget
-from agents.llm.base import LLMError
+from agents import errors
 from agents.models import CallerSession
-from agents.sessions import TooManyProcesses, end_session
+from agents.sessions import end_session
 
 from . import slack
 from .activities import ACTIVITIES
@@ -44,10 +43,10 @@ def run_activity(
         outcome = ACTIVITIES[activity](run)
     except ActivityFailed as exc:
         outcome = Outcome(result="", error=str(exc))
-    except (OverBudget, TooManyProcesses) as exc:  # refused: the reason as the persona's owner reads it
+    except errors.REFUSED as exc:  # refused: the reason as the persona's owner reads it
         outcome = Outcome(result="", error=exc.message)
-    except LLMError as exc:
-        outcome = Outcome(result="", error=f"The model failed ({exc.status}): {exc.message}")
+    except errors.TurnError as exc:
+        outcome = Outcome(result="", error=f"The model failed: {exc.message}")
     except Exception as exc:  # noqa: BLE001 - one failing activity must not stop the others
         log.exception("The %s activity of %s failed", activity, persona.name)
         outcome = Outcome(result="", error=f"Internal error ({type(exc).__name__}): {exc}")

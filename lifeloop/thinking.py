@@ -11,6 +11,7 @@ from django.utils import timezone
 from agents.callers import Caller
 from agents.display import ellipsis
 from agents.models import Channel
+from agents.principals import Principal, Trust
 from agents.runtime import TurnInput, complete_turn_sync
 
 from .models import ActivityRun
@@ -39,11 +40,14 @@ class Outcome:
 
 def think(run: ActivityRun, prompt: str, *, max_tokens: int | None = None) -> str:
     """One turn of the engine as this run's caller (so the run is one process on the `life` channel),
-    with the persona's model, prompt and context. Raises LLMError when the model fails."""
+    with the persona's model, prompt and context, and the life loop's principal: it reads text from the
+    internet, so it touches nobody's notes and gives no standing instructions (docs/security.md).
+    Raises agents.errors.TurnError when the turn fails."""
     end = complete_turn_sync(
         TurnInput(
             messages=[{"role": "user", "content": prompt}],
             caller=Caller(run.caller_id, Channel.LIFE),
+            principal=Principal(Trust.LIFE, name=f"{run.persona.name}'s life loop"),
             persona_name=run.persona.name,
             task=f"Life loop: {run.get_activity_display().lower()}",
             max_tokens=max_tokens,

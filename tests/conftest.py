@@ -39,23 +39,13 @@ def _open_api(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process_memory(monkeypatch):
-    """Each test's database starts over, so what a server process keeps in memory must too: the
-    personas and their prompt context it cached, the refusals it remembers (budgets, the process limit),
-    whether delegated work waits for delivery."""
-    from agents import budgets, context, delegation, personas, sessions
+def _fresh_process_memory():
+    """Each test's database starts over, so what a server process keeps in memory must too."""
+    from agents import cache
 
-    def forget():
-        personas.clear_cache()
-        context.clear_cache()
-        budgets.forget_refusals()
-        delegation.forget_waiting()
-
-    monkeypatch.setattr(sessions, "_full_at", None)
-    monkeypatch.setattr(sessions, "_room", (0.0, 0))
-    forget()
+    cache.clear_all()
     yield
-    forget()
+    cache.clear_all()
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ class DaphneServer:
             "TRON_LLM": "openai",
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens: tests that chat give their own
             "OPENAI_API_KEY": "sk-test",
-            "TRON_PERSONA_CACHE_SECONDS": "0",  # tests change personas between requests
+            "TRON_CACHE_SECONDS": "0",  # tests change personas between requests
             "REDIS_URL": "",
             **env,
         }

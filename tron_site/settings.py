@@ -307,8 +307,9 @@ def _load_prices() -> dict:
 
 TRON_PRICES = _load_prices()
 TRON_DEFAULT_PERSONA = env_str("TRON_DEFAULT_PERSONA", "Tony")
-# how long a process trusts its copy of the personas; edits made in the same process apply at once
-TRON_PERSONA_CACHE_SECONDS = env_int("TRON_PERSONA_CACHE_SECONDS", 5, minimum=0)
+# How long a process keeps what every turn reads and operators rarely change (agents/cache.py): the
+# personas, their prompt context, prices. A save in the same process applies at once.
+TRON_CACHE_SECONDS = env_int("TRON_CACHE_SECONDS", 5, minimum=0)
 TRON_DEFAULT_PHONE_REGION = env_str("TRON_DEFAULT_PHONE_REGION", "US").upper()  # for numbers without +
 TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # stored turns put into a prompt
 # The conversation in a prompt is trimmed, oldest first, to this many (estimated) tokens; the persona
@@ -319,6 +320,9 @@ TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 # A caller's turns run one at a time: a second request waits this long for the first, then gets a 409.
 TRON_TURN_WAIT_SECONDS = env_int("TRON_TURN_WAIT_SECONDS", 30, minimum=0)
+# A running turn renews its claim on its caller's conversation; one whose server died lapses this long
+# after its last renewal, and the caller's next turn may run.
+TRON_TURN_LEASE_SECONDS = env_int("TRON_TURN_LEASE_SECONDS", 15, minimum=3, maximum=3600)
 # Model calls a turn may make with tools; one more without tools then asks for the answer in words.
 TRON_TOOL_ROUNDS = env_int("TRON_TOOL_ROUNDS", 5, minimum=0, maximum=50)
 TRON_SSE_KEEPALIVE_SECONDS = env_int("TRON_SSE_KEEPALIVE_SECONDS", 10, minimum=1)
@@ -328,6 +332,14 @@ TRON_SPAWN_MAX_DEPTH = env_int("TRON_SPAWN_MAX_DEPTH", 2, minimum=0, maximum=10)
 TRON_SPAWN_MAX_CHILDREN = env_int("TRON_SPAWN_MAX_CHILDREN", 5, minimum=1, maximum=100)
 # The daily budget (USD per UTC day) of a persona whose own budget is empty; empty here: no limit.
 TRON_DEFAULT_DAILY_BUDGET_USD = env_decimal("TRON_DEFAULT_DAILY_BUDGET_USD", minimum=Decimal(0))
+# Trust (docs/security.md): who the chat API's callers and Slack's members are taken to be. Phone and
+# ElevenLabs callers are always public; SLACK_ADMIN_USERS and the admin's staff are operators.
+TRON_CHAT_TRUST = env_choice("TRON_CHAT_TRUST", "public", ("public", "team"))
+TRON_SLACK_TRUST = env_choice("TRON_SLACK_TRUST", "team", ("public", "team"))
+# Who may give a persona a standing instruction through its save_directive tool, and whether a team
+# member's takes effect before an operator approves it.
+TRON_SAVE_DIRECTIVE_TRUST = env_choice("TRON_SAVE_DIRECTIVE_TRUST", "operator", ("operator", "team"))
+TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE = env_bool("TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE", default=False)
 # Processes running (pending or running) at once; a conversation that would start one more gets a 503.
 TRON_MAX_RUNNING_PROCESSES = env_int("TRON_MAX_RUNNING_PROCESSES", 500, minimum=1)
 

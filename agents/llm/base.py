@@ -3,8 +3,7 @@
 A provider turns a list of OpenAI-style messages into an async stream of `Delta`s: first a mark that
 the model has taken the request, then text as it arrives, then the tool calls the model made (each
 whole, once its stream has ended), then (when the provider knows it) the exact usage, then the finish
-reason. Errors are `LLMError`s with the HTTP status the chat API should answer
-with (502, 503 or 504).
+reason. Errors are agents.errors' ModelUnavailable, UpstreamRejected, UpstreamTimeout and UpstreamFailed.
 """
 
 import contextlib
@@ -63,17 +62,6 @@ class LLMRequest:
     # What a provider that counts its own tokens (the local model) had used when its stream was closed
     # early: by then no usage Delta can reach the consumer, and an estimate would replace real counts.
     measured: Usage | None = None
-
-
-class LLMError(Exception):
-    """The model could not answer. `status` is what the chat API returns: 502, 503 or 504."""
-
-    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error", retry_after=None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
 
 
 _own_clients: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tron_own_clients", default=None)

@@ -23,7 +23,9 @@ import time
 
 from django.conf import settings
 
-from .base import Delta, LLMError, LLMProvider, LLMRequest, Usage
+from .. import errors
+from ..errors import ModelUnavailable, TurnError, UpstreamFailed, UpstreamTimeout
+from .base import Delta, LLMProvider, LLMRequest, Usage
 from .local_model import MODEL_ID, N_CTX
 from .model_server import HEARTBEAT_SECONDS, MAX_REQUEST_BYTES, listening
 
@@ -38,8 +40,17 @@ MODEL_START_SECONDS = 60
 log = logging.getLogger(__name__)
 
 
-def _unavailable(message: str) -> LLMError:
-    return LLMError(message, status=503, code="model_unavailable", retry_after=RESTART_RETRY_AFTER)
+def _unavailable(message: str) -> ModelUnavailable:
+    return ModelUnavailable(message, retry_after=RESTART_RETRY_AFTER)
+
+
+# The errors the model process may report (its frames name the class).
+_REPORTED = {cls.__name__: cls for cls in (errors.ModelUnavailable, errors.UpstreamRejected, UpstreamFailed)}
+
+
+def _reported(frame: dict) -> TurnError:
+    kind = _REPORTED.get(frame.get("kind"), UpstreamFailed)
+    return kind(frame["message"], code=frame["code"], retry_after=frame["retry_after"])
 
 
 class LocalProvider(LLMProvider):
@@ -90,12 +101,7 @@ class LocalProvider(LLMProvider):
                     return
                 elif event == "error":
                     finished = True
-                    raise LLMError(
-                        frame["message"],
-                        status=frame["status"],
-                        code=frame["code"],
-                        retry_after=frame["retry_after"],
-                    )
+                    raise _reported(frame)
         finally:
             if prompt_tokens is not None and not finished:  # closed early: the model's count of what it used
                 request.measured = await _measured_after_cancel(
@@ -108,8 +114,8 @@ async def _next_frame(reader: asyncio.StreamReader, timeout: float) -> dict:
     try:
         line = await asyncio.wait_for(reader.readline(), timeout)
     except TimeoutError:
-        raise LLMError(
-            f"the local model produced nothing for {timeout:.0f}s", status=504, code="timeout"
+        raise UpstreamTimeout(
+            f"the local model produced nothing for {timeout:.0f}s", code="timeout"
         ) from None
     except (OSError, ValueError) as exc:  # ValueError: a line over the reader's limit
         raise _unavailable(f"the connection to the local model failed: {exc}") from None
@@ -121,7 +127,7 @@ async def _next_frame(reader: asyncio.StreamReader, timeout: float) -> dict:
 async def _measured_after_cancel(reader, writer, prompt_tokens: int, completion_tokens: int) -> Usage:
     """Tell the model to stop (close our side) and read its final count; the tokens received stand
     when it does not come in time (a model process that just died)."""
-    with contextlib.suppress(OSError, LLMError, TimeoutError, ValueError, KeyError):
+    with contextlib.suppress(OSError, TurnError, TimeoutError, ValueError, KeyError):
         writer.write_eof()
         async with asyncio.timeout(STOP_WAIT_SECONDS):
             while True:

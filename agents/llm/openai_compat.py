@@ -4,6 +4,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import re
 import ssl
 import weakref
@@ -13,7 +14,8 @@ import httpx2
 import openai
 from django.conf import settings
 
-from .base import Delta, LLMError, LLMProvider, LLMRequest, ToolCall, Usage, own_client
+from ..errors import ModelUnavailable, TurnError, UpstreamFailed, UpstreamRejected, UpstreamTimeout
+from .base import Delta, LLMProvider, LLMRequest, ToolCall, Usage, own_client
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +121,12 @@ class OpenAIProvider(LLMProvider):
                 log.warning(
                     "Upstream answered 200 without a stream (%s)", response.headers.get("content-type")
                 )
-                raise LLMError("The model's server sent no answer.", status=502, code="upstream_error")
+                raise UpstreamFailed("The model's server sent no answer.")
         except httpx2.TransportError as exc:
             if _timed_out(exc):
-                raise LLMError(
-                    "The model stopped answering in time.", status=504, code="upstream_timeout"
-                ) from exc
+                raise UpstreamTimeout("The model stopped answering in time.") from exc
             log.warning("Upstream stream broke: %s", exc)
-            raise LLMError(
-                "The model's connection broke mid-answer.", status=502, code="upstream_error"
-            ) from exc
+            raise UpstreamFailed("The model's connection broke mid-answer.") from exc
         finally:
             await response.aclose()  # on cancellation this closes the upstream connection: generation stops
 
@@ -170,14 +168,12 @@ def _parse_chunk(data: str) -> dict:
         chunk = json.loads(data)
     except ValueError:
         log.warning("Upstream sent a line that is not JSON: %.200s", data)
-        raise LLMError(
-            "The model's server sent an unreadable answer.", status=502, code="upstream_error"
-        ) from None
+        raise UpstreamFailed("The model's server sent an unreadable answer.") from None
     if not isinstance(chunk, dict):
-        raise LLMError("The model's server sent an unreadable answer.", status=502, code="upstream_error")
+        raise UpstreamFailed("The model's server sent an unreadable answer.")
     if chunk.get("error"):
         log.warning("Upstream error event: %.500s", data)
-        raise LLMError("The model's server reported an error mid-answer.", status=502, code="upstream_error")
+        raise UpstreamFailed("The model's server reported an error mid-answer.")
     return chunk
 
 
@@ -271,34 +267,37 @@ def _timed_out(exc: Exception) -> bool:
     return True
 
 
-def _llm_error(exc: openai.APIError) -> LLMError:
+def _llm_error(exc: openai.APIError) -> TurnError:
     """Map an SDK error to what our client should see. Upstream details (which may name the provider's
     account, model or key) go to the log, not to the caller."""
     log.warning("Upstream error: %s", exc)
     if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
-        return LLMError("The model did not answer in time.", status=504, code="upstream_timeout")
+        return UpstreamTimeout("The model did not answer in time.")
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError("The model's server could not be reached.", status=502, code="upstream_unreachable")
+        return UpstreamFailed("The model's server could not be reached.", code="upstream_unreachable")
     if isinstance(exc, openai.APIStatusError):
         upstream = exc.status_code
         retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
         if upstream in (429, 503, 529):
-            return LLMError(
+            return ModelUnavailable(
                 f"The model's server is busy ({upstream}); try again shortly.",
-                status=503,
                 code="upstream_overloaded",
-                retry_after=retry_after,
+                retry_after=_seconds(retry_after),
             )
         if upstream in (400, 413, 422):
             # The request itself was refused (too long, a bad parameter): retrying cannot help.
-            return LLMError(
-                f"The model refused the request ({upstream}): {_upstream_message(exc)}",
-                status=400,
-                code="upstream_rejected",
-            )
-        return LLMError(f"The model's server answered {upstream}.", status=502, code="upstream_error")
+            return UpstreamRejected(f"The model refused the request ({upstream}): {_upstream_message(exc)}")
+        return UpstreamFailed(f"The model's server answered {upstream}.")
     # An error event inside the stream (the SDK raises APIError for `data: {"error": …}`).
-    return LLMError("The model's server reported an error mid-answer.", status=502, code="upstream_error")
+    return UpstreamFailed("The model's server reported an error mid-answer.")
+
+
+def _seconds(retry_after: str | None) -> int | None:
+    """Retry-After in whole seconds when the upstream gave a number (an HTTP date is ignored)."""
+    try:
+        return max(0, math.ceil(float(retry_after))) if retry_after else None
+    except ValueError:
+        return None
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:

@@ -8,12 +8,14 @@ context (a system message, not stored), so a persona in a busy channel thread kn
 
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 from slack_sdk import WebClient
 
+from agents import errors
 from agents.callers import Caller
-from agents.llm.base import LLMError
 from agents.models import CallerSession, Channel, Process
+from agents.principals import Principal, Trust
 from agents.runtime import TurnInput, complete_turn_sync
 from integrations.models import SlackMessage, SlackThread
 
@@ -32,7 +34,9 @@ OVER_BUDGET = (
     "Sorry, I've used up today's budget, so I can't answer until tomorrow (UTC). An operator can raise it."
 )
 BUSY = "Sorry, the server is at its limit of running conversations right now. Please try again in a minute."
-REPLIES = {"message_too_long": TOO_LONG, "insufficient_quota": OVER_BUDGET, "server_overloaded": BUSY}
+# What the persona says in the thread when its turn fails, for each error of the core (agents.errors);
+# anything else gets APOLOGY. The failure itself is recorded on the process and the message's row.
+REPLIES = {errors.MessageTooLong: TOO_LONG, errors.OverBudget: OVER_BUDGET, errors.Overloaded: BUSY}
 EMPTY_MENTION = "Yes? Ask me anything, here in the thread."
 NO_WORDS = "Sorry, I came up empty on that one. Could you put it another way?"
 
@@ -63,7 +67,9 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
     words = text
     if message.file_names:
         words = f"{text}\n\n[attached: {', '.join(message.file_names)}; the files themselves are not shown to you]"
+    trust = Trust.OPERATOR if message.user in settings.SLACK_ADMIN_USERS else Trust(settings.TRON_SLACK_TRUST)
     turn = TurnInput(
+        principal=Principal(trust, thread.caller_id, f"Slack user {message.user}"),
         messages=[
             {"role": "system", "content": f"You are on Slack, in {place}. This message is from {speaker}."},
             {"role": "user", "content": words.strip()},
@@ -74,11 +80,11 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
     )
     try:
         end = complete_turn_sync(turn)
-    except LLMError as exc:
+    except errors.TurnError as exc:
         log.warning("The persona could not answer Slack message %s: %s", message.event_id, exc.message)
         message.error = exc.message
         message.process = _latest_process(thread)
-        return REPLIES.get(exc.code, APOLOGY)
+        return next((REPLIES[kind] for kind in type(exc).__mro__ if kind in REPLIES), APOLOGY)
     message.process_id = end.process_id
     message.persona_name = (
         Process.objects.filter(pk=end.process_id).values_list("persona__name", flat=True).first() or ""

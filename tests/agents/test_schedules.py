@@ -37,7 +37,7 @@ def test_the_sweep_task_ends_idle_sessions(tony, settings):
     settings.TRON_SESSION_IDLE_MINUTES = 30
     make_session("idle", process=make_process(tony), last_seen_at=ago(minutes=31))
     make_session("fresh", process=make_process(tony), last_seen_at=ago(minutes=29))
-    assert sweep_idle_sessions() == "ended 1 idle session(s)"
+    assert sweep_idle_sessions() == "ended 0 lost turn(s) and 1 idle session(s)"
     idle = CallerSession.objects.get(caller_id="idle")
     assert idle.ended_at is not None
     assert idle.process.status == "completed"

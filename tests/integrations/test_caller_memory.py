@@ -5,8 +5,9 @@ import pytest
 from django.urls import reverse
 
 from agents.callers import Caller
-from agents.llm.base import LLMError
-from agents.memory import caller_memory, remember_conversation
+from agents.background import remember_conversation
+from agents.errors import UpstreamFailed
+from agents.memory import caller_memory
 from agents.models import CallerMemory, CallerSession, Channel, Process
 from tests.factories import make_message, make_process, make_session
 from tests.integrations.vapi import CALLER, fixture, post_vapi, vapi_chat
@@ -67,7 +68,7 @@ def test_a_failed_memory_call_keeps_the_notes_and_its_process_failed(chat_setup,
     make_message(process, "user", "hello")
     upstream.reset(status=500)
 
-    with pytest.raises(LLMError):
+    with pytest.raises(UpstreamFailed):
         remember_conversation(process.pk)
 
     assert CallerMemory.objects.get().notes == "Ada."

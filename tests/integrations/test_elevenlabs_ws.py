@@ -360,7 +360,9 @@ async def test_a_failed_model_call_is_an_error_message_and_the_conversation_goes
     communicator, _ = await started(application)
     await communicator.send_json_to({"type": "user_message", "text": "Hi"})
     failed = await reply(communicator, until="error")
-    assert failed[-1]["error_event"]["code"] == 1011 and failed[-1]["error_event"]["message"]
+    assert (
+        failed[-1]["error_event"]["code"] == 1013 and failed[-1]["error_event"]["message"]
+    )  # 503 upstream: try again later
 
     await communicator.send_json_to({"type": "user_message", "text": "Hi again"})
     assert (await reply(communicator))[-1]["agent_response_event"]["agent_response"] == "Back again."

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from agents.models import CallerSession, Message
+from agents.models import CallerSession, Message, Turn
 from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,9 +87,7 @@ def test_a_turn_whose_client_left_lets_the_next_one_in_at_once(chat_setup, live_
     send_and_leave(
         live_tron, {"messages": [{"role": "user", "content": "one"}]}, "same", until=lambda: upstream.requests
     )
-    wait_until(
-        lambda: CallerSession.objects.filter(caller_id="req-same", turn_claimed_until__isnull=True).exists()
-    )
+    wait_until(lambda: Turn.objects.filter(caller_id="req-same", state=Turn.State.CANCELLED).exists())
 
     started = time.monotonic()
     assert say(live_tron, "two").status_code == 200

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from agents.models import CallerSession, LLMCall, Message, Process
+from agents.models import CallerSession, LLMCall, Message, Process, Turn
 from tests.liveserver import post_chat, stream_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,8 +151,9 @@ def send_and_leave(live_tron, body: dict, request_id: str, until) -> None:
 
 
 def wait_for_calls(n: int) -> list[LLMCall]:
+    """The model calls, once `n` have ended (a call's row is there from its start)."""
     deadline = time.monotonic() + 10
-    while LLMCall.objects.count() < n and time.monotonic() < deadline:
+    while LLMCall.objects.filter(finished_at__isnull=False).count() < n and time.monotonic() < deadline:
         time.sleep(0.05)
     return list(LLMCall.objects.all())
 
@@ -173,34 +174,41 @@ def test_a_caller_who_leaves_before_the_model_answers_keeps_the_words_and_pays_n
     }
 
 
-def test_a_caller_who_leaves_while_the_turn_is_prepared_keeps_the_words(chat_setup, live_tron, monkeypatch):
+def test_a_caller_who_leaves_while_the_turn_begins_keeps_the_words(chat_setup, live_tron, monkeypatch):
     import threading
 
-    import agents.runtime
+    from agents import turn_store
 
-    real_peek_turn = agents.runtime.peek_turn
-    in_view = threading.Event()
+    real_claim = turn_store.claim
+    in_claim = threading.Event()
 
-    def slow_peek_turn(*args):
-        in_view.set()
-        time.sleep(0.3)  # a slow read: the client hangs up meanwhile
-        return real_peek_turn(*args)
+    def slow_claim(*args):
+        in_claim.set()
+        time.sleep(0.3)  # a slow transaction: the client hangs up meanwhile
+        return real_claim(*args)
 
-    monkeypatch.setattr(agents.runtime, "peek_turn", slow_peek_turn)
+    monkeypatch.setattr(turn_store, "claim", slow_claim)
     chat_setup.reset(header_delay=5.0)
     send_and_leave(
-        live_tron, {"messages": [{"role": "user", "content": "bye"}]}, "early", until=in_view.is_set
+        live_tron, {"messages": [{"role": "user", "content": "bye"}]}, "early", until=in_claim.is_set
     )
     deadline = time.monotonic() + 10
     while not released("req-early") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert released("req-early")  # the turn was recorded and its session freed for the next one
+    assert released("req-early")  # the turn was recorded and its caller free for the next one
     assert Message.objects.get().content == "bye"
-    assert not LLMCall.objects.exists() and not chat_setup.requests  # the model was never called
+    call = LLMCall.objects.get()  # opened as the turn began, closed unsent: nothing used
+    assert (call.finish_reason, call.input_tokens, call.output_tokens) == ("cancelled", 0, 0)
+    assert Turn.objects.get().state == Turn.State.CANCELLED
+    assert not chat_setup.requests  # the model was never called
 
 
 def released(caller_id: str) -> bool:
-    return CallerSession.objects.filter(caller_id=caller_id, turn_claimed_until__isnull=True).exists()
+    """The caller has no turn waiting or running."""
+    return (
+        Turn.objects.filter(caller_id=caller_id).exists()
+        and not Turn.objects.live().filter(caller_id=caller_id).exists()
+    )
 
 
 def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, live_tron):
@@ -226,19 +234,28 @@ def test_a_retry_that_sends_its_own_history_stores_the_words_once(chat_setup, li
     ]
 
 
-async def test_a_turn_closed_before_its_first_step_stores_the_words_and_calls_no_model(chat_setup):
-    """The engine's own guarantee, for a turn whose consumer left before its task ran at all."""
+async def test_a_turn_closed_before_it_began_stores_nothing_and_calls_no_model(chat_setup):
+    """A consumer gone before its turn's task ran at all was never answered anything: the turn leaves no
+    trace (no line to wait in, no words, no call)."""
     from agents.callers import Caller
     from agents.dbthread import db_read  # hands a pooled PostgreSQL connection back after reading
+    from agents.principals import Principal, Trust
     from agents.runtime import TurnInput, run_turn
 
-    events = run_turn(TurnInput([{"role": "user", "content": "gone"}], Caller("req-instant")))
+    caller = Caller("req-instant")
+    events = run_turn(
+        TurnInput([{"role": "user", "content": "gone"}], caller, Principal(Trust.PUBLIC, "req-instant"))
+    )
     await events.aclose()  # before the loop ran the turn's task at all
     await events.aclose()  # a second close records nothing more
 
     def recorded():
-        sessions = list(CallerSession.objects.values_list("caller_id", "turn_claimed_until"))
-        return sessions, LLMCall.objects.count(), list(Message.objects.values_list("content", flat=True))
+        return (
+            Turn.objects.count(),
+            CallerSession.objects.count(),
+            LLMCall.objects.count(),
+            Message.objects.count(),
+        )
 
-    assert await db_read(recorded)() == ([("req-instant", None)], 0, ["gone"])
+    assert await db_read(recorded)() == (0, 0, 0, 0)
     assert not chat_setup.requests

@@ -6,7 +6,7 @@ import logging
 import httpx2
 import pytest
 
-from agents.models import CallerMemory, CallerSession, Channel, LLMCall, Message, Process
+from agents.models import CallerMemory, CallerSession, Channel, LLMCall, Message, Process, Turn
 from tests.integrations.vapi import CALL_ID, CALLER, fixture, post_vapi, vapi_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -197,7 +197,14 @@ def test_while_a_turn_runs_mid_call_lines_wait_and_the_report_keeps_only_the_cal
     from django.utils import timezone
 
     post_vapi(live_tron, "status-update-in-progress")
-    CallerSession.objects.update(turn_claimed_until=timezone.now() + timedelta(minutes=5))
+    session = CallerSession.objects.get()
+    Turn.objects.create(  # a turn of the chat endpoint, mid-answer
+        caller_id=session.caller_id,
+        session=session,
+        process=session.process,
+        state=Turn.State.RUNNING,
+        lease_until=timezone.now() + timedelta(minutes=5),
+    )
 
     post_vapi(live_tron, "conversation-update")
     assert not Message.objects.exists()  # the running turn records the answer; VAPI resends the words

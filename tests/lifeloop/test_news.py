@@ -193,5 +193,5 @@ def test_a_model_error_fails_the_run_and_its_process(tony_reads, llm):
     with pytest.raises(CommandError, match="news failed"):
         trigger()
     run = ActivityRun.objects.get()
-    assert run.error.startswith("The model failed (502): ")
+    assert run.error.startswith("The model failed: ")
     assert run.process.status == "failed"

@@ -78,7 +78,7 @@ def test_one_personas_failure_does_not_stop_the_others(client, crew, llm):
     llm.queue({"status": 500})  # the first request to reach the model fails, whoever's it is
     results = client.get(f"{URL}?activity=journal").json()["results"]
     assert sorted(results.values()) == [
-        "Failed: The model failed (502): The model's server answered 500.",
+        "Failed: The model failed: The model's server answered 500.",
         "Fine.",
     ]
     assert sorted(ActivityRun.objects.values_list("status", flat=True)) == ["completed", "failed"]

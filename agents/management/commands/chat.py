@@ -4,8 +4,9 @@
     manage.py chat --persona maya                      # a conversation: one line per message, Ctrl-D ends
 
 Each run is a caller of its own (`cli-<user>` by default), so a conversation continues across runs
-until it is idle for TRON_SESSION_IDLE_MINUTES, like any other caller. It exercises the runtime's sync
-entry point, the one django-q2 tasks use.
+until it is idle for TRON_SESSION_IDLE_MINUTES, like any other caller. Its turns run for a team member
+(`--operator`: for an operator, who may give standing instructions; docs/security.md). It exercises the
+runtime's sync entry point, the one django-q2 tasks use.
 """
 
 import getpass
@@ -14,10 +15,10 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.callers import Caller
-from agents.llm.base import LLMError
+from agents.errors import NoPersona, TurnError
 from agents.llm.local import model_process_while_needed
 from agents.models import Channel, Persona
-from agents.personas import PersonaUnavailable
+from agents.principals import Principal, Trust
 from agents.runtime import TurnInput, complete_turn_sync
 
 
@@ -29,9 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--persona", default=None, help="who answers (default: TRON_DEFAULT_PERSONA)")
         parser.add_argument("--caller", default=None, help="caller id (default: cli-<your user name>)")
         parser.add_argument("--max-tokens", type=int, default=None)
+        parser.add_argument("--operator", action="store_true", help="act as an operator, not a team member")
 
-    def handle(self, *args, message, persona, caller, max_tokens, **options):
+    def handle(self, *args, message, persona, caller, max_tokens, operator, **options):
         caller_id = caller or f"cli-{getpass.getuser()}"
+        trust = Trust.OPERATOR if operator else Trust.TEAM
+        principal = Principal(trust, caller_id, f"shell user {getpass.getuser()}")
         if persona is not None:
             check_persona(persona)
         if message and not " ".join(message).strip():
@@ -41,25 +45,25 @@ class Command(BaseCommand):
         lines = [" ".join(message)] if message else (line.strip() for line in sys.stdin)
         try:
             with model_process_while_needed():
-                self._converse(lines, caller_id, persona, max_tokens, options["verbosity"])
-        except LLMError as exc:
-            raise CommandError(f"The model failed ({exc.status}): {exc.message}") from exc
+                self._converse(lines, caller_id, principal, persona, max_tokens, options["verbosity"])
+        except NoPersona as exc:
+            raise CommandError(exc.message) from exc
+        except TurnError as exc:
+            raise CommandError(f"The model failed ({exc.code}): {exc.message}") from exc
 
-    def _converse(self, lines, caller_id, persona, max_tokens, verbosity):
+    def _converse(self, lines, caller_id, principal, persona, max_tokens, verbosity):
         for text in lines:
             if not text:
                 continue
-            try:
-                end = complete_turn_sync(
-                    TurnInput(
-                        messages=[{"role": "user", "content": text}],
-                        caller=Caller(caller_id, Channel.CLI),
-                        persona_name=persona,
-                        max_tokens=max_tokens,
-                    )
+            end = complete_turn_sync(
+                TurnInput(
+                    messages=[{"role": "user", "content": text}],
+                    caller=Caller(caller_id, Channel.CLI),
+                    principal=principal,
+                    persona_name=persona,
+                    max_tokens=max_tokens,
                 )
-            except PersonaUnavailable as exc:
-                raise CommandError(str(exc)) from exc
+            )
             self.stdout.write(end.text)
             if verbosity > 1:
                 self.stderr.write(

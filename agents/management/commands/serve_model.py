@@ -13,8 +13,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from agents import metrics
+from agents.errors import TurnError
 from agents.llm import model_server
-from agents.llm.base import LLMError
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         path = Path(socket or settings.TRON_LOCAL_MODEL_SOCKET)
         try:
             model = load_model()
-        except LLMError as exc:
+        except TurnError as exc:
             raise CommandError(exc.message) from exc
         asyncio.run(self._serve(path, model))
 

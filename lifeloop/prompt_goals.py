@@ -1,6 +1,6 @@
 """What the life loop adds to its persona's prompts: its current goals and its latest reflection.
 
-Registered with agents.context in LifeloopConfig.ready(); it answers for the persona whose conversation
+Registered with agents.prompt_context in LifeloopConfig.ready(); it answers for the persona whose conversation
 it is, so one persona's goals never reach another's prompt. Short on purpose (a few lines), to leave the
 prompt budget to the conversation. Two indexed queries.
 """

@@ -1,0 +1,121 @@
+"""The tools a persona's model may call, run on the server. This module is the registry: every tool is
+listed in TOOLS below, defined in the module of what it touches, with what each kind of principal may
+do with it (agents.tools.base.Access; the table in docs/security.md).
+
+    tools_for(persona, principal)            # the tools to offer: the persona's, less those denied
+    call_tool("list_team", "{}", context)    # -> ToolResult(content, error)
+
+The registry checks the principal before a tool runs: a tool the principal may not use is not offered,
+and a call of it anyway (models do) or of another person's data under Access.OWN comes back as a tool
+error that says it is not allowed, is logged, and changes nothing. Whatever else goes wrong (an unknown
+tool, arguments that are not JSON or do not match the schema, a tool that raises) comes back as a tool
+error too, for the model to read: a tool never fails the turn. Tools are short sync functions; the
+engine runs them on its database writer thread (`acall_tool`).
+"""
+
+import json
+import logging
+
+import jsonschema
+from asgiref.sync import sync_to_async
+
+from ..dbthread import db_write, release_connection
+from ..models import Persona
+from ..principals import Principal
+from .base import Access, Tool, ToolContext, ToolResult
+from .delegate import CHECK_TASK, SPAWN_AGENT
+from .instructions import SAVE_DIRECTIVE
+from .notes import RECALL_PERSON, SAVE_PERSON_MEMORY
+from .team import LIST_TEAM
+
+__all__ = ["TOOLS", "Access", "Tool", "ToolContext", "ToolResult", "acall_tool", "call_tool", "tools_for"]
+
+log = logging.getLogger(__name__)
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (LIST_TEAM, RECALL_PERSON, SAVE_PERSON_MEMORY, SAVE_DIRECTIVE, SPAWN_AGENT, CHECK_TASK)
+}
+
+MAX_RESULT_CHARS = 20_000  # what one tool result may put into the prompt
+
+
+def tools_for(persona: Persona, principal: Principal) -> list[Tool]:
+    """The tools `persona.tools` names that exist and that `principal` may use, in that order."""
+    found = (TOOLS[name] for name in persona.tools if name in TOOLS)
+    return [tool for tool in found if tool.access(principal.trust) is not Access.NO]
+
+
+def call_tool(name: str, arguments: str | dict | None, context: ToolContext) -> ToolResult:
+    """Run one tool call as the model made it (`arguments` as its JSON text, or already parsed), then
+    start the work it hands on."""
+    return _start(name, _call(name, arguments, context))
+
+
+async def acall_tool(name: str, arguments: str | dict | None, context: ToolContext) -> ToolResult:
+    """`call_tool` from async code: the tool on the runtime's writer thread, the work it hands on from
+    another thread (queueing a task is one write of the broker's)."""
+    result = await db_write(_call)(name, arguments, context)
+    if result.start is None:
+        return result
+
+    def start() -> ToolResult:
+        try:
+            return _start(name, result)
+        finally:
+            release_connection()
+
+    return await sync_to_async(start, thread_sensitive=False)()
+
+
+def _start(name: str, result: ToolResult) -> ToolResult:
+    if result.start is None:
+        return result
+    try:
+        result.start()
+    except Exception as exc:  # the work was not handed on: the model hears so
+        log.exception("Tool %s could not start its work", name)
+        return ToolResult(f"Error: {name} could not start its work ({exc.__class__.__name__}).", error=True)
+    return ToolResult(result.content, result.error)
+
+
+def _call(name: str, arguments: str | dict | None, context: ToolContext) -> ToolResult:
+    found = TOOLS.get(name)
+    if found is None or name not in context.persona.tools:
+        return ToolResult(f"Error: there is no tool named {name!r} available to you.", error=True)
+    try:
+        parsed = json.loads(arguments or "{}") if not isinstance(arguments, dict) else arguments
+    except ValueError as exc:
+        return ToolResult(f"Error: the arguments are not valid JSON ({exc}).", error=True)
+    try:
+        jsonschema.validate(parsed, found.parameters)
+    except jsonschema.ValidationError as exc:
+        return ToolResult(f"Error: bad arguments for {name}: {exc.message}.", error=True)
+    if (denied := _denied(found, parsed, context)) is not None:
+        log.warning("Refused %s to %s for %s: %s", name, context.persona, context.principal, denied)
+        return ToolResult(f"Error: not allowed: {denied}", error=True)
+    try:
+        returned = found.run(context, parsed)
+    except Exception as exc:  # a tool's bug must not fail the turn; the model hears it failed
+        log.exception("Tool %s failed for %s", name, context.persona)
+        return ToolResult(f"Error: {name} failed ({exc.__class__.__name__}).", error=True)
+    result = returned if isinstance(returned, ToolResult) else ToolResult(returned)
+    if len(result.content) > MAX_RESULT_CHARS:
+        content = result.content[:MAX_RESULT_CHARS] + "\n[cut: the result was longer]"
+        result = ToolResult(content, result.error, result.start)
+    return result
+
+
+def _denied(tool: Tool, arguments: dict, context: ToolContext) -> str | None:
+    """Why the principal may not make this call, or None when it may."""
+    access = tool.access(context.principal.trust)
+    if access is Access.NO:
+        return f"{tool.name} cannot be used on behalf of a {context.principal.trust.label.lower()}."
+    if access is Access.OWN:
+        whose = tool.whose(arguments, context)
+        if whose is None or whose != context.principal.caller_id:
+            return (
+                f"on behalf of a {context.principal.trust.label.lower()}, {tool.name} reaches only the "
+                "notes of the person you are speaking with ('the caller')."
+            )
+    return None

@@ -1,0 +1,356 @@
+"""The turn store: every database step of a turn, and the only way the engine (agents.runtime) reaches
+the database. Plain sync functions; the engine runs them on its database threads (agents.dbthread).
+
+    claim(...)         the turn's place in line; when nobody of its caller is ahead, in one
+                       transaction: it runs, the caller's session (and process) is opened, their
+                       words stored, the prompt's reads made, the first model call held and opened
+    is_ahead(turn_id)  whether an earlier turn of the caller still waits or runs (a read)
+    renew(turn_id)     the holder is alive: its lease runs on
+    record_call(...)   a model call's outcome, its transcript lines, the counters, the spend
+    open_call(...)     the next model call of the turn, held against the budget
+    finish(...)        the turn's end: its last call, its state, the process's outcome
+    withdraw(turn_id)  a turn that never ran leaves the line
+    reap_lapsed()      turns whose server died: ended as failed, their open calls closed
+
+A turn's row (agents.models.Turn) is its claim: a caller's turns run one at a time, in arrival order,
+and a turn whose holder stops renewing its lease (TRON_TURN_LEASE_SECONDS) is lost with its server.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import budgets, pricing, tokens
+from .callers import Caller, is_one_off
+from .delegation import Delivery, mark_delivered, undelivered_results
+from .llm.base import LLMRequest
+from .models import CallerSession, LLMCall, Message, Persona, Process, Turn
+from .personas import resolve_persona
+from .principals import Principal
+from .prompt_context import context_for
+from .prompts import has_client_history, new_messages, recent_messages, unsaved
+from .sessions import end_session, open_session
+
+log = logging.getLogger(__name__)
+
+LOST = "Lost mid-turn: the server running it stopped before it was recorded."
+MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
+FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
+
+
+def lease_end(now):
+    return now + timedelta(seconds=settings.TRON_TURN_LEASE_SECONDS)
+
+
+@dataclass
+class Call:
+    """A model call the store opened: its row and what it holds against the budget."""
+
+    id: int
+    request: LLMRequest
+    held: budgets.Hold | None
+
+
+@dataclass
+class Begun:
+    """A turn that runs: what it claimed and what its first model call needs."""
+
+    turn_id: int
+    persona: Persona
+    session: CallerSession
+    conversation: list[dict]  # the conversation the prompt continues (oldest first), this turn's words last
+    results: list[Delivery]  # delegated work that finished for this conversation
+    call: Call  # its first model call, opened
+
+
+@dataclass
+class CallOutcome:
+    """How one model call ended, as its LLMCall row records it."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    usage_source: str
+    finish_reason: str
+    ttft_ms: int | None
+    duration_ms: int
+    error: str = ""
+    lines: list[dict] = field(default_factory=list)  # the transcript lines it led to, OpenAI-style
+    tool_calls: int = 0  # calls of the persona's tools it made
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return pricing.cost_usd(self.model, self.input_tokens, self.output_tokens)
+
+
+@dataclass
+class Claim:
+    """Who asks for a turn, and with what."""
+
+    caller: Caller
+    principal: Principal
+    persona_name: str | None
+    messages: list[dict]
+    task: str
+    provider: str
+
+
+# -- claiming --------------------------------------------------------------------------------------------
+
+
+def claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
+    """Run the turn `turn_id` (None: a new turn, which takes its place in line) when no earlier live turn
+    of its caller waits or runs; else keep (or take) its place and return its id. `prepare(persona,
+    conversation, extra)` makes the first model call's request from what was read. Raises the refusals
+    of agents.errors (NoPersona, OverBudget, CallerLimited, Overloaded): then nothing of the attempt is
+    stored (a turn already in line keeps its place)."""
+    for _attempt in range(3):
+        try:
+            return _claim(spec, turn_id, prepare)
+        except IntegrityError:
+            # Another turn of the caller began running between our look and our write (PostgreSQL's
+            # concurrent transactions; SQLite takes them one at a time): look again.
+            log.debug("%s: two turns claimed at once", spec.caller.caller_id)
+    raise RuntimeError(f"could not claim a turn for {spec.caller.caller_id}")
+
+
+def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
+    now = timezone.now()
+    caller_id = spec.caller.caller_id
+    with transaction.atomic():
+        reap_lapsed(caller_id, now)
+        ahead = Turn.objects.live(now).filter(caller_id=caller_id)
+        if turn_id is not None:
+            ahead = ahead.filter(pk__lt=turn_id)
+        if ahead.exists():
+            if turn_id is None:
+                return Turn.objects.create(caller_id=caller_id, lease_until=lease_end(now), **_whom(spec)).pk
+            Turn.objects.filter(pk=turn_id).update(lease_until=lease_end(now))
+            return turn_id
+        persona = resolve_persona(spec.persona_name)
+        # It runs (the unique constraint lets one turn of the caller run). Its row is gone only if this
+        # server was too slow to renew it while it waited: it takes a new one.
+        turn = Turn.objects.filter(pk=turn_id).first() if turn_id is not None else None
+        if turn is None:
+            turn = Turn(caller_id=caller_id, **_whom(spec))
+        turn.state, turn.started_at, turn.lease_until = Turn.State.RUNNING, now, lease_end(now)
+        turn.save()
+        session = open_session(spec.caller, persona, principal=spec.principal, task=spec.task)
+        conversation, new = _conversation(session, spec.messages)
+        for line in new:
+            _message(session, turn, line, created_at=now).save()
+        results = undelivered_results(persona, spec.caller)
+        request = prepare(
+            persona, conversation, context_for(persona, spec.caller) + [r.text for r in results]
+        )
+        call = _open(turn, session.process, persona, request, spec.provider)
+        turn.session, turn.process = session, session.process
+        turn.held_usd = call.held.amount if call.held else 0
+        turn.save(update_fields=["session", "process", "held_usd"])
+    return Begun(turn.pk, persona, session, conversation, results, call)
+
+
+def _whom(spec: Claim) -> dict:
+    return {"trust": spec.principal.trust, "principal": str(spec.principal)}
+
+
+def _conversation(session: CallerSession, messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The stored conversation the prompt continues (the client's own history when it sends one), and
+    the caller's new words to store: not again when the transcript already ends with them (a client
+    retrying a failed turn)."""
+    new = new_messages(messages)
+    if has_client_history(messages):
+        # The client's history is the prompt; only the tail is read, for the retry check.
+        return [], unsaved(recent_messages(session, limit=len(new) or 1), new)
+    history = recent_messages(session)
+    new = unsaved(history, new)
+    return history + new, new
+
+
+def is_ahead(turn_id: int, caller_id: str) -> bool:
+    """Whether an earlier turn of the caller still waits or runs (read only)."""
+    return Turn.objects.live().filter(caller_id=caller_id, pk__lt=turn_id).exists()
+
+
+def renew(turn_id: int) -> bool:
+    """The holder of a live turn is alive; False when the turn was ended meanwhile (reaped as lost)."""
+    now = timezone.now()
+    return bool(Turn.objects.live(now).filter(pk=turn_id).update(lease_until=lease_end(now)))
+
+
+def withdraw(turn_id: int) -> None:
+    """A turn that never ran leaves the line (refused while waiting, or its caller went away)."""
+    Turn.objects.filter(pk=turn_id, state=Turn.State.WAITING).delete()
+
+
+# -- model calls -----------------------------------------------------------------------------------------
+
+
+def open_call(turn_id: int, process: Process, persona: Persona, request: LLMRequest, provider: str) -> Call:
+    """Hold the next model call of a running turn against the budget (raises OverBudget, and nothing is
+    stored) and open its row."""
+    with transaction.atomic():
+        turn = Turn.objects.select_for_update().get(pk=turn_id)
+        call = _open(turn, process, persona, request, provider)
+        if call.held:
+            Turn.objects.filter(pk=turn_id).update(held_usd=F("held_usd") + call.held.amount)
+    return call
+
+
+def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, provider: str) -> Call:
+    held = None
+    if budgets.daily_budget(persona) is not None:
+        held = budgets.hold(persona, budgets.estimate(request))
+    row = LLMCall.objects.create(
+        process=process,
+        turn=turn,
+        provider=provider,
+        model=request.model[:MODEL_LENGTH],
+        input_tokens=tokens.estimate_prompt_tokens(request.messages),
+        usage_source=LLMCall.UsageSource.ESTIMATED,
+        request={
+            "messages": request.messages,
+            "tools": [tool["function"]["name"] for tool in request.tools or ()],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        },
+    )
+    return Call(row.pk, request, held)
+
+
+def record_call(turn_id: int, session: CallerSession, call: Call, outcome: CallOutcome) -> None:
+    """One transaction: the call's outcome on its row, its transcript lines, the process's counters, the
+    persona's spend (its hold given back); the turn's lease renewed."""
+    with transaction.atomic():
+        _record(Turn.objects.get(pk=turn_id), session, call, outcome)
+
+
+def _record(turn: Turn, session: CallerSession, call: Call, outcome: CallOutcome) -> None:
+    now = timezone.now()
+    cost = outcome.cost_usd
+    LLMCall.objects.filter(pk=call.id).update(
+        model=outcome.model[:MODEL_LENGTH],
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=cost,
+        usage_source=outcome.usage_source,
+        finish_reason=outcome.finish_reason[:FINISH_REASON_LENGTH],
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+        finished_at=now,
+    )
+    Message.objects.bulk_create(
+        _message(session, turn, line, llm_call_id=call.id if line["role"] == "assistant" else None)
+        for line in outcome.lines
+    )
+    Process.objects.filter(pk=session.process_id).update(
+        input_tokens=F("input_tokens") + outcome.input_tokens,
+        output_tokens=F("output_tokens") + outcome.output_tokens,
+        llm_calls=F("llm_calls") + 1,
+        tool_calls=F("tool_calls") + outcome.tool_calls,
+        cost_usd=F("cost_usd") + cost,
+    )
+    held = [call.held] if call.held else []
+    if cost or held:
+        budgets.settle(session.process.persona_id, cost, held)
+    Turn.objects.filter(pk=turn.pk).update(
+        lease_until=lease_end(now), held_usd=F("held_usd") - sum(h.amount for h in held)
+    )
+
+
+def finish(
+    turn_id: int,
+    session: CallerSession,
+    state: str,
+    *,
+    error: str = "",
+    last: tuple[Call, CallOutcome] | None = None,
+    delivered=(),
+) -> None:
+    """One transaction: the turn's last call (when it has one not yet recorded), its end state, the
+    process's outcome (a failed turn leaves its reason on the process until a turn answers; a cancelled
+    one changes nothing), the delegated results it carried marked delivered when it answered, and a
+    one-off caller's session ended (no request of theirs can continue it)."""
+    with transaction.atomic():
+        turn = Turn.objects.select_for_update().get(pk=turn_id)
+        if turn.state != Turn.State.RUNNING:
+            # Reaped as lost while this server was too slow to renew it: the reaper recorded it.
+            log.error(
+                "Turn %s ended %s while it ran here; its outcome is not recorded twice", turn_id, turn.state
+            )
+            return
+        if last is not None:
+            _record(turn, session, *last)
+        Turn.objects.filter(pk=turn_id).update(state=state, error=error, finished_at=timezone.now())
+        if state == Turn.State.ANSWERED:
+            Process.objects.filter(pk=session.process_id).exclude(error="").update(error="")
+            if delivered:
+                mark_delivered(delivered)
+        elif state == Turn.State.FAILED:
+            Process.objects.filter(pk=session.process_id).update(error=error)
+        if is_one_off(session.caller_id):
+            end_session(session)
+
+
+def _message(session: CallerSession, turn: Turn, line: dict, **extra) -> Message:
+    return Message(
+        process_id=session.process_id,
+        session=session,
+        turn=turn,
+        role=line["role"],
+        content=line["content"],
+        tool_calls=line.get("tool_calls"),
+        tool_call_id=line.get("tool_call_id", ""),
+        name=line.get("name", ""),
+        **extra,
+    )
+
+
+# -- turns lost with their server ------------------------------------------------------------------------
+
+
+def reap_lapsed(caller_id: str | None = None, now=None) -> int:
+    """End the turns whose holder stopped renewing them (its server died): a waiting one leaves the line;
+    a running one fails as lost, its open model calls closed with what they were estimated to use, its
+    holds given back, its process marked with the reason. Of one caller, or of everyone (the sweep).
+    Returns how many ran when they were lost."""
+    now = now or timezone.now()
+    lapsed = Turn.objects.lapsed(now)
+    if caller_id is not None:
+        lapsed = lapsed.filter(caller_id=caller_id)
+    lost = 0
+    with transaction.atomic():
+        for turn in lapsed.select_for_update().select_related("process"):
+            if turn.state == Turn.State.WAITING or turn.process is None:
+                turn.delete()
+                continue
+            lost += 1
+            open_calls = LLMCall.objects.filter(turn=turn, finished_at__isnull=True)
+            cost = Decimal(0)
+            for row in open_calls:
+                row_cost = pricing.cost_usd(row.model, row.input_tokens, 0)
+                cost += row_cost
+                LLMCall.objects.filter(pk=row.pk).update(
+                    finish_reason="lost", error=LOST, cost_usd=row_cost, finished_at=now
+                )
+            Process.objects.filter(pk=turn.process_id).update(
+                input_tokens=F("input_tokens")
+                + sum(row.input_tokens for row in open_calls),  # evaluated before the update above
+                llm_calls=F("llm_calls") + len(open_calls),
+                cost_usd=F("cost_usd") + cost,
+                error=LOST,
+            )
+            day = (turn.started_at or turn.arrived_at).astimezone(UTC).date()
+            holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
+            if cost or holds:
+                budgets.settle(turn.process.persona_id, cost, holds, now=now)
+            Turn.objects.filter(pk=turn.pk).update(state=Turn.State.FAILED, error=LOST, finished_at=now)
+            log.warning("Turn %s of %s was lost with its server; ended as failed", turn.pk, turn.caller_id)
+    return lost
