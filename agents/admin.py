@@ -13,12 +13,25 @@ from django.db.models import Count, F, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from . import budgets, pricing, spend
 from .display import ellipsis, human_duration, usd
-from .models import CallerMemory, CallerSession, DailySpend, Directive, LLMCall, Message, Persona, Process
+from .models import (
+    CallerAllowance,
+    CallerMemory,
+    CallerSession,
+    CallerUsage,
+    DailySpend,
+    Directive,
+    LLMCall,
+    MemoryNote,
+    Message,
+    Persona,
+    Process,
+)
 from .sessions import end_session
 
 COST_SUMMARY_DEFAULT_DAYS = 7
@@ -74,8 +87,13 @@ class ReadOnlyInline(admin.TabularInline):
 
 class DirectiveInline(admin.TabularInline):
     model = Directive
-    fields = ["text", "active", "created_at", "updated_at"]
-    readonly_fields = ["created_at", "updated_at"]
+    fields = ["text", "active", "approval", "created_at", "updated_at"]
+    readonly_fields = ["approval", "created_at", "updated_at"]
+
+    @admin.display(description="approved")
+    def approval(self, obj):
+        return approval_of(obj)
+
     extra = 0
     verbose_name_plural = "standing instructions (directives)"
 
@@ -135,23 +153,57 @@ class PersonaAdmin(admin.ModelAdmin):
         return format_html('<a href="{}?persona__id__exact={}">{} {}</a>', url, obj.pk, usd(spent), limit)
 
 
+def approval_of(directive: Directive) -> str:
+    if directive.pk is None:
+        return "-"
+    if directive.awaiting_approval:
+        return "awaiting an operator"
+    return f"{directive.approved_by}, {directive.approved_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
 @admin.register(Directive)
 class DirectiveAdmin(admin.ModelAdmin):
-    """Standing instructions: saved by a persona (`save_directive`) or written here; active ones go into
-    every prompt of their persona (agents.directives)."""
+    """Standing instructions: written here (in force at once), or saved by a persona's model for
+    whoever asked, which waits for an operator's approval before it enters any prompt
+    (agents.directives)."""
 
-    list_display = ["short_text", "persona", "active", "source", "updated_at"]
+    list_display = ["short_text", "persona", "active", "approval", "asked", "source", "updated_at"]
     list_display_links = ["short_text"]
     list_editable = ["active"]
-    list_filter = ["active", "persona"]
+    list_filter = ["active", ("approved_at", admin.EmptyFieldListFilter), "trust", "persona"]
     list_select_related = ["persona", "process"]
-    search_fields = ["text", "persona__name"]
-    fields = ["persona", "text", "active", "source", "created_at", "updated_at"]
-    readonly_fields = ["source", "created_at", "updated_at"]
+    search_fields = ["text", "persona__name", "asked_by"]
+    fields = ["persona", "text", "active", "approval", "asked", "source", "created_at", "updated_at"]
+    readonly_fields = ["approval", "asked", "source", "created_at", "updated_at"]
+    actions = ["approve"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.approved_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Approve the selected directives: they enter their persona's prompts")
+    def approve(self, request, queryset):
+        approved = 0
+        for directive in queryset.awaiting_approval():  # saved one by one: each save drops the cached prompts
+            directive.approved_at, directive.approved_by = timezone.now(), request.user.get_username()
+            directive.save(update_fields=["approved_at", "approved_by", "updated_at"])
+            approved += 1
+        self.message_user(request, f"Approved {approved} directive(s).")
 
     @admin.display(description="directive")
     def short_text(self, obj):
         return ellipsis(obj.text, 100)
+
+    @admin.display(description="approved", ordering="approved_at")
+    def approval(self, obj):
+        return approval_of(obj)
+
+    @admin.display(description="asked by")
+    def asked(self, obj):
+        if not obj.trust:
+            return "an operator, here"
+        return f"{obj.asked_by} ({obj.get_trust_display().lower()})"
 
     @admin.display(description="saved in")
     def source(self, obj):
@@ -260,6 +312,7 @@ class ProcessAdmin(SystemWrittenAdmin):
     inlines = [ChildProcessInline, MessageInline, LLMCallInline]
     fieldsets = [
         (None, {"fields": ["public_id", "persona", "name", "status", "channel", "task", "error"]}),
+        ("Runs for", {"fields": ["trust", "principal_caller_id", "principal_name", "allowance"]}),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
         ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
         ("Call", {"fields": ["summary", "ended_reason", "call_cost_usd"]}),
@@ -405,6 +458,14 @@ class CallerSessionAdmin(SystemWrittenAdmin):
 # --- Caller memory --------------------------------------------------------------------------------
 
 
+class MemoryNoteInline(ReadOnlyInline):
+    model = MemoryNote
+    fields = ["created_at", "text", "trust", "added_for", "process"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "facts added during conversations (who added what)"
+
+
 @admin.register(CallerMemory)
 class CallerMemoryAdmin(admin.ModelAdmin):
     """What the personas remember about each caller: operators read and correct the notes, and erase a
@@ -417,6 +478,7 @@ class CallerMemoryAdmin(admin.ModelAdmin):
     fields = ["caller_id", "notes", "last_process_column", "created_at", "updated_at"]
     readonly_fields = ["last_process_column", "created_at", "updated_at"]
     actions = ["delete_selected"]
+    inlines = [MemoryNoteInline]
 
     def get_readonly_fields(self, request, obj=None):
         # The caller id is the memory's key: set when an operator adds a memory, fixed afterwards.
@@ -632,3 +694,60 @@ def parse_days(raw) -> int:
     if not 1 <= days <= COST_SUMMARY_MAX_DAYS:
         return COST_SUMMARY_DEFAULT_DAYS
     return days
+
+
+# --- Limits per caller ------------------------------------------------------------------------------
+
+
+@admin.register(CallerUsage)
+class CallerUsageAdmin(SystemWrittenAdmin):
+    """What each public caller used, per UTC day (agents.allowances); operators lift a caller's limits
+    from here."""
+
+    list_display = ["allowance", "day", "requests", "spent", "held", "limits"]
+    list_filter = ["day"]
+    search_fields = ["allowance"]
+    date_hierarchy = "day"
+    actions = ["lift_limits"]
+
+    @admin.display(description="spent (USD)", ordering="spent_usd")
+    def spent(self, obj):
+        return usd(obj.spent_usd)
+
+    @admin.display(description="held (USD)")
+    def held(self, obj):
+        return usd(obj.reserved_usd)
+
+    @admin.display(description="limits")
+    def limits(self, obj):
+        from .allowances import limits_of
+
+        limits = limits_of(obj.allowance)
+        if limits.requests_per_minute is None and limits.daily_spend_usd is None:
+            return "none"
+        per_minute = limits.requests_per_minute or "no limit"
+        spend_limit = usd(limits.daily_spend_usd) if limits.daily_spend_usd is not None else "no limit"
+        return f"{per_minute} / minute, {spend_limit} / day"
+
+    @admin.action(description="Lift the limits of the selected callers", permissions=["operate"])
+    def lift_limits(self, request, queryset):
+        lifted = 0
+        for allowance in queryset.values_list("allowance", flat=True).distinct():
+            CallerAllowance.objects.update_or_create(
+                allowance=allowance, defaults={"unlimited": True, "updated_by": request.user.get_username()}
+            )
+            lifted += 1
+        self.message_user(request, f"Lifted the limits of {lifted} caller(s); see Caller allowances to undo.")
+
+
+@admin.register(CallerAllowance)
+class CallerAllowanceAdmin(admin.ModelAdmin):
+    """An operator's word on one caller's limits: none, or other than the defaults."""
+
+    list_display = ["allowance", "unlimited", "requests_per_minute", "daily_spend_usd", "note", "updated_by"]
+    search_fields = ["allowance", "note"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user.get_username()
+        super().save_model(request, obj, form, change)

@@ -71,17 +71,70 @@ class Hold:
     amount: Decimal
 
 
-def _take_room(persona_id, day, lapsed, budget, amount, now) -> int:
-    """A hold where there is room: one conditional UPDATE (the common case)."""
-    return DailySpend.objects.filter(
-        persona_id=persona_id, day=day, reserved_at__gte=lapsed, spent_usd__lt=budget - F("reserved_usd")
-    ).update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, budget_usd=budget)
+class Ledger:
+    """Spend per owner and UTC day, held before each model call and settled when it is recorded: the
+    rows of `model` (with `day`, `spent_usd`, `reserved_usd`, `reserved_at`), one per owner (`owner`
+    names the owner's field) and day. Persona budgets (DailySpend) and callers' allowances
+    (agents.allowances) keep theirs this way."""
+
+    def __init__(self, model, owner: str):
+        self.model, self.owner = model, owner
+
+    def _rows(self, owner_value, day):
+        return self.model.objects.filter(**{self.owner: owner_value, "day": day})
+
+    def take(self, owner_value, budget: Decimal, amount: Decimal, now: datetime, **also) -> Decimal | None:
+        """Hold `amount` against `budget` for today: None when held, else what is spent or held already
+        (refused). One conditional UPDATE in the common case; the database takes them one at a time per
+        row, so concurrent holds cannot all pass on the same stale figure."""
+        day = now.astimezone(UTC).date()
+        lapsed = now - timedelta(seconds=HOLD_SECONDS)
+        today = self._rows(owner_value, day)
+
+        def take_room() -> bool:
+            room = today.filter(reserved_at__gte=lapsed, spent_usd__lt=budget - F("reserved_usd"))
+            return bool(room.update(reserved_usd=F("reserved_usd") + amount, reserved_at=now, **also))
+
+        if take_room():
+            return None
+        # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.
+        row = None
+        for _attempt in range(2):
+            fresh = today.filter(reserved_at__lt=lapsed, spent_usd__lt=budget)
+            if fresh.update(reserved_usd=amount, reserved_at=now, **also):
+                return None
+            row, created = self.model.objects.get_or_create(
+                **{self.owner: owner_value, "day": day},
+                defaults={"reserved_at": lapsed - timedelta(seconds=1)},
+            )
+            if not created:
+                if take_room():
+                    return None  # a concurrent turn took a hold meanwhile
+                break  # the row is there and over budget
+        if also:
+            today.update(**also)
+        return row.spent_usd + (row.reserved_usd if row.reserved_at >= lapsed else ZERO)
+
+    def settle(self, owner_value, cost: Decimal, holds: list[Hold], now: datetime | None = None) -> None:
+        """Add `cost` to today's spend and give `holds` back."""
+        today = (now or timezone.now()).astimezone(UTC).date()
+        returned: dict = defaultdict(Decimal)
+        for held in holds:
+            returned[held.day] += held.amount
+        if cost:
+            returned[today] += ZERO
+        for day, amount in returned.items():
+            spent = cost if day == today else ZERO
+            changes = {
+                "reserved_usd": Greatest(F("reserved_usd") - amount, Value(ZERO)),
+                "spent_usd": F("spent_usd") + spent,
+            }
+            if not self._rows(owner_value, day).update(**changes) and spent:
+                self.model.objects.get_or_create(**{self.owner: owner_value, "day": day})  # the day's first
+                self._rows(owner_value, day).update(**changes)
 
 
-def _settle(persona_id, day, returned, cost) -> int:
-    return DailySpend.objects.filter(persona_id=persona_id, day=day).update(
-        reserved_usd=Greatest(F("reserved_usd") - returned, Value(ZERO)), spent_usd=F("spent_usd") + cost
-    )
+PERSONAS = Ledger(DailySpend, "persona_id")
 
 
 def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold | None:
@@ -91,31 +144,9 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
     if budget is None:
         return None
     now = now or timezone.now()
-    day = now.astimezone(UTC).date()
-    lapsed = now - timedelta(seconds=HOLD_SECONDS)
-
-    def take_room() -> bool:
-        return bool(_take_room(persona.pk, day, lapsed, budget, amount, now))
-
-    # The common case first, in the plainest UPDATE: holds are live and there is room for one more.
-    if take_room():
-        return Hold(day, amount)
-    # No row yet today, or its holds lapsed (a server died with calls in flight), or over budget.
-    today = DailySpend.objects.filter(persona_id=persona.pk, day=day)
-    row = None
-    for _attempt in range(2):
-        fresh = today.filter(reserved_at__lt=lapsed, spent_usd__lt=budget)
-        if fresh.update(reserved_usd=amount, reserved_at=now, budget_usd=budget):
-            return Hold(day, amount)
-        row, created = DailySpend.objects.get_or_create(
-            persona_id=persona.pk, day=day, defaults={"reserved_at": lapsed - timedelta(seconds=1)}
-        )
-        if not created:
-            if take_room():
-                return Hold(day, amount)  # a concurrent turn took a hold meanwhile
-            break  # the row is there and over budget
-    spent = row.spent_usd + (row.reserved_usd if row.reserved_at >= lapsed else ZERO)
-    DailySpend.objects.filter(pk=row.pk).update(budget_usd=budget)
+    spent = PERSONAS.take(persona.pk, budget, amount, now, budget_usd=budget)
+    if spent is None:
+        return Hold(now.astimezone(UTC).date(), amount)
     log.warning(
         "Refused a model call of %s: $%s spent or held today against a budget of $%s",
         persona.name,
@@ -128,22 +159,7 @@ def hold(persona: Persona, amount: Decimal, now: datetime | None = None) -> Hold
 def settle(persona_id: int, cost: Decimal, holds: list[Hold], now: datetime | None = None) -> None:
     """Model calls are recorded: add their cost to today's spend and give their holds back. Part of the
     transaction that stores the LLMCall rows (agents.turn_store)."""
-    today = (now or timezone.now()).astimezone(UTC).date()
-    returned: dict = defaultdict(Decimal)
-    for held in holds:
-        returned[held.day] += held.amount
-    if cost:
-        returned[today] += ZERO
-    for day, amount in returned.items():
-        spent = cost if day == today else ZERO
-        if not _settle(persona_id, day, amount, spent) and spent:
-            DailySpend.objects.get_or_create(persona_id=persona_id, day=day)  # the day's first spend
-            _settle(persona_id, day, amount, spent)
-
-
-def release(persona_id: int, holds: list[Hold]) -> None:
-    """Give back the holds of a turn that recorded nothing (it was refused, or never began)."""
-    settle(persona_id, ZERO, holds)
+    PERSONAS.settle(persona_id, cost, holds, now)
 
 
 def spent_today(persona_ids) -> dict[int, Decimal]:

@@ -26,6 +26,7 @@ from .callers import Caller
 from .display import ellipsis
 from .models import CallerSession, Channel, Message, Persona, Process
 from .principals import Principal
+from .prompts import quoted
 from .sessions import end_session, open_session
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ def _delivery_text(name: str, public_id: str, task: str, status: str, error: str
     if status == Process.Status.FAILED:
         outcome = f"failed: {error or 'no reason was recorded.'}"
     else:
-        outcome = f"finished. Their answer:\n{ellipsis(result, RESULT_MAX_CHARS) or '(no answer)'}"
+        answer = ellipsis(result, RESULT_MAX_CHARS) or "(no answer)"
+        outcome = f"finished. Their answer:\n{quoted(f'{name} answer', answer)}"
     return (
         f'Work you delegated: {name} (task id {public_id}, "{ellipsis(task, 120)}") {outcome}\n'
         "(This is given to you once. Pass on what matters to whoever you are speaking with.)"

@@ -15,6 +15,7 @@ from django.db import transaction
 from .callers import ONE_OFF_PREFIX, Caller, normalize_phone
 from .models import CallerMemory, CallerSession, MemoryNote, Process
 from .principals import Principal
+from .prompts import quoted
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def caller_memory(persona, caller: Caller) -> str:
         return ""
     return (
         "What your team knows about this caller from earlier conversations (use it naturally; do not "
-        f"read it out):\n{notes}"
+        f"read it out):\n{quoted('notes about this caller', notes)}"
     )
 
 

@@ -239,6 +239,9 @@ class Process(models.Model):
     trust = models.CharField(max_length=16, choices=Trust.choices, default=Trust.PUBLIC)
     principal_caller_id = models.CharField(max_length=255, blank=True)
     principal_name = models.CharField(max_length=255, blank=True)
+    allowance = models.CharField(
+        max_length=255, blank=True, help_text="Whose allowance its calls count against."
+    )
     # What the platform that carried a call reported when it ended (VAPI's end-of-call report).
     summary = models.TextField(blank=True, help_text="The call's summary, as the voice platform wrote it.")
     ended_reason = models.CharField(
@@ -304,7 +307,7 @@ class Process(models.Model):
 
     @property
     def principal(self) -> Principal:
-        return Principal(Trust(self.trust), self.principal_caller_id, self.principal_name)
+        return Principal(Trust(self.trust), self.principal_caller_id, self.principal_name, self.allowance)
 
     @property
     def total_tokens(self) -> int:
@@ -444,8 +447,12 @@ class Turn(models.Model):
     lease_until = models.DateTimeField(help_text="Its holder is alive while it renews this.")
     trust = models.CharField(max_length=16, choices=Trust.choices, default=Trust.PUBLIC)
     principal = models.CharField(max_length=255, blank=True, help_text="Who it ran for.")
+    allowance = models.CharField(max_length=255, blank=True, help_text="Whose allowance it counts against.")
     held_usd = models.DecimalField(
-        max_digits=16, decimal_places=9, default=0, help_text="What its model calls hold against budgets."
+        max_digits=16, decimal_places=9, default=0, help_text="What its model calls hold against the budget."
+    )
+    caller_held_usd = models.DecimalField(
+        max_digits=16, decimal_places=9, default=0, help_text="What they hold against the caller's allowance."
     )
     error = models.TextField(blank=True)
 
@@ -651,6 +658,17 @@ class Directive(models.Model):
     def __str__(self):
         return self.text if len(self.text) <= 60 else self.text[:59] + "…"
 
+    def save(self, *args, **kwargs):
+        # One written by an operator (in the admin: no turn asked for it) is in force at once.
+        if self._state.adding and not self.trust and self.approved_at is None:
+            self.approved_at = timezone.now()
+            self.approved_by = self.approved_by or "an operator (written in the admin)"
+        super().save(*args, **kwargs)
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.approved_at is None
+
 
 class DailySpend(models.Model):
     """What one persona spent on one UTC day, and what its model calls in flight hold against its budget
@@ -689,3 +707,61 @@ class DailySpend(models.Model):
 
     def __str__(self):
         return f"{self.persona_id and self.persona.name} {self.day}"
+
+
+class CallerUsage(models.Model):
+    """What one public caller used on one UTC day, against their limits (agents.allowances): requests
+    this minute, and spend (held while calls run, like DailySpend)."""
+
+    allowance = models.CharField(
+        max_length=255, help_text="The caller id, or the address of callers whose id nobody vouched for."
+    )
+    day = models.DateField(help_text="UTC.")
+    requests = models.PositiveIntegerField(default=0, help_text="Turns begun this day.")
+    minute = models.DateTimeField(null=True, blank=True, help_text="The start of the current minute.")
+    minute_requests = models.PositiveIntegerField(default=0)
+    spent_usd = models.DecimalField("spent (USD)", max_digits=16, decimal_places=9, default=0)
+    reserved_usd = models.DecimalField("held (USD)", max_digits=16, decimal_places=9, default=0)
+    reserved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "caller usage"
+        verbose_name_plural = "caller usage"
+        ordering = ["-day", "-requests"]
+        constraints = [
+            models.UniqueConstraint(fields=["allowance", "day"], name="agents_callerusage_allowance_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.allowance} {self.day}"
+
+
+class CallerAllowance(models.Model):
+    """An operator's word on one caller's limits: lifted, or other than the defaults
+    (TRON_CALLER_REQUESTS_PER_MINUTE, TRON_CALLER_DAILY_SPEND_USD)."""
+
+    allowance = models.CharField(
+        max_length=255, unique=True, help_text="As caller usage names it: a caller id or an address."
+    )
+    unlimited = models.BooleanField(default=False, help_text="No limits at all for this caller.")
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: TRON_CALLER_REQUESTS_PER_MINUTE."
+    )
+    daily_spend_usd = models.DecimalField(
+        "daily spend (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
+        help_text="Empty: TRON_CALLER_DAILY_SPEND_USD.",
+    )
+    note = models.CharField(max_length=255, blank=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["allowance"]
+
+    def __str__(self):
+        return self.allowance

@@ -22,6 +22,9 @@ class Principal:
     caller_id: str = ""
     # Who it is, for the record: a Slack user id, an admin username; "" when the caller id says it.
     name: str = ""
+    # A public caller's limits are counted under this (agents.allowances): their caller id when the edge
+    # could vouch for it, else their address; "" for no limits.
+    allowance: str = ""
 
     def __str__(self) -> str:
         who = self.name or self.caller_id

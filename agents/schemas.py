@@ -115,9 +115,20 @@ class LLMCallOut(Schema):
         return iso_utc(obj.created_at)
 
 
+class PrincipalOut(Schema):
+    """Who the process was started for (docs/security.md): how far it is trusted, whose own data "the
+    caller" means, who authenticated, and whose allowance its calls count against."""
+
+    trust: str
+    caller_id: str
+    name: str
+    allowance: str
+
+
 class ProcessDetailOut(ProcessOut):
     """One process, with its whole transcript and its LLM calls, oldest first."""
 
+    principal: PrincipalOut
     transcript: list[MessageOut]
     llm_calls: list[LLMCallOut]
     # What the voice platform reported when the call ended (VAPI's end-of-call report); empty otherwise.
@@ -128,6 +139,15 @@ class ProcessDetailOut(ProcessOut):
     spawn_depth: int
     result: str
     delivered_at: str | None
+
+    @staticmethod
+    def resolve_principal(obj: Process) -> dict:
+        return {
+            "trust": obj.trust,
+            "caller_id": obj.principal_caller_id,
+            "name": obj.principal_name,
+            "allowance": obj.allowance,
+        }
 
     @staticmethod
     def resolve_delivered_at(obj: Process) -> str | None:

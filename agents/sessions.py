@@ -85,6 +85,7 @@ def open_session(caller: Caller, persona: Persona, *, principal: Principal, task
                     trust=principal.trust,
                     principal_caller_id=principal.caller_id,
                     principal_name=principal.name,
+                    allowance=principal.allowance,
                 )
                 return CallerSession.objects.create(
                     caller_id=caller.caller_id,

@@ -26,11 +26,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import budgets, pricing, tokens
+from . import allowances, budgets, pricing, tokens
 from .callers import Caller, is_one_off
 from .delegation import Delivery, mark_delivered, undelivered_results
 from .llm.base import LLMRequest
-from .models import CallerSession, LLMCall, Message, Persona, Process, Turn
+from .models import CallerSession, Channel, LLMCall, Message, Persona, Process, Turn
 from .personas import resolve_persona
 from .principals import Principal
 from .prompt_context import context_for
@@ -50,11 +50,13 @@ def lease_end(now):
 
 @dataclass
 class Call:
-    """A model call the store opened: its row and what it holds against the budget."""
+    """A model call the store opened: its row and what it holds against the persona's budget and the
+    caller's allowance."""
 
     id: int
     request: LLMRequest
     held: budgets.Hold | None
+    caller_held: budgets.Hold | None = None
 
 
 @dataclass
@@ -134,11 +136,18 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             Turn.objects.filter(pk=turn_id).update(lease_until=lease_end(now))
             return turn_id
         persona = resolve_persona(spec.persona_name)
+        allowance = allowances.counted(spec.principal)
+        limits = None
+        if allowance:
+            # Work a caller's turn started (a delegated task, the memory writer) spends the caller's
+            # allowance, but it is no request of theirs.
+            background = spec.caller.channel in (Channel.DELEGATED, Channel.MEMORY)
+            limits = allowances.limits_of(allowance) if background else allowances.admit(allowance, now)
         # It runs (the unique constraint lets one turn of the caller run). Its row is gone only if this
         # server was too slow to renew it while it waited: it takes a new one.
         turn = Turn.objects.filter(pk=turn_id).first() if turn_id is not None else None
         if turn is None:
-            turn = Turn(caller_id=caller_id, **_whom(spec))
+            turn = Turn(caller_id=caller_id, allowance=allowance, **_whom(spec))
         turn.state, turn.started_at, turn.lease_until = Turn.State.RUNNING, now, lease_end(now)
         turn.save()
         session = open_session(spec.caller, persona, principal=spec.principal, task=spec.task)
@@ -149,15 +158,17 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
         request = prepare(
             persona, conversation, context_for(persona, spec.caller) + [r.text for r in results]
         )
-        call = _open(turn, session.process, persona, request, spec.provider)
+        call = _open(turn, session.process, persona, request, spec.provider, limits)
         turn.session, turn.process = session, session.process
         turn.held_usd = call.held.amount if call.held else 0
-        turn.save(update_fields=["session", "process", "held_usd"])
+        turn.caller_held_usd = call.caller_held.amount if call.caller_held else 0
+        turn.save(update_fields=["session", "process", "held_usd", "caller_held_usd"])
     return Begun(turn.pk, persona, session, conversation, results, call)
 
 
 def _whom(spec: Claim) -> dict:
-    return {"trust": spec.principal.trust, "principal": str(spec.principal)}
+    principal_length = Turn._meta.get_field("principal").max_length
+    return {"trust": spec.principal.trust, "principal": str(spec.principal)[:principal_length]}
 
 
 def _conversation(session: CallerSession, messages: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -197,16 +208,23 @@ def open_call(turn_id: int, process: Process, persona: Persona, request: LLMRequ
     stored) and open its row."""
     with transaction.atomic():
         turn = Turn.objects.select_for_update().get(pk=turn_id)
-        call = _open(turn, process, persona, request, provider)
-        if call.held:
-            Turn.objects.filter(pk=turn_id).update(held_usd=F("held_usd") + call.held.amount)
+        limits = allowances.limits_of(turn.allowance) if turn.allowance else None
+        call = _open(turn, process, persona, request, provider, limits)
+        Turn.objects.filter(pk=turn_id).update(
+            held_usd=F("held_usd") + (call.held.amount if call.held else 0),
+            caller_held_usd=F("caller_held_usd") + (call.caller_held.amount if call.caller_held else 0),
+        )
     return call
 
 
-def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, provider: str) -> Call:
-    held = None
+def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, provider: str, limits) -> Call:
+    held = caller_held = None
+    priced = budgets.daily_budget(persona) is not None or limits is not None
+    estimate = budgets.estimate(request) if priced else None
     if budgets.daily_budget(persona) is not None:
-        held = budgets.hold(persona, budgets.estimate(request))
+        held = budgets.hold(persona, estimate)
+    if limits is not None:
+        caller_held = allowances.hold(turn.allowance, limits, estimate, timezone.now())
     row = LLMCall.objects.create(
         process=process,
         turn=turn,
@@ -221,7 +239,7 @@ def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, p
             "max_tokens": request.max_tokens,
         },
     )
-    return Call(row.pk, request, held)
+    return Call(row.pk, request, held, caller_held)
 
 
 def record_call(turn_id: int, session: CallerSession, call: Call, outcome: CallOutcome) -> None:
@@ -260,8 +278,13 @@ def _record(turn: Turn, session: CallerSession, call: Call, outcome: CallOutcome
     held = [call.held] if call.held else []
     if cost or held:
         budgets.settle(session.process.persona_id, cost, held)
+    caller_held = [call.caller_held] if call.caller_held else []
+    if turn.allowance and (cost or caller_held):
+        allowances.settle(turn.allowance, cost, caller_held)
     Turn.objects.filter(pk=turn.pk).update(
-        lease_until=lease_end(now), held_usd=F("held_usd") - sum(h.amount for h in held)
+        lease_until=lease_end(now),
+        held_usd=F("held_usd") - sum(h.amount for h in held),
+        caller_held_usd=F("caller_held_usd") - sum(h.amount for h in caller_held),
     )
 
 
@@ -327,7 +350,7 @@ def reap_lapsed(caller_id: str | None = None, now=None) -> int:
         lapsed = lapsed.filter(caller_id=caller_id)
     lost = 0
     with transaction.atomic():
-        for turn in lapsed.select_for_update().select_related("process"):
+        for turn in lapsed.select_for_update(of=("self",)).select_related("process"):
             if turn.state == Turn.State.WAITING or turn.process is None:
                 turn.delete()
                 continue
@@ -351,6 +374,9 @@ def reap_lapsed(caller_id: str | None = None, now=None) -> int:
             holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
             if cost or holds:
                 budgets.settle(turn.process.persona_id, cost, holds, now=now)
+            caller_holds = [budgets.Hold(day, turn.caller_held_usd)] if turn.caller_held_usd else []
+            if turn.allowance and (cost or caller_holds):
+                allowances.settle(turn.allowance, cost, caller_holds, now=now)
             Turn.objects.filter(pk=turn.pk).update(state=Turn.State.FAILED, error=LOST, finished_at=now)
             log.warning("Turn %s of %s was lost with its server; ended as failed", turn.pk, turn.caller_id)
     return lost

@@ -13,12 +13,12 @@ from ninja import Router
 from agents import errors, metrics
 from agents.dbthread import db_read
 from agents.models import Channel, Persona
-from agents.principals import Principal, Trust
 from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
 
 from .callers import identify_caller, join_call
 from .chat_schemas import ChatCompletionIn, RequestError, client_tools, normalize_messages, parse_chat_request
 from .errors import error_body, error_response, error_type_for
+from .trust import chat_principal
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def chat(request, channel: str | None = None):
     turn_input = TurnInput(
         messages=messages,
         caller=caller,
-        principal=principal_of(caller),
+        principal=chat_principal(caller, request.META.get("REMOTE_ADDR", "")),
         persona_name=payload.model,
         temperature=payload.temperature,
         max_tokens=payload.max_completion_tokens or payload.max_tokens,
@@ -124,6 +124,9 @@ async def chat(request, channel: str | None = None):
             event = await anext(events)
         if isinstance(event, TurnFailed):
             await events.aclose()
+            if caller.channel == Channel.VAPI and isinstance(event.error, errors.CallerLimited):
+                # A phone caller hears a refusal rather than VAPI's error tone; nothing is stored.
+                return Reply(payload, persona, headers).spoken(LIMIT_REACHED_SPOKEN)
             return _llm_error_response(event.error, headers)
         reply = Reply(payload, persona, headers)
         if payload.stream:
@@ -138,12 +141,9 @@ async def chat(request, channel: str | None = None):
         raise
 
 
-def principal_of(caller) -> Principal:
-    """Phone and ElevenLabs callers are the public; other chat API callers as TRON_CHAT_TRUST says (a
-    deployment whose chat key only its own team holds may trust them as team members)."""
-    phone = caller.channel in (Channel.VAPI, Channel.ELEVENLABS)
-    trust = Trust.PUBLIC if phone else Trust(settings.TRON_CHAT_TRUST)
-    return Principal(trust, caller.caller_id)
+LIMIT_REACHED_SPOKEN = (
+    "Sorry, this line can't take more from your number right now. Please call again a little later."
+)
 
 
 # What the chat API answers for each error of the core (agents.errors): the HTTP status; the body is
@@ -191,6 +191,7 @@ class Reply:
         # The persona that answers; a model slow to take the request starts a stream before it is known.
         self.model = (persona.name if persona else payload.model or settings.TRON_DEFAULT_PERSONA).lower()
         self.include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+        self.stream = bool(payload.stream)
         self.headers = headers
 
     def completion(self, end: TurnEnd) -> JsonResponse:
@@ -210,6 +211,24 @@ class Reply:
                 "system_fingerprint": None,
             }
         )
+        return self._with_headers(response)
+
+    def spoken(self, text: str):
+        """A fixed answer in words, not the model's (a refusal a caller hears), streamed when asked."""
+        end = TurnEnd(
+            text=text,
+            finish_reason="stop",
+            input_tokens=0,
+            output_tokens=0,
+            usage_source="",
+            cost_usd=0,
+            model="",
+        )
+        if not self.stream:
+            return self.completion(end)
+        body = [self.chunk({"role": "assistant"}), self.chunk({"content": text}), *self.ending(end)]
+        response = StreamingHttpResponse(iter([b"".join(body)]), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
         return self._with_headers(response)
 
     def streaming(self, events, first) -> StreamingHttpResponse:

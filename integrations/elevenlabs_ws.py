@@ -35,11 +35,11 @@ from agents.dbthread import db_write, release_connection
 from agents.memory import remember_later
 from agents.models import CallerSession, Channel
 from agents.personas import resolve_persona
-from agents.principals import Principal, Trust
 from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn
 
 from . import broadcast
 from .conversations import end_conversation, start_conversation
+from .trust import socket_principal
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
         caller_id = clean_id(f"user-{user_id}" if user_id else f"conv-{self.conversation_id}")
         self.caller = Caller(caller_id, Channel.ELEVENLABS, self.conversation_id)
+        client = self.scope.get("client") or ("", 0)
+        self.principal = socket_principal(self.caller, client[0])
         # Each socket is a conversation of its own: the caller's older one, if still open somewhere,
         # closes (a caller has one open session), then this one joins the caller's group.
         await broadcast.conversation_replaced(caller_id, self.conversation_id)
@@ -157,7 +159,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         with contextlib.suppress(Exception):  # a layer that cannot be reached costs the replacing only
             await self.channel_layer.group_add(self.group, self.channel_name)
         try:
-            await db_write(_start)(self.caller, self.persona_name)
+            await db_write(_start)(self.caller, self.principal, self.persona_name)
         except (errors.NoPersona, errors.Overloaded) as exc:  # its turns are refused the same way
             await self._error(exc.message, exc.code, code=error_code(exc))
         await self._send(
@@ -204,7 +206,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         turn = TurnInput(
             messages=[*context, {"role": "user", "content": text}],
             caller=self.caller,
-            principal=Principal(Trust.PUBLIC, self.caller.caller_id),
+            principal=self.principal,
             persona_name=self.persona_name,
             task=TASK,
         )
@@ -291,8 +293,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
 
 
-def _start(caller: Caller, persona_name: str | None) -> None:
-    principal = Principal(Trust.PUBLIC, caller.caller_id)
+def _start(caller: Caller, principal, persona_name: str | None) -> None:
     start_conversation(caller, resolve_persona(persona_name), principal, task=TASK, adopt_unmarked=False)
 
 

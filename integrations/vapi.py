@@ -21,17 +21,18 @@ import logging
 
 from django.db import transaction
 
+from agents.callers import Caller
 from agents.errors import NoPersona
 from agents.memory import remember_later
-from agents.models import CallerSession, Persona, Process
+from agents.models import CallerSession, Channel, Persona, Process
 from agents.personas import resolve_persona
-from agents.principals import Principal, Trust
 from agents.sessions import end_session
 from agents.tools import ToolContext, call_tool
 
 from .conversations import start_conversation
 from .models import PersonaVoice, PhoneNumber
 from .transcripts import add_reported_lines
+from .trust import phone_call_principal
 from .vapi_events import CALL_ENDED, CALL_STARTED, BadEvent, VapiEvent
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def call_started(event: VapiEvent) -> CallerSession:
     caller = _caller(event)
     with transaction.atomic():
         return start_conversation(
-            caller, persona_for(event), _principal(caller), task=CALL_TASK, adopt_unmarked=True
+            caller, persona_for(event), phone_call_principal(caller), task=CALL_TASK, adopt_unmarked=True
         )
 
 
@@ -76,7 +77,7 @@ def call_ended(event: VapiEvent, lines: list[tuple[str, str]]) -> None:
             session = start_conversation(
                 _caller(event),
                 persona_for(event),
-                _principal(_caller(event)),
+                phone_call_principal(_caller(event)),
                 task=CALL_TASK,
                 adopt_unmarked=True,
             )
@@ -158,9 +159,9 @@ def tool_calls(event: VapiEvent) -> dict:
         persona = session.process.persona if session else persona_for(event)
     except NoPersona:
         return {"results": [{"toolCallId": c["id"], "name": c["name"], "error": NOBODY_THERE} for c in calls]}
-    caller = event.caller()
-    principal = Principal(Trust.PUBLIC, caller.caller_id if caller else "")  # a phone call: the public
-    context = ToolContext(persona, principal, session.process if session else None, caller)
+    # The caller as the call's session knows them (by number; the message may name only the call).
+    caller = Caller(session.caller_id, Channel.VAPI, event.call_id) if session else event.caller()
+    context = ToolContext(persona, phone_call_principal(caller), session.process if session else None, caller)
     results = []
     for call in calls:
         arguments = call["arguments"]
@@ -175,10 +176,6 @@ def tool_calls(event: VapiEvent) -> dict:
             }
         )
     return {"results": results}
-
-
-def _principal(caller) -> Principal:
-    return Principal(Trust.PUBLIC, caller.caller_id)
 
 
 def _caller(event: VapiEvent):

@@ -34,8 +34,11 @@ def queued_tasks(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _open_api(settings):
-    """Tests start with no API token; auth tests set one."""
+    """Tests start with no API token and no limits per caller (most tests are many requests from one
+    address); the tests of tokens and limits set them."""
     settings.TRON_API_TOKEN = ""
+    settings.TRON_CALLER_REQUESTS_PER_MINUTE = 0
+    settings.TRON_CALLER_DAILY_SPEND_USD = None
 
 
 @pytest.fixture(autouse=True)

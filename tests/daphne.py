@@ -33,6 +33,8 @@ class DaphneServer:
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens: tests that chat give their own
             "OPENAI_API_KEY": "sk-test",
             "TRON_CACHE_SECONDS": "0",  # tests change personas between requests
+            "TRON_CALLER_REQUESTS_PER_MINUTE": "0",  # many requests from one address
+            "TRON_CALLER_DAILY_SPEND_USD": "none",
             "REDIS_URL": "",
             **env,
         }

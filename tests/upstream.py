@@ -42,6 +42,15 @@ class Record:
     disconnected: bool = False
     finished: bool = False
 
+    def tool_result(self, call_id: str | None = None) -> str:
+        """The text of the tool result this request carries last (or the one answering `call_id`), as
+        the tool wrote it: without the quote marks Tron puts around it (agents.prompts.quoted)."""
+        results = [m for m in self.body["messages"] if m["role"] == "tool"]
+        result = next(m for m in results if m.get("tool_call_id") == call_id) if call_id else results[-1]
+        first, _, rest = result["content"].partition("\n")
+        assert first.startswith("<<< result of "), result["content"]
+        return rest.rsplit("\n>>>", 1)[0]
+
 
 class FakeUpstream:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):

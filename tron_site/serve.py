@@ -32,11 +32,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def startup_warnings(host: str, token: str, vapi_secret: str = "") -> list[str]:
+def startup_warnings(host: str, token: str, vapi_secret: str = "", chat_key: str = "x") -> list[str]:
     """What an operator should hear before the server opens on a public address without its secrets."""
     if is_loopback(host):
         return []
     warnings = []
+    if not chat_key:
+        warnings.append(
+            f"TRON_CHAT_API_KEY is not set and the server binds to {host}: anyone who can reach this address "
+            "can claim any caller id, phone numbers included, and with it that caller's conversation and "
+            "notes. Set TRON_CHAT_API_KEY (docs/security.md)."
+        )
     if not token:
         warnings.append(
             f"TRON_API_TOKEN is not set and the server binds to {host}: /api/* and /internal/* are open "
@@ -216,7 +222,9 @@ def main(argv=None) -> int:
 
     django.setup()
     host, port, processes = settings.TRON_HOST, settings.TRON_PORT, settings.TRON_WEB_PROCESSES
-    for warning in startup_warnings(host, settings.TRON_API_TOKEN, settings.VAPI_SECRET):
+    for warning in startup_warnings(
+        host, settings.TRON_API_TOKEN, settings.VAPI_SECRET, settings.TRON_CHAT_API_KEY
+    ):
         log.warning(warning)
     if args.dry_run:
         shown = [f"<socket {i + 1}>" for i in range(processes)] if processes > 1 else []

@@ -340,6 +340,15 @@ TRON_SLACK_TRUST = env_choice("TRON_SLACK_TRUST", "team", ("public", "team"))
 # member's takes effect before an operator approves it.
 TRON_SAVE_DIRECTIVE_TRUST = env_choice("TRON_SAVE_DIRECTIVE_TRUST", "operator", ("operator", "team"))
 TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE = env_bool("TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE", default=False)
+# Limits per public caller (agents/allowances.py): requests per minute (0: none) and spend per UTC day in
+# USD ("none": no limit). Operators lift or change them per caller in the admin.
+TRON_CALLER_REQUESTS_PER_MINUTE = env_int("TRON_CALLER_REQUESTS_PER_MINUTE", 30, minimum=0)
+if os.environ.get("TRON_CALLER_DAILY_SPEND_USD", "").strip().lower() in ("none", "off"):
+    TRON_CALLER_DAILY_SPEND_USD = None
+else:
+    TRON_CALLER_DAILY_SPEND_USD = env_decimal("TRON_CALLER_DAILY_SPEND_USD", minimum=Decimal(0))
+    if TRON_CALLER_DAILY_SPEND_USD is None:
+        TRON_CALLER_DAILY_SPEND_USD = Decimal("1.00")
 # Processes running (pending or running) at once; a conversation that would start one more gets a 503.
 TRON_MAX_RUNNING_PROCESSES = env_int("TRON_MAX_RUNNING_PROCESSES", 500, minimum=1)
 

@@ -8,17 +8,16 @@ context (a system message, not stored), so a persona in a busy channel thread kn
 
 import logging
 
-from django.conf import settings
 from django.utils import timezone
 from slack_sdk import WebClient
 
 from agents import errors
 from agents.callers import Caller
 from agents.models import CallerSession, Channel, Process
-from agents.principals import Principal, Trust
 from agents.runtime import TurnInput, complete_turn_sync
 from integrations.models import SlackMessage, SlackThread
 
+from ..trust import slack_principal
 from . import commands, routing
 from .client import PostFailed, own_user_id, post_reply, user_name
 from .mrkdwn import to_mrkdwn
@@ -67,9 +66,8 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
     words = text
     if message.file_names:
         words = f"{text}\n\n[attached: {', '.join(message.file_names)}; the files themselves are not shown to you]"
-    trust = Trust.OPERATOR if message.user in settings.SLACK_ADMIN_USERS else Trust(settings.TRON_SLACK_TRUST)
     turn = TurnInput(
-        principal=Principal(trust, thread.caller_id, f"Slack user {message.user}"),
+        principal=slack_principal(thread.caller_id, message.user),
         messages=[
             {"role": "system", "content": f"You are on Slack, in {place}. This message is from {speaker}."},
             {"role": "user", "content": words.strip()},

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.display import ellipsis
+from agents.prompts import quoted
 
 from ..models import Activity, ActivityRun, Goal, JournalEntry, NewsItem
 from ..thinking import Outcome, bullet_lines, clamp_importance, local_now, parse_json, think, when
@@ -54,7 +55,7 @@ def prompt(persona, goals) -> str:
         f"It is {when(persona)}. Review your goals.\n\n"
         f"Your goals now:\n{listed}\n\n"
         f"Your recent journal:\n{bullet_lines((ellipsis(e.text, 300) for e in journal), '(empty)')}\n\n"
-        f"News you picked lately:\n{bullet_lines((f'{n.title} — {n.take}' for n in news), '(none)')}\n\n"
+        f"News you picked lately:\n{quoted('news items you picked', bullet_lines((f'{n.title} — {n.take}' for n in news), '(none)'))}\n\n"
         f"Your team, at your last check:\n{ellipsis(team or '(not checked yet)', 800)}\n\n"
         "Update your goals: mark each goal's progress, finish or drop goals, and add one only if something "
         f"important is missing (at most {MAX_ACTIVE} active). List only goals that change or are new. Answer "

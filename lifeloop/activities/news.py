@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from agents.display import ellipsis
+from agents.prompts import quoted
 
 from ..feeds import FeedItem, read_feeds
 from ..models import NewsItem
@@ -81,10 +82,13 @@ def unseen(persona, items: list[FeedItem]) -> list[FeedItem]:
 
 
 def prompt(persona, items: list[FeedItem]) -> str:
-    listed = "\n".join(
-        f"{number}. {item.title} ({urlparse(item.link or item.feed).netloc})"
-        + (f" — {ellipsis(item.summary, 200)}" if item.summary else "")
-        for number, item in enumerate(items, 1)
+    listed = quoted(
+        "items from your news feeds",
+        "\n".join(
+            f"{number}. {item.title} ({urlparse(item.link or item.feed).netloc})"
+            + (f" — {ellipsis(item.summary, 200)}" if item.summary else "")
+            for number, item in enumerate(items, 1)
+        ),
     )
     focus = ", ".join(persona.focus_areas) or "your work"
     return (

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from agents.display import ellipsis
+from agents.prompts import quoted
 
 from ..models import Activity, Goal, JournalEntry, NewsItem, Post
 from ..social import publish
@@ -29,10 +30,13 @@ def run(run) -> Outcome:
     )[:3]
     goals = Goal.objects.filter(persona=persona, status=Goal.Status.ACTIVE).order_by("-updated_at")[:3]
     recent = Post.objects.filter(persona=persona).order_by("-created_at").values_list("text", flat=True)[:3]
+    picked = quoted(
+        "news items you picked", bullet_lines((f"{n.title} ({n.link}) — {n.take}" for n in news), "(none)")
+    )
     answer = think(
         run,
         f"It is {when(persona)}. Write one short post for your social feed.\n\n"
-        f"News you picked lately:\n{bullet_lines((f'{n.title} ({n.link}) — {n.take}' for n in news), '(none)')}\n\n"
+        f"News you picked lately:\n{picked}\n\n"
         f"Your latest reflection:\n{ellipsis(reflection or '(none yet)', 600)}\n\n"
         f"Your current goals:\n{bullet_lines((g.title for g in goals), '(none)')}\n\n"
         f"Your last posts (do not repeat them):\n{bullet_lines(recent, '(none)')}\n\n"

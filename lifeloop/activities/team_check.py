@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agents.display import ellipsis
 from agents.models import Persona, Process
+from agents.prompts import quoted
 
 from ..thinking import IMPORTANCE_ASK, Outcome, split_importance, think, when
 
@@ -67,7 +68,9 @@ def run(run) -> Outcome:
     answer = think(
         run,
         f"It is {when(persona)}. Check on your team. What your reports and peers did in the last day:\n\n"
-        + "\n".join(f"- {line}" for line in lines)
+        + quoted(
+            "your team's activity (tasks as callers worded them)", "\n".join(f"- {line}" for line in lines)
+        )
         + "\n\nSummarise in two to four sentences what your team did, what stands out (failures, costs, "
         f"silence) and what you will follow up on. {IMPORTANCE_ASK}",
         max_tokens=400,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from agents.llm import local, model_server
 from agents import errors
+from agents.llm import local, model_server
 from agents.llm.base import LLMRequest, Usage
 from agents.llm.local import LocalProvider
 from agents.llm.model_server import ModelServer

@@ -4,8 +4,8 @@ erase what is remembered."""
 import pytest
 from django.urls import reverse
 
-from agents.callers import Caller
 from agents.background import remember_conversation
+from agents.callers import Caller
 from agents.errors import UpstreamFailed
 from agents.memory import caller_memory
 from agents.models import CallerMemory, CallerSession, Channel, Process

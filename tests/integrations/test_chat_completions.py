@@ -1,6 +1,5 @@
 """/chat/completions driven by the real openai SDK against a live Tron and a fake upstream."""
 
-import time
 from decimal import Decimal
 
 import openai

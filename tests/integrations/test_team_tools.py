@@ -53,9 +53,8 @@ def system_text(record) -> str:
 
 
 def tool_result(record) -> str:
-    last = record.body["messages"][-1]
-    assert last["role"] == "tool"
-    return last["content"]
+    assert record.body["messages"][-1]["role"] == "tool"
+    return record.tool_result()
 
 
 def offered(record) -> list[str]:

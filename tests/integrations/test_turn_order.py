@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from agents.models import CallerSession, Message, Turn
+from agents.models import Message, Turn
 from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
