@@ -21,6 +21,16 @@ def live_tron():
 
 
 @pytest.fixture
+async def application():
+    """The ASGI application, for Channels' WebsocketCommunicator."""
+    from agents.llm import get_provider
+    from tron_site.asgi import application
+
+    yield application
+    await get_provider().aclose()  # the consumers' turns ran on this test's event loop, which ends now
+
+
+@pytest.fixture
 def team(transactional_db):
     """Tony (the default) and Maya, committed so the live server's threads see them."""
     return {

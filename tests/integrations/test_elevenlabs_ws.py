@@ -20,15 +20,6 @@ INIT = {
 }
 
 
-@pytest.fixture
-async def application():
-    from agents.llm import get_provider
-    from tron_site.asgi import application
-
-    yield application
-    await get_provider().aclose()  # the consumers' turns ran on this test's event loop, which ends now
-
-
 async def connect(application, path="/v1/convai/conversation", subprotocols=("convai",), **extra):
     communicator = WebsocketCommunicator(application, path, subprotocols=list(subprotocols), **extra)
     connected, subprotocol = await communicator.connect(timeout=5)
