@@ -1,2 +1,8 @@
-from tests.integrations.conftest import chat_setup, live_tron, team  # noqa: F401 - the edges' fixtures
-from tests.integrations.slack.conftest import fake_slack, slack  # noqa: F401
+from tests.integrations.conftest import (  # noqa: F401 - the edges' fixtures
+    application,
+    chat_setup,
+    fake_slack,
+    live_tron,
+    slack,
+    team,
+)

@@ -2,6 +2,7 @@ import openai
 import pytest
 
 from tests.factories import make_persona
+from tests.integrations.slack.conftest import fake_slack, slack  # noqa: F401 - for tests across the edges
 from tests.liveserver import LiveASGIServer
 
 
