@@ -22,6 +22,8 @@ Ident = (
     Annotated[str, StringConstraints(max_length=CallerSession._meta.get_field("caller_id").max_length)]
     | Annotated[int, Field(ge=-(2**63), lt=2**63)]
 )
+# Words: no NUL (U+0000), which no database stores (the chat API refuses it too).
+Words = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
 
 class Frame(BaseModel):
@@ -36,17 +38,17 @@ class Initiation(Frame):
 
 
 class UserMessage(Frame):
-    text: str | None = None  # null: a text-mode signal, not words
+    text: Words | None = None  # null: a text-mode signal, not words
 
 
 class MultimodalText(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    text: str | None = None
+    text: Words | None = None
 
 
 class MultimodalMessage(Frame):
-    text: MultimodalText | str | None = None
+    text: MultimodalText | Words | None = None
 
     @property
     def words(self) -> str | None:
@@ -54,7 +56,7 @@ class MultimodalMessage(Frame):
 
 
 class ContextualUpdate(Frame):
-    text: str | None = None
+    text: Words | None = None
     context_id: Ident | None = None  # only the latest update of an id is kept
 
 

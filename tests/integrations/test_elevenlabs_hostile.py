@@ -28,6 +28,7 @@ async def still_answers(communicator):
         ('{"type": "multimodal_message", "text": {"text": 5}}', "text"),
         ('{"type": "user_message", "text": NaN}', "not valid JSON"),
         ('"user_message"', "JSON object"),
+        ('{"type": "user_message", "text": "a\\u0000b"}', "`text`"),
     ],
     ids=[
         "type-list",
@@ -41,6 +42,7 @@ async def still_answers(communicator):
         "multimodal-number",
         "nan",
         "a-string",
+        "nul",
     ],
 )
 async def test_a_hostile_frame_is_an_error_and_the_conversation_goes_on(
