@@ -58,10 +58,10 @@ def test_socket_frames(live_tron, chat_setup):
         socket = websocket.create_connection(url, timeout=30)
         try:
             for data in sent:
-                if isinstance(data, bytes) and data.startswith((b"{", b"[", b'"')):
-                    socket.send(data.decode())
-                else:
-                    socket.send_binary(data)
+                try:
+                    socket.send(data.decode())  # a text frame: JSON, or not
+                except UnicodeDecodeError:
+                    socket.send_binary(data)  # a text frame must be UTF-8 (RFC 6455)
             socket.send(json.dumps({"type": "user_message", "text": "still there?"}))
             while True:  # the socket stays open, and the turn after whatever came before still works
                 opcode, data = socket.recv_data()
