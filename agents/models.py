@@ -172,6 +172,14 @@ class Persona(models.Model):
             lead = lead.reports_to
 
 
+# What a voice platform reports about a call at its end (VAPI's end-of-call report), checked at the edge
+# before it is written (integrations/vapi_schemas.py) and by the fields' validators. No call costs a
+# million dollars; the bound keeps the stored value well inside the column on PostgreSQL and on SQLite,
+# which keeps 15 significant digits (a value that rounds to 10,000,000 there can no longer be read).
+CALL_COST_MAX_USD = Decimal(1_000_000)
+CALL_SUMMARY_MAX_CHARS = 10_000  # a summary is a paragraph; it goes into the caller's memory prompt
+
+
 def new_public_id() -> str:
     return secrets.token_hex(4)
 
@@ -243,7 +251,11 @@ class Process(models.Model):
         max_length=255, blank=True, help_text="Whose allowance its calls count against."
     )
     # What the platform that carried a call reported when it ended (VAPI's end-of-call report).
-    summary = models.TextField(blank=True, help_text="The call's summary, as the voice platform wrote it.")
+    summary = models.TextField(
+        blank=True,
+        validators=[MaxLengthValidator(CALL_SUMMARY_MAX_CHARS)],
+        help_text="The call's summary, as the voice platform wrote it.",
+    )
     ended_reason = models.CharField(
         max_length=120, blank=True, help_text="Why the call ended, e.g. customer-ended-call."
     )
@@ -253,6 +265,7 @@ class Process(models.Model):
         decimal_places=9,
         null=True,
         blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(CALL_COST_MAX_USD)],
         help_text="What the voice platform billed for the call, apart from the model calls in cost.",
     )
 

@@ -24,9 +24,14 @@ log = logging.getLogger(__name__)
 
 router = Router(tags=["chat"])
 
+# The request body, documented from the model that validates it (parse_chat_request reads the raw body
+# itself, for OpenAI's error messages). Its schema and the ones it refers to are components of the chat
+# API's document (tron_site/api.py).
+_body_schema = ChatCompletionIn.model_json_schema(ref_template="#/components/schemas/{model}")
+REQUEST_BODY_SCHEMAS = {"ChatCompletionIn": _body_schema, **_body_schema.pop("$defs", {})}
 REQUEST_BODY_DOC = {
     "requestBody": {
-        "content": {"application/json": {"schema": ChatCompletionIn.model_json_schema()}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionIn"}}},
         "required": True,
     }
 }

@@ -8,6 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.models import Message
+
+from .json_input import field_path
+
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -40,7 +44,8 @@ class MessageIn(BaseModel):
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
-    tool_call_id: str | None = None
+    # stored with the tool's result (Message.tool_call_id): OpenAI's ids are some 30 characters
+    tool_call_id: str | None = Field(None, max_length=Message._meta.get_field("tool_call_id").max_length)
 
 
 class FunctionIn(BaseModel):
@@ -95,18 +100,6 @@ class RequestError(Exception):
         self.param = param
 
 
-def _param(loc: tuple) -> str | None:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif str(item) in ("str", "int", "float", "bool") or "[" in str(item):
-            break  # union branch names add nothing for the client
-        else:
-            parts.append(str(item))
-    return ".".join(parts) or None
-
-
 def parse_chat_request(body: bytes) -> ChatCompletionIn:
     """Validate a request body; raises RequestError with the first problem."""
     if not body.strip():
@@ -119,7 +112,7 @@ def parse_chat_request(body: bytes) -> ChatCompletionIn:
             raise RequestError(f"The request body is not valid JSON: {first['msg']}") from None
         if first["type"] == "model_type" and not first["loc"]:
             raise RequestError("The request body must be a JSON object.") from None
-        param = _param(first["loc"])
+        param = field_path(first["loc"]) or None
         if param == "messages" and first["type"] == "missing":
             raise RequestError("`messages` is required.", "messages") from None
         if param == "messages" and first["type"] == "too_short":

@@ -39,6 +39,16 @@ from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_tur
 
 from . import broadcast
 from .conversations import end_conversation, start_conversation
+from .elevenlabs_frames import (
+    INITIATION,
+    BadFrame,
+    ContextualUpdate,
+    Initiation,
+    MultimodalMessage,
+    Pong,
+    UserMessage,
+    read_frame,
+)
 from .trust import socket_principal
 
 log = logging.getLogger(__name__)
@@ -48,7 +58,6 @@ BEARER_SUBPROTOCOL = "bearer."
 PING_SECONDS = 20.0  # ElevenLabs' own server pings about this often; clients answer with a pong
 AUDIO_FORMAT = "pcm_16000"  # announced (the client SDKs read it); no audio is sent or read
 TASK = "ElevenLabs conversation"
-CLIENT_EVENTS_IGNORED = {"feedback", "client_tool_result", "mcp_tool_approval_result"}
 
 # The `code` of the error event the socket sends for each error of the core (agents.errors), as
 # WebSocket close codes read: 1008 the message itself, 1013 try again later, 1011 the server. The
@@ -116,38 +125,32 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             return await self._refuse("Frames are JSON text; a binary frame is not part of the protocol.")
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            return await self._refuse("The frame is not valid JSON.")
-        if not isinstance(frame, dict):
-            return await self._refuse("A frame is a JSON object with a `type`.")
-        if "user_audio_chunk" in frame:
+            frame = read_frame(text_data)
+        except BadFrame as exc:
+            if self.caller is None and exc.kind not in (None, INITIATION):
+                await self._initiate(Initiation())  # the metadata comes first, as for any frame
+            return await self._refuse(exc.message)
+        if frame is None:
             return  # audio: this server speaks text only
-        kind = frame.get("type")
-        if kind == "conversation_initiation_client_data":
+        if isinstance(frame, Initiation):
             return await self._initiate(frame)
         if self.caller is None:
-            await self._initiate({})  # a client that skipped the handshake still gets the metadata first
-        if kind == "user_message":
-            return await self._user_message(frame.get("text"))
-        if kind == "multimodal_message":
-            part = frame.get("text")
-            return await self._user_message(part.get("text") if isinstance(part, dict) else part)
-        if kind == "contextual_update":
+            await self._initiate(
+                Initiation()
+            )  # a client that skipped the handshake still gets the metadata first
+        if isinstance(frame, UserMessage):
+            return await self._user_message(frame.text)
+        if isinstance(frame, MultimodalMessage):
+            return await self._user_message(frame.words)
+        if isinstance(frame, ContextualUpdate):
             return await self._contextual_update(frame)
-        if kind == "pong":
-            return self._pong(frame.get("event_id"))
-        if kind == "user_activity" or kind in CLIENT_EVENTS_IGNORED:
-            return
-        await self._refuse(f"Unknown message type {kind!r}." if kind else "A frame needs a `type`.")
+        if isinstance(frame, Pong):
+            return self._pong(frame.event_id)
 
-    async def _initiate(self, frame: dict):
+    async def _initiate(self, frame: Initiation):
         if self.caller is not None:
             return await self._refuse("The conversation has started already.")
-        user_id = frame.get("user_id")
-        user_id = (
-            str(user_id).strip() if isinstance(user_id, str | int) and not isinstance(user_id, bool) else ""
-        )
+        user_id = "" if frame.user_id is None else str(frame.user_id).strip()
         caller_id = clean_id(f"user-{user_id}" if user_id else f"conv-{self.conversation_id}")
         self.caller = Caller(caller_id, Channel.ELEVENLABS, self.conversation_id)
         client = self.scope.get("client") or ("", 0)
@@ -171,19 +174,30 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             },
         )
 
-    async def _contextual_update(self, frame: dict):
-        text = frame.get("text")
-        if not isinstance(text, str) or not text.strip():
+    async def _contextual_update(self, frame: ContextualUpdate):
+        text = frame.text
+        if text is None or not text.strip():
             return await self._refuse("contextual_update needs its `text`.")
-        context_id = frame.get("context_id")
-        key = str(context_id) if isinstance(context_id, str | int) else f"update-{len(self.context)}"
-        self.context[key] = text.strip()
+        key = f"update-{len(self.context)}" if frame.context_id is None else str(frame.context_id)
+        context = {**self.context, key: text.strip()}
+        limit = settings.TRON_MAX_MESSAGE_CHARS
+        if sum(len(update) for update in context.values()) > limit:
+            return await self._too_long(
+                f"The contextual updates would come to more than {limit:,} characters "
+                "(TRON_MAX_MESSAGE_CHARS); this one is not kept."
+            )
+        self.context = context
 
     async def _user_message(self, text):
         if text is None:
             return  # a text-mode signal, not words
-        if not isinstance(text, str) or not text.strip():
+        if not text.strip():
             return await self._refuse("user_message needs its `text`.")
+        if len(text) > settings.TRON_MAX_MESSAGE_CHARS:
+            return await self._too_long(
+                f"The message is {len(text):,} characters long; the most this server takes in one "
+                f"message is {settings.TRON_MAX_MESSAGE_CHARS:,} (TRON_MAX_MESSAGE_CHARS)."
+            )
         await self._interrupt()
         self.event_id += 1
         self.reply_event_id = self.event_id
@@ -251,8 +265,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 self.pings.pop(next(iter(self.pings)))
             await self._send("ping", ping_event={"event_id": self.event_id, "ping_ms": self.ping_ms})
 
-    def _pong(self, event_id):
-        sent = self.pings.pop(event_id, None) if isinstance(event_id, int) else None
+    def _pong(self, event_id: int | None):
+        sent = self.pings.pop(event_id, None) if event_id is not None else None
         if sent is not None:
             self.ping_ms = int((time.monotonic() - sent) * 1000)
 
@@ -286,6 +300,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, message: str):
         await self._error(message, "invalid_message", code=1008)
+
+    async def _too_long(self, message: str):
+        await self._error(message, "message_too_long", code=1009)
 
     async def _error(self, message: str, reason: str, *, code: int):
         await self._send(

@@ -22,7 +22,6 @@ waits for it and then sees the lines (its own retry check drops words already st
 import re
 from difflib import SequenceMatcher
 
-from django.conf import settings
 from django.db import transaction
 
 from agents.models import CallerSession, Message
@@ -62,10 +61,10 @@ def missing_lines(stored: list[tuple[str, str]], reported: list[tuple[str, str]]
 
 
 def add_reported_lines(session: CallerSession, reported: list[tuple[str, str]], *, call_over: bool) -> int:
-    """Store the lines of `reported` the session's transcript lacks (see the rules above); how many."""
+    """Store the lines of `reported` the session's transcript lacks (see the rules above); how many.
+    The lines are the edge's, checked there: text a database stores, within TRON_MAX_MESSAGE_CHARS."""
     if not reported:
         return 0
-    limit = settings.TRON_MAX_MESSAGE_CHARS
     with transaction.atomic():
         locked = CallerSession.objects.select_for_update().get(pk=session.pk)
         turn_running = locked.in_turn()
@@ -86,7 +85,7 @@ def add_reported_lines(session: CallerSession, reported: list[tuple[str, str]], 
                 process_id=locked.process_id,
                 session=locked,
                 role=role,
-                content=text.replace("\x00", "")[:limit],
+                content=text,
             )
             for role, text in new
         )

@@ -36,7 +36,7 @@ def vapi_events(request):
         return JsonResponse(handle(event, base_url=public_base_url(request)))
     except BadEvent as exc:
         log.info("Refused a VAPI message: %s", exc.message)
-        return error_response(400, exc.message, param=exc.param)
+        return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
     except Overloaded as exc:  # a call that would start one process too many
         return error_response(503, exc.message, code=exc.code, headers={"Retry-After": str(exc.retry_after)})
 

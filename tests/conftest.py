@@ -1,6 +1,25 @@
+from datetime import timedelta
+
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import make_persona
+
+# Fuzzing (tests/fuzz) runs in every `make test`, CI's two passes included, on a small fixed budget of
+# examples per test; `make fuzz` runs the long campaign (`--hypothesis-profile=campaign`). A deadline
+# catches a request that hangs, not a slow one: it is far above any example's time.
+hypothesis_settings.register_profile(
+    "tron",
+    max_examples=25,
+    deadline=timedelta(seconds=20),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    print_blob=True,
+)
+hypothesis_settings.register_profile(
+    "campaign", parent=hypothesis_settings.get_profile("tron"), max_examples=1000
+)
+hypothesis_settings.load_profile("tron")
 
 
 @pytest.fixture

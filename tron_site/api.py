@@ -1,7 +1,10 @@
 """The NinjaAPI instances: the control-panel API at /api/, internal endpoints at /internal/, and the
 OpenAI-compatible chat API at the root.
 
-Every error leaves here in one envelope, OpenAI's (integrations/errors.py, owned by the chat API).
+Every error leaves here in one envelope, OpenAI's (integrations/errors.py, owned by the chat API). The
+two OpenAPI documents (/api/openapi.json, /v1/openapi.json) list, for each operation, the errors it
+gives in that envelope. The internal endpoints and the webhooks serve no document: they are for Caddy,
+the life loop's operators and VAPI, and are described in the README.
 """
 
 from django.core.exceptions import RequestDataTooBig
@@ -11,6 +14,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
+from integrations.chat_api import REQUEST_BODY_SCHEMAS
 from integrations.chat_api import router as chat_router
 from integrations.errors import body_too_large_response, error_response
 from integrations.vapi_api import router as vapi_router
@@ -40,30 +44,98 @@ def install_error_handlers(api: NinjaAPI) -> NinjaAPI:
     return api
 
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string", "description": "e.g. invalid_request_error, not_found_error"},
+                "param": {"type": ["string", "null"], "description": "The field at fault, if one is."},
+                "code": {"type": ["string", "null"], "description": "e.g. message_too_long"},
+            },
+        }
+    },
+}
+
+ERRORS = {
+    400: "The request is invalid: `param` names the field.",
+    401: "TRON_API_TOKEN (for /api/*) or TRON_CHAT_API_KEY (for the chat API) is set and the request does "
+    "not carry it as `Authorization: Bearer <key>`.",
+    404: "No such process, or no such model.",
+    409: "Another turn of the same caller is running (`conversation_busy`): retry.",
+    413: "A message longer than TRON_MAX_MESSAGE_CHARS (`message_too_long`), or a body over 10 MB.",
+    429: "The persona has spent its daily budget (`insufficient_quota`).",
+    502: "The model's upstream failed or could not be reached (`upstream_error`).",
+    503: "The model is overloaded (see Retry-After), too many processes run (`server_overloaded`), or no "
+    "persona is configured.",
+    504: "The model was silent for TRON_LLM_TIMEOUT seconds.",
+}
+CHAT_TURN_ERRORS = (400, 401, 409, 413, 429, 502, 503, 504)
+
+
+class DocumentedAPI(NinjaAPI):
+    """A NinjaAPI whose OpenAPI document lists each operation's errors, in the envelope's schema, and
+    carries `schemas`: components that operations documented by hand (`openapi_extra`) refer to."""
+
+    def __init__(self, *args, errors: dict[str, tuple[int, ...]], schemas: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.errors, self.schemas = errors, schemas or {}
+
+    def get_openapi_schema(self, **kwargs):
+        document = super().get_openapi_schema(**kwargs)
+        document["components"].setdefault("schemas", {}).update({"Error": ERROR_SCHEMA, **self.schemas})
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, operations in document["paths"].items():
+            for operation in operations.values():
+                for status in self.errors[path]:
+                    operation["responses"][str(status)] = {"description": ERRORS[status], "content": error}
+        return document
+
+
 api = install_error_handlers(
-    NinjaAPI(
+    DocumentedAPI(
         title="Tron control panel API",
         version="1.0.0",
         description="Processes, caller sessions and system status. See the README for authentication.",
         urls_namespace="api",
+        errors={
+            "/api/status": (401,),
+            "/api/processes": (400, 401),
+            "/api/processes/{process_id}": (401, 404),
+            "/api/spawn-tree": (400, 401),
+            "/api/sessions": (400, 401),
+        },
     )
 )
 api.add_router("/", control_router)
 
 internal_api = install_error_handlers(
-    NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None)
+    NinjaAPI(title="Tron internal", urls_namespace="internal", docs_url=None, openapi_url=None)
 )
 internal_api.add_router("/", caddy_router)
 internal_api.add_router("/", life_router)
 
 # OpenAI-compatible chat at the site root (/chat/completions, /v1/…): its clients expect those paths.
 chat_api = install_error_handlers(
-    NinjaAPI(
+    DocumentedAPI(
         title="Tron chat API (OpenAI-compatible)",
         version="1.0.0",
         urls_namespace="chat",
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
+        errors={
+            "/chat/completions": CHAT_TURN_ERRORS,
+            "/v1/chat/completions": CHAT_TURN_ERRORS,
+            "/v1/elevenlabs-llm": CHAT_TURN_ERRORS,
+            "/v1/elevenlabs-llm/chat/completions": CHAT_TURN_ERRORS,
+            "/v1/models": (401,),
+            "/v1/models/{model_id}": (401, 404),
+        },
+        schemas=REQUEST_BODY_SCHEMAS,
     )
 )
 chat_api.add_router("", chat_router)

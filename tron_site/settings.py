@@ -213,8 +213,9 @@ if REDIS_URL:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
 else:
-    # In-memory layer: fine for one process; a scaled-out deployment sets REDIS_URL.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer, whose group messages also reach the other web processes of this machine
+    # (`make run` starts several): tron_site/channel_layer.py. A scaled-out deployment sets REDIS_URL.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "tron_site.channel_layer.MachineChannelLayer"}}
 
 Q_CLUSTER = {
     "name": "tron",

@@ -1,4 +1,5 @@
-"""Which of Slack's events a persona answers, read from the Events API envelope (protocols.md §3).
+"""Which of Slack's events a persona answers, read from the Events API envelope (protocols.md §3)
+against its schema (schemas.py).
 
 Answered: `app_mention` (a mention in a channel; Slack never sends one for a direct message) and a
 `message` in a direct message (`channel_type: im`). Ignored: anything a bot wrote, Tron's own posts
@@ -9,9 +10,19 @@ except two that carry a person's new words: `file_share` (text with files attach
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from integrations.json_input import field_path
 from integrations.models import SlackMessage
 
+from .schemas import EventCallback, MessageEvent
+
 ANSWERED_SUBTYPES = {"file_share", "thread_broadcast"}
+MESSAGE_TYPES = ("app_mention", "message")
+
+
+class Unreadable(Exception):
+    """A signed event that does not fit its schema: why, for the log."""
 
 
 @dataclass(frozen=True)
@@ -30,55 +41,58 @@ class Incoming:
     file_names: list[str] = field(default_factory=list)
 
 
-def bot_user_id(envelope: dict) -> str:
+def bot_user_id(callback: EventCallback) -> str:
     """The bot's own user id, as the envelope names it (`authorizations`, or older `authed_users`)."""
-    for authorization in envelope.get("authorizations") or []:
-        if isinstance(authorization, dict) and authorization.get("is_bot") and authorization.get("user_id"):
-            return str(authorization["user_id"])
-    authed = envelope.get("authed_users")
-    if isinstance(authed, list) and len(authed) == 1 and isinstance(authed[0], str):
-        return authed[0]
-    return ""
+    for authorization in callback.authorizations or []:
+        if authorization.is_bot and authorization.user_id:
+            return authorization.user_id
+    authed = callback.authed_users or []
+    return authed[0] if len(authed) == 1 else ""
 
 
 def incoming(envelope: dict) -> Incoming | None:
-    """The message an `event_callback` envelope brings for a persona to answer, or None to ignore it."""
-    event = envelope.get("event")
-    event_id = envelope.get("event_id")
-    if not isinstance(event, dict) or not isinstance(event_id, str) or not event_id:
-        return None
+    """The message an `event_callback` envelope brings for a persona to answer, or None to ignore it.
+    Raises Unreadable when the envelope, or a message event in it, does not fit its schema."""
+    callback = _validated(EventCallback, envelope, "")
+    if callback.event.get("type") not in MESSAGE_TYPES:
+        return None  # another kind of event: nothing to answer, whatever its fields
+    event = _validated(MessageEvent, callback.event, "event.")
     kind = _kind(event)
     if kind is None:
         return None
-    me = bot_user_id(envelope)
-    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
-    if event.get("bot_id") or event.get("bot_profile") or (me and user == me):
+    me = bot_user_id(callback)
+    if event.bot_id or event.bot_profile or (me and event.user == me):
         return None
-    if not all(isinstance(value, str) and value for value in (user, channel, ts)):
+    if not (event.user and event.channel and event.ts):
         return None
-    thread_ts = event.get("thread_ts")
-    text = event.get("text")
-    files = event.get("files") if isinstance(event.get("files"), list) else []
+    text = event.text or ""
     return Incoming(
-        event_id=event_id,
-        team_id=str(envelope.get("team_id") or event.get("team") or ""),
-        channel=channel,
-        thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else ts,
-        ts=ts,
-        user=user,
-        text=text if isinstance(text, str) else "",
+        event_id=callback.event_id,
+        team_id=callback.team_id or event.team or "",
+        channel=event.channel,
+        thread_ts=event.thread_ts or event.ts,
+        ts=event.ts,
+        user=event.user,
+        text=text.replace("\x00", ""),
         kind=kind,
         bot_user_id=me,
-        file_names=[str(f.get("name") or f.get("title") or "a file") for f in files if isinstance(f, dict)],
+        file_names=[(f.name or f.title or "a file").replace("\x00", "") for f in event.files or []],
     )
 
 
-def _kind(event: dict) -> str | None:
-    subtype = event.get("subtype")
-    if subtype and subtype not in ANSWERED_SUBTYPES:
+def _validated(schema, data: dict, where: str):
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Unreadable(f"{where}{field_path(first['loc'])}: {first['msg']}") from None
+
+
+def _kind(event: MessageEvent) -> str | None:
+    if event.subtype and event.subtype not in ANSWERED_SUBTYPES:
         return None
-    if event.get("type") == "app_mention":
+    if event.type == "app_mention":
         return SlackMessage.Kind.MENTION
-    if event.get("type") == "message" and event.get("channel_type") == "im":
+    if event.type == "message" and event.channel_type == "im":
         return SlackMessage.Kind.DIRECT
     return None

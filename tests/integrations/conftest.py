@@ -2,6 +2,7 @@ import openai
 import pytest
 
 from tests.factories import make_persona
+from tests.integrations.slack.conftest import fake_slack, slack  # noqa: F401 - for tests across the edges
 from tests.liveserver import LiveASGIServer
 
 
@@ -18,6 +19,16 @@ def live_tron():
 
     if hasattr(connection, "close_pool"):
         connection.close_pool()
+
+
+@pytest.fixture
+async def application():
+    """The ASGI application, for Channels' WebsocketCommunicator."""
+    from agents.llm import get_provider
+    from tron_site.asgi import application
+
+    yield application
+    await get_provider().aclose()  # the consumers' turns ran on this test's event loop, which ends now
 
 
 @pytest.fixture

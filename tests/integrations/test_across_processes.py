@@ -1,5 +1,6 @@
 """A call across web processes, as `make run` serves it on two cores: nothing about a call lives only in
-the process that saw its webhook, and live conversations reach each other through the Redis layer."""
+the process that saw its webhook, and live conversations reach each other through the channel layer:
+Redis when REDIS_URL is set, else the layer that spans one machine's processes (tron_site/channel_layer.py)."""
 
 import json
 import socket
@@ -25,12 +26,13 @@ def redis_is_up() -> bool:
         return False
 
 
-@pytest.fixture
-def two_servers(tmp_path, upstream, team):
-    if not redis_is_up():
+@pytest.fixture(params=["no Redis", "Redis"])
+def two_servers(request, tmp_path, upstream, team):
+    redis_url = REDIS_URL if request.param == "Redis" else ""
+    if redis_url and not redis_is_up():
         pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
     upstream.reset()
-    env = {"OPENAI_BASE_URL": upstream.base_url, "REDIS_URL": REDIS_URL}
+    env = {"OPENAI_BASE_URL": upstream.base_url, "REDIS_URL": redis_url}
     first = DaphneServer(tmp_path, **env).start()
     try:
         second = DaphneServer(tmp_path, **env).start()
@@ -57,7 +59,7 @@ def test_a_calls_webhook_and_its_chat_requests_may_reach_different_processes(two
     assert session.process.llm_calls == 1 and reply.headers["X-Tron-Process-ID"] == session.process.public_id
 
 
-def test_a_newer_conversation_on_another_process_replaces_the_older_through_redis(two_servers):
+def test_a_newer_conversation_on_another_process_replaces_the_older(two_servers):
     import websocket
 
     first, second = two_servers

@@ -20,15 +20,6 @@ INIT = {
 }
 
 
-@pytest.fixture
-async def application():
-    from agents.llm import get_provider
-    from tron_site.asgi import application
-
-    yield application
-    await get_provider().aclose()  # the consumers' turns ran on this test's event loop, which ends now
-
-
 async def connect(application, path="/v1/convai/conversation", subprotocols=("convai",), **extra):
     communicator = WebsocketCommunicator(application, path, subprotocols=list(subprotocols), **extra)
     connected, subprotocol = await communicator.connect(timeout=5)
@@ -200,6 +191,19 @@ async def test_pings_go_out_and_pongs_are_taken(application, chat_setup, team, m
         ('{"type": "teleport"}', "Unknown message type"),
         ('{"type": "user_message", "text": 5}', "needs its `text`"),
         ('{"type": "contextual_update"}', "needs its `text`"),
+        # hostile frames (issue 29): they closed the socket (1011) or broke every later turn
+        ('{"type": ["user_message"]}', "`type` is the name of a message type"),
+        ('{"type": {"a": 1}}', "`type` is the name of a message type"),
+        ('{"type": "user_message", "text": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
+        ('{"type": "user_message", "text": "hi \\ud800"}', "not valid JSON"),
+        ('{"type": "contextual_update", "text": "\\udfff page"}', "not valid JSON"),
+        ('{"type": "contextual_update", "text": "page", "context_id": [1]}', "context_id"),
+        ('{"type": "pong", "event_id": true}', "event_id"),
+        ('{"type": "pong", "event_id": 1e400}', "event_id"),
+        ('{"type": "multimodal_message", "text": {"text": 5}}', "text"),
+        ('{"type": "user_message", "text": NaN}', "not valid JSON"),
+        ('"user_message"', "JSON object"),
+        ('{"type": "user_message", "text": "a\\u0000b"}', "`text`"),
     ],
 )
 async def test_a_bad_frame_gets_an_error_and_the_conversation_goes_on(

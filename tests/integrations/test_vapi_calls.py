@@ -251,7 +251,7 @@ def test_other_message_types_get_a_quick_200_and_a_debug_line(live_tron, team, c
         (b'{"message": {"type": "tool-calls", "call": {"id": "c"}}}', "message.toolCallList"),
         (
             b'{"message": {"type": "tool-calls", "call": {"id": "c"}, "toolCallList": [{"name": "x"}]}}',
-            "message.toolCallList",
+            "message.toolCallList[0].id",
         ),
         (b"\xff\xfe", None),
     ],

@@ -138,10 +138,10 @@ def test_the_provider_is_chosen_by_tron_llm_and_the_openai_settings(env, provide
     assert result.stdout.strip() == provider, result.stderr
 
 
-def test_without_redis_the_layer_is_in_memory_and_the_broker_is_the_database():
+def test_without_redis_the_layer_spans_this_machines_processes_and_the_broker_is_the_database():
     code = "from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], 'orm' in s.Q_CLUSTER)"
     assert manage("shell", "-v", "0", "-c", code).stdout.split() == [
-        "channels.layers.InMemoryChannelLayer",
+        "tron_site.channel_layer.MachineChannelLayer",
         "True",
     ]
 
