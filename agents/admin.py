@@ -27,7 +27,6 @@ from .models import (
     DailySpend,
     Directive,
     LLMCall,
-    MemoryNote,
     Message,
     Persona,
     Process,
@@ -458,14 +457,6 @@ class CallerSessionAdmin(SystemWrittenAdmin):
 # --- Caller memory --------------------------------------------------------------------------------
 
 
-class MemoryNoteInline(ReadOnlyInline):
-    model = MemoryNote
-    fields = ["created_at", "text", "trust", "added_for", "process"]
-    readonly_fields = fields
-    show_change_link = False
-    verbose_name_plural = "facts added during conversations (who added what)"
-
-
 @admin.register(CallerMemory)
 class CallerMemoryAdmin(admin.ModelAdmin):
     """What the personas remember about each caller: operators read and correct the notes, and erase a
@@ -475,10 +466,9 @@ class CallerMemoryAdmin(admin.ModelAdmin):
     list_display = ["caller", "short_notes", "updated_at", "last_process_column"]
     list_select_related = ["last_process"]
     search_fields = ["caller_id", "notes"]
-    fields = ["caller_id", "notes", "last_process_column", "created_at", "updated_at"]
-    readonly_fields = ["last_process_column", "created_at", "updated_at"]
+    fields = ["caller_id", "notes", "last_process_column", "facts_added", "created_at", "updated_at"]
+    readonly_fields = ["last_process_column", "facts_added", "created_at", "updated_at"]
     actions = ["delete_selected"]
-    inlines = [MemoryNoteInline]
 
     def get_readonly_fields(self, request, obj=None):
         # The caller id is the memory's key: set when an operator adds a memory, fixed afterwards.
@@ -495,6 +485,30 @@ class CallerMemoryAdmin(admin.ModelAdmin):
     @admin.display(description="learned from", ordering="last_process__started_at")
     def last_process_column(self, obj):
         return process_link(obj.last_process) if obj.last_process else "-"
+
+    @admin.display(description="facts added in conversations")
+    def facts_added(self, obj):
+        """Who added what with save_person_memory (MemoryNote), newest first."""
+        notes = obj.added.select_related("process")[:50] if obj.pk else []
+        if not notes:
+            return "-"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}: “{}”, for {} ({}){}</li>",
+                (
+                    (
+                        f"{note.created_at:%Y-%m-%d %H:%M:%S} UTC",
+                        note.text,
+                        note.added_for or "nobody known",
+                        note.get_trust_display().lower(),
+                        format_html(", in {}", process_link(note.process)) if note.process else "",
+                    )
+                    for note in notes
+                ),
+            ),
+        )
 
 
 # --- Messages -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ and is a process of its own, its calls and cost recorded like any other."""
 
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 
 from .callers import Caller
@@ -94,17 +95,18 @@ def remember_conversation(process_id: int) -> str:
     memory = CallerMemory.objects.filter(caller_id=caller_id).first()
     if memory is not None and memory.last_process_id == process.pk:
         return f"process {process.public_id}: already remembered"
-    transcript = _transcript(process)
+    notes = memory.notes.strip() if memory and memory.notes.strip() else "(none yet)"
+    summary = f"\nThe call's summary: {process.summary.strip()}\n" if process.summary.strip() else ""
+    fields = {"notes": notes, "channel": process.get_channel_display(), "persona": process.persona.name}
+    # The whole request is one message, which the engine takes up to TRON_MAX_MESSAGE_CHARS: the newest
+    # lines of a long conversation that fit, beside the instructions, the notes and the summary.
+    room = settings.TRON_MAX_MESSAGE_CHARS - len(
+        INSTRUCTIONS.format(transcript="", summary=summary, **fields)
+    )
+    transcript = _transcript(process, room)
     if not transcript:
         return f"process {process.public_id}: nothing was said"
-
-    request = INSTRUCTIONS.format(
-        notes=(memory.notes.strip() if memory and memory.notes.strip() else "(none yet)"),
-        channel=process.get_channel_display(),
-        persona=process.persona.name,
-        transcript=transcript,
-        summary=f"\nThe call's summary: {process.summary.strip()}\n" if process.summary.strip() else "",
-    )
+    request = INSTRUCTIONS.format(transcript=transcript, summary=summary, **fields)
     writer = Caller(f"memory-{process.public_id}", Channel.MEMORY)
     try:
         end = complete_turn_sync(
@@ -132,12 +134,19 @@ def remember_conversation(process_id: int) -> str:
     return f"process {process.public_id}: remembered {caller_id}"
 
 
-def _transcript(process: Process) -> str:
+EARLIER_LEFT_OUT = "(earlier lines left out)"
+
+
+def _transcript(process: Process, room: int) -> str:
+    """The conversation as lines of text, newest kept when all of it takes more than `room` characters."""
     speaker = {Message.Role.USER: "Caller", Message.Role.ASSISTANT: process.persona.name}
-    lines = (
-        process.messages.filter(role__in=speaker)
-        .exclude(content="")
-        .order_by("id")
-        .values_list("role", "content")
-    )
-    return "\n".join(f"{speaker[role]}: {content.strip()}" for role, content in lines)
+    rows = process.messages.filter(role__in=speaker).exclude(content="").order_by("-id")
+    kept, used = [], len(EARLIER_LEFT_OUT) + 1
+    for role, content in rows.values_list("role", "content").iterator():
+        line = f"{speaker[role]}: {content.strip()}"
+        if used + len(line) + 1 > room:
+            kept.append(EARLIER_LEFT_OUT)
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return "\n".join(reversed(kept)) if kept != [EARLIER_LEFT_OUT] else ""

@@ -87,5 +87,3 @@ def test_a_setting_opens_save_directive_to_team_members_whose_directives_then_wa
     settings.TRON_TEAM_DIRECTIVES_ACTIVE_AT_ONCE = True
     call_tool("save_directive", {"text": "Be kind."}, context)
     assert list(Directive.objects.in_force().values_list("text", flat=True)) == ["Be kind."]
-
-

@@ -120,3 +120,20 @@ def test_operators_see_edit_and_erase_a_callers_memory(client, team):
     assert client.post(erase, {"post": "yes"}).status_code == 302
     assert not CallerMemory.objects.exists()
     assert caller_memory(team["tony"], Caller(CALLER)) == ""
+
+
+def test_a_conversation_too_long_for_one_message_is_remembered_from_its_newest_lines(
+    chat_setup, team, settings
+):
+    settings.TRON_MAX_MESSAGE_CHARS = 5_000
+    process = make_process(team["tony"], channel=Channel.VAPI)
+    make_session(CALLER, process)
+    for n in range(100):
+        make_message(process, "user", f"line {n:03} " + "x" * 100)
+    chat_setup.reset(tokens=["Talks a lot."])
+
+    assert "remembered" in remember_conversation(process.pk)
+
+    request = chat_setup.last.body["messages"][-1]["content"]
+    assert len(request) <= 5_000 and "line 099" in request and "line 000" not in request
+    assert "(earlier lines left out)" in request

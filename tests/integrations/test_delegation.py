@@ -54,7 +54,7 @@ def system_text(record) -> str:
 
 
 def tool_result(record) -> str:
-    return record.body["messages"][-1]["content"]
+    return record.tool_result()
 
 
 def only_child():
@@ -257,7 +257,7 @@ def test_fan_out_is_bounded_by_unfinished_children(sdk, upstream, sarah, queued_
 
     ask(sdk)
 
-    first, second = (m["content"] for m in upstream.requests[1].body["messages"][-2:])
+    first, second = (upstream.requests[1].tool_result(call_id) for call_id in ("c1", "c2"))
     assert first.startswith("Started Sarah on the task")
     assert second.startswith("Error: 1 tasks you delegated are still unfinished, the most at once")
     assert Process.objects.filter(channel=Channel.DELEGATED).count() == 1
