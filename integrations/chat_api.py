@@ -15,9 +15,9 @@ from agents.dbthread import db_read
 from agents.models import Channel, Persona
 from agents.runtime import Accepted, Opened, Text, ToolStarted, TurnEnd, TurnFailed, TurnInput, run_turn
 
-from .callers import identify_caller, join_call
 from .chat_schemas import ChatCompletionIn, RequestError, client_tools, normalize_messages, parse_chat_request
-from .errors import error_body, error_response, error_type_for
+from .error_envelope import error_body, error_response, error_type_for
+from .identify import identify_caller, join_call
 from .trust import chat_principal
 
 log = logging.getLogger(__name__)

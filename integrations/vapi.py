@@ -2,7 +2,7 @@
 
 - a call starts (`status-update` in-progress, `call.started`): the caller's session and process open,
   keyed by the caller's number (else the call id), with the call id on the session, so a chat request
-  that names only the call joins it (integrations.callers.join_call);
+  that names only the call joins it (integrations.identify.join_call);
 - a call ends (`status-update` ended, `end-of-call-report`, `call.ended`): the lines of the transcript
   the session lacks are stored (integrations/transcripts.py), the summary, ended reason and VAPI's cost
   go on the process, the process completes, and a report queues the caller's memory update (django-q2);

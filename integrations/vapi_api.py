@@ -10,7 +10,7 @@ from ninja import Router
 
 from agents.errors import Overloaded
 
-from .errors import error_response
+from .error_envelope import error_response
 from .vapi import handle
 from .vapi_events import BadEvent, parse_event
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from agents.callers import Caller, clean_id, normalize_phone
 from agents.models import Channel
 
-from .callers import call_caller_id
+from .identify import call_caller_id
 from .json_input import NotJson, field_path, loads
 from .vapi_schemas import ServerMessage
 

@@ -16,7 +16,7 @@ from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import REQUEST_BODY_SCHEMAS
 from integrations.chat_api import router as chat_router
-from integrations.errors import body_too_large_response, error_response
+from integrations.error_envelope import body_too_large_response, error_response
 from integrations.vapi_api import router as vapi_router
 from lifeloop.api import router as life_router
 

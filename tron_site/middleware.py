@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
-from integrations.callers import CALLER_HEADERS
-from integrations.errors import body_too_large_response, error_response
+from integrations.error_envelope import body_too_large_response, error_response
+from integrations.identify import CALLER_HEADERS
 
 log = logging.getLogger(__name__)
 

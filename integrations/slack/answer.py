@@ -18,7 +18,7 @@ from agents.runtime import TurnInput, complete_turn_sync
 from integrations.models import SlackMessage, SlackThread
 
 from ..trust import slack_principal
-from . import commands, routing
+from . import addressee, commands
 from .client import PostFailed, own_user_id, post_reply, user_name
 from .mrkdwn import to_mrkdwn
 from .text import plain_text
@@ -50,7 +50,7 @@ def answer(message: SlackMessage, client: WebClient) -> None:
     elif not text and not message.file_names:
         deliver(message, client, EMPTY_MENTION)
     else:
-        persona = routing.persona_for(text, thread.channel, thread.persona_name)
+        persona = addressee.persona_for(text, thread.channel, thread.persona_name)
         if persona != thread.persona_name:
             SlackThread.objects.filter(pk=thread.pk).update(persona_name=persona)
             thread.persona_name = persona

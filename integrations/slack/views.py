@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
 
-from integrations.errors import error_response
+from integrations.error_envelope import error_response
 from integrations.json_input import NotJson, loads
 from integrations.models import SlackMessage, SlackThread
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from agents.models import Message, Turn
+from agents.models import LLMCall, Message, Turn
 from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,3 +116,19 @@ def test_two_first_requests_at_once_never_interleave(chat_setup, live_tron, upst
     later = lines[2][1]
     last_prompt = [m["content"] for m in upstream.last.body["messages"][1:]]
     assert last_prompt == [lines[0][1], "answer", later]  # the later one saw the whole first exchange
+
+
+def test_a_second_request_never_overtakes_a_first_whose_model_is_slow_to_start(
+    chat_setup, live_tron, upstream
+):
+    upstream.queue({"tokens": ["first answer"], "header_delay": 1.5}, {"tokens": ["second answer"]})
+    first, results = in_background(live_tron, "one")
+    wait_until(lambda: len(upstream.requests) == 1)
+
+    second = say(live_tron, "two")
+    first.join()
+
+    assert results["one"].status_code == second.status_code == 200
+    assert len(upstream.requests) == 2  # no model call was made and dropped
+    assert [m["content"] for m in upstream.requests[1].body["messages"][1:]] == ["one", "first answer", "two"]
+    assert list(LLMCall.objects.order_by("id").values_list("finish_reason", flat=True)) == ["stop", "stop"]

@@ -3,7 +3,6 @@ turn that reads it holds no tool that writes shared state or reads anyone's note
 
 import json
 
-import pytest
 from django.core.management import call_command
 
 from agents.models import CallerMemory, Directive, MemoryNote

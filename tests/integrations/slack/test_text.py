@@ -2,7 +2,7 @@
 
 import pytest
 
-from integrations.slack.routing import leading_persona
+from integrations.slack.addressee import leading_persona
 from integrations.slack.text import plain_text
 
 NAMES = {"U0GRACE01": "Grace Hopper"}

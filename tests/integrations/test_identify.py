@@ -3,8 +3,8 @@
 import pytest
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from integrations.callers import identify_caller
 from integrations.chat_schemas import ChatCompletionIn
+from integrations.identify import identify_caller
 
 PHONE = "+14155551234"
 UK = "+442071838750"
