@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .cache import ProcessCache
 from .callers import Caller
 from .display import ellipsis
 from .models import CallerSession, Channel, Message, Persona, Process
@@ -112,6 +113,7 @@ def end_child(process_id: int, *, result: str = "", error: str = "") -> None:
             Process.objects.filter(pk=process_id, finished_at__isnull=True).update(
                 status=Process.Status.FAILED, finished_at=timezone.now()
             )
+    waiting.clear()  # a result waits now
 
 
 # --- delivery -------------------------------------------------------------------------------------
@@ -128,8 +130,10 @@ class Delivery:
 def undelivered_results(persona: Persona, caller: Caller, exclude=()) -> list[Delivery]:
     """Delegated work of `persona`'s conversations with `caller` that has finished and not reached them
     yet (at most DELIVERIES_PER_READ, oldest first, none of `exclude`). Read only; nothing for a persona
-    that cannot delegate."""
-    if "spawn_agent" not in persona.tools:
+    that cannot delegate, nor while no work the persona delegated waits (`waiting`)."""
+    if "spawn_agent" not in persona.tools or persona.pk not in waiting.get_or_load(
+        "parents", _parents_waiting
+    ):
         return []
     children = Process.objects.filter(
         parent__sessions__caller_id=caller.caller_id,
@@ -144,6 +148,20 @@ def undelivered_results(persona: Persona, caller: Caller, exclude=()) -> list[De
     )
     found = {row[0]: row for row in rows[:DELIVERIES_PER_READ]}  # a parent with two sessions: once
     return [Delivery(pk, _delivery_text(*row[1:])) for pk, row in found.items()]
+
+
+# The personas whose delegated work has finished and waits for delivery: one query for all, kept per
+# process (agents.cache), so the turns of a persona that may delegate skip the join while none waits. A
+# child that ends in this process drops it at once; one that ends in the worker is seen within
+# TRON_CACHE_SECONDS.
+waiting = ProcessCache("delegated results waiting")
+
+
+def _parents_waiting() -> set[int]:
+    children = Process.objects.filter(
+        parent__isnull=False, delivered_at__isnull=True, finished_at__isnull=False
+    )
+    return set(children.order_by().values_list("parent__persona_id", flat=True).distinct())
 
 
 def _delivery_text(name: str, public_id: str, task: str, status: str, error: str, result: str) -> str:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
-from django.db import IntegrityError, models, transaction
+from django.db import models
 from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -299,24 +299,6 @@ class Process(models.Model):
 
     def __str__(self):
         return f"{self.public_id} {self.persona_id and self.persona.name} {self.status}"
-
-    def save(self, *args, **kwargs):
-        """Insert with a fresh public id, drawing again if the 8-hex id is already taken.
-
-        Eight hex digits collide by the birthday bound long before the table is large (about even odds
-        near 77,000 rows), so a collision on insert is expected, not exceptional.
-        """
-        if not self._state.adding:
-            return super().save(*args, **kwargs)
-        for _attempt in range(8):
-            try:
-                with transaction.atomic():
-                    return super().save(*args, **kwargs)
-            except IntegrityError:
-                if not Process.objects.filter(public_id=self.public_id).exists():
-                    raise
-                self.public_id = new_public_id()
-        raise IntegrityError("could not draw a free process id")
 
     @property
     def principal(self) -> Principal:

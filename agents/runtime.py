@@ -326,7 +326,9 @@ class TurnRunner:
                 outcome = round_.outcome()
                 outcome.lines, outcome.tool_calls = exchange, len(round_.tool_calls)
                 await _uninterrupted(
-                    db_write(turn_store.record_call)(begun.turn_id, begun.session, call, outcome)
+                    db_write(turn_store.record_call)(
+                        begun.turn_id, begun.allowance, begun.session, call, outcome
+                    )
                 )
                 self.outcomes.append(outcome)
                 self.pending = None
@@ -425,6 +427,7 @@ class TurnRunner:
             await _uninterrupted(
                 db_write(turn_store.finish)(
                     begun.turn_id,
+                    begun.allowance,
                     begun.session,
                     state,
                     error=error.message if error else "",

@@ -53,9 +53,16 @@ def end_session(session: CallerSession, *, now=None) -> bool:
 
 
 def open_session(caller: Caller, persona: Persona, *, principal: Principal, task: str = "") -> CallerSession:
-    """The caller's session for a conversation with `persona`, marked seen now: the open session it
-    continues (the rule is CallerSessionQuerySet.with_continuation), or a new one with a new running
-    process started for `principal`. Any other open session of the caller (idle, another persona's, or its process ended by an
+    """The caller's session for a conversation with `persona` (`continue_or_open`)."""
+    return continue_or_open(caller, persona, principal=principal, task=task)[0]
+
+
+def continue_or_open(
+    caller: Caller, persona: Persona, *, principal: Principal, task: str = ""
+) -> tuple[CallerSession, bool]:
+    """The caller's session for a conversation with `persona`, marked seen now, and whether it is new:
+    the open session it continues (the rule is CallerSessionQuerySet.with_continuation), or a new one
+    with a new running process started for `principal`. Any other open session of the caller (idle, another persona's, or its process ended by an
     operator) is ended first: the database allows one open session per caller, and two openings at once
     race on that constraint, not in Python. Raises Overloaded when a new process would be one too many."""
     for _attempt in range(5):
@@ -70,12 +77,16 @@ def open_session(caller: Caller, persona: Persona, *, principal: Principal, task
         if session is not None and session.continues:
             if CallerSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(last_seen_at=now):
                 session.last_seen_at = now
-                return session
+                return session, False
             continue  # it ended meanwhile: look again
         if session is not None:
             end_session(session, now=now)
         refuse_when_full()
         try:
+            # One savepoint for both inserts: the caller's session opened meanwhile elsewhere (the
+            # one-open-session constraint), or the process's public id drawn already taken (eight hex
+            # digits collide by the birthday bound: about even odds near 77,000 rows): look again, with
+            # a new id.
             with transaction.atomic():
                 process = Process.objects.create(
                     persona=persona,
@@ -87,7 +98,7 @@ def open_session(caller: Caller, persona: Persona, *, principal: Principal, task
                     principal_name=principal.name,
                     allowance=principal.allowance,
                 )
-                return CallerSession.objects.create(
+                session = CallerSession.objects.create(
                     caller_id=caller.caller_id,
                     process=process,
                     channel=caller.channel,
@@ -95,8 +106,9 @@ def open_session(caller: Caller, persona: Persona, *, principal: Principal, task
                     created_at=now,
                     last_seen_at=now,
                 )
+                return session, True
         except IntegrityError:
-            log.debug("%s opened a session concurrently", caller.caller_id)
+            log.debug("%s: a session opened concurrently, or the process id drawn is taken", caller.caller_id)
     raise RuntimeError(f"could not open a session for {caller.caller_id}")
 
 

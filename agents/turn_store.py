@@ -35,7 +35,7 @@ from .personas import resolve_persona
 from .principals import Principal
 from .prompt_context import context_for
 from .prompts import has_client_history, new_messages, recent_messages, unsaved
-from .sessions import end_session, open_session
+from .sessions import continue_or_open, end_session
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Begun:
     """A turn that runs: what it claimed and what its first model call needs."""
 
     turn_id: int
+    allowance: str  # whose allowance its calls count against ("" for none)
     persona: Persona
     session: CallerSession
     conversation: list[dict]  # the conversation the prompt continues (oldest first), this turn's words last
@@ -126,12 +127,13 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
     now = timezone.now()
     caller_id = spec.caller.caller_id
     with transaction.atomic():
-        reap_lapsed(caller_id, now)
-        ahead = Turn.objects.live(now).filter(caller_id=caller_id)
-        if turn_id is not None:
-            ahead = ahead.filter(pk__lt=turn_id)
-        if ahead.exists():
-            if turn_id is None:
+        # The caller's other turns in line (waiting or running): none, nearly always.
+        others = Turn.objects.filter(caller_id=caller_id, state__in=Turn.LIVE_STATES).exclude(pk=turn_id)
+        others = list(others.values_list("pk", "lease_until"))
+        if any(lease < now for _pk, lease in others):
+            reap_lapsed(caller_id, now)
+        if any(lease >= now and (turn_id is None or pk < turn_id) for pk, lease in others):
+            if turn_id is None:  # its place in line
                 return Turn.objects.create(caller_id=caller_id, lease_until=lease_end(now), **_whom(spec)).pk
             Turn.objects.filter(pk=turn_id).update(lease_until=lease_end(now))
             return turn_id
@@ -143,27 +145,24 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             # allowance, but it is no request of theirs.
             background = spec.caller.channel in (Channel.DELEGATED, Channel.MEMORY)
             limits = allowances.limits_of(allowance) if background else allowances.admit(allowance, now)
-        # It runs (the unique constraint lets one turn of the caller run). Its row is gone only if this
-        # server was too slow to renew it while it waited: it takes a new one.
-        turn = Turn.objects.filter(pk=turn_id).first() if turn_id is not None else None
-        if turn is None:
-            turn = Turn(caller_id=caller_id, allowance=allowance, **_whom(spec))
-        turn.state, turn.started_at, turn.lease_until = Turn.State.RUNNING, now, lease_end(now)
-        turn.save()
-        session = open_session(spec.caller, persona, principal=spec.principal, task=spec.task)
-        conversation, new = _conversation(session, spec.messages)
-        for line in new:
-            _message(session, turn, line, created_at=now).save()
+        session, opened = continue_or_open(spec.caller, persona, principal=spec.principal, task=spec.task)
+        conversation, new = _conversation(session, spec.messages, opened)
         results = undelivered_results(persona, spec.caller)
-        request = prepare(
-            persona, conversation, context_for(persona, spec.caller) + [r.text for r in results]
-        )
-        call = _open(turn, session.process, persona, request, spec.provider, limits)
-        turn.session, turn.process = session, session.process
-        turn.held_usd = call.held.amount if call.held else 0
-        turn.caller_held_usd = call.caller_held.amount if call.caller_held else 0
-        turn.save(update_fields=["session", "process", "held_usd", "caller_held_usd"])
-    return Begun(turn.pk, persona, session, conversation, results, call)
+        extra = context_for(persona, spec.caller) + [r.text for r in results]
+        request = prepare(persona, conversation, extra)
+        held, caller_held = _hold(persona, request, allowance, limits, now)
+        # It runs: the unique constraint lets one turn of the caller run. (A waiting turn's row is gone
+        # only if this server was too slow to renew it: it takes a new one.)
+        turn = Turn.objects.filter(pk=turn_id).first() if turn_id is not None else None
+        turn = turn or Turn(caller_id=caller_id, **_whom(spec))
+        turn.state, turn.started_at, turn.lease_until = Turn.State.RUNNING, now, lease_end(now)
+        turn.session, turn.process, turn.allowance = session, session.process, allowance
+        turn.held_usd = held.amount if held else 0
+        turn.caller_held_usd = caller_held.amount if caller_held else 0
+        turn.save()
+        Message.objects.bulk_create(_message(session, turn, line, created_at=now) for line in new)
+        call = _open(turn, session.process, request, spec.provider, held, caller_held)
+    return Begun(turn.pk, allowance, persona, session, conversation, results, call)
 
 
 def _whom(spec: Claim) -> dict:
@@ -171,11 +170,15 @@ def _whom(spec: Claim) -> dict:
     return {"trust": spec.principal.trust, "principal": str(spec.principal)[:principal_length]}
 
 
-def _conversation(session: CallerSession, messages: list[dict]) -> tuple[list[dict], list[dict]]:
+def _conversation(
+    session: CallerSession, messages: list[dict], opened: bool
+) -> tuple[list[dict], list[dict]]:
     """The stored conversation the prompt continues (the client's own history when it sends one), and
     the caller's new words to store: not again when the transcript already ends with them (a client
-    retrying a failed turn)."""
+    retrying a failed turn). A session opened just now has no transcript to read."""
     new = new_messages(messages)
+    if opened:
+        return ([] if has_client_history(messages) else new), new
     if has_client_history(messages):
         # The client's history is the prompt; only the tail is read, for the retry check.
         return [], unsaved(recent_messages(session, limit=len(new) or 1), new)
@@ -204,27 +207,33 @@ def withdraw(turn_id: int) -> None:
 
 
 def open_call(turn_id: int, process: Process, persona: Persona, request: LLMRequest, provider: str) -> Call:
-    """Hold the next model call of a running turn against the budget (raises OverBudget, and nothing is
-    stored) and open its row."""
+    """Hold the next model call of a running turn against the budgets (raises OverBudget or
+    CallerLimited, and nothing is stored) and open its row."""
     with transaction.atomic():
-        turn = Turn.objects.select_for_update().get(pk=turn_id)
-        limits = allowances.limits_of(turn.allowance) if turn.allowance else None
-        call = _open(turn, process, persona, request, provider, limits)
-        Turn.objects.filter(pk=turn_id).update(
-            held_usd=F("held_usd") + (call.held.amount if call.held else 0),
-            caller_held_usd=F("caller_held_usd") + (call.caller_held.amount if call.caller_held else 0),
-        )
-    return call
+        allowance = Turn.objects.values_list("allowance", flat=True).get(pk=turn_id)
+        limits = allowances.limits_of(allowance) if allowance else None
+        held, caller_held = _hold(persona, request, allowance, limits, timezone.now())
+        if held or caller_held:
+            Turn.objects.filter(pk=turn_id).update(
+                held_usd=F("held_usd") + (held.amount if held else 0),
+                caller_held_usd=F("caller_held_usd") + (caller_held.amount if caller_held else 0),
+            )
+        return _open(Turn(pk=turn_id), process, request, provider, held, caller_held)
 
 
-def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, provider: str, limits) -> Call:
-    held = caller_held = None
-    priced = budgets.daily_budget(persona) is not None or limits is not None
-    estimate = budgets.estimate(request) if priced else None
-    if budgets.daily_budget(persona) is not None:
-        held = budgets.hold(persona, estimate)
-    if limits is not None:
-        caller_held = allowances.hold(turn.allowance, limits, estimate, timezone.now())
+def _hold(persona: Persona, request: LLMRequest, allowance: str, limits, now):
+    """What the call holds against the persona's budget and the caller's allowance (either may be
+    None: nothing to hold); raises OverBudget or CallerLimited."""
+    budget = budgets.daily_budget(persona)
+    if budget is None and limits is None:
+        return None, None
+    estimate = budgets.estimate(request)
+    held = budgets.hold(persona, estimate, now) if budget is not None else None
+    caller_held = allowances.hold(allowance, limits, estimate, now) if limits is not None else None
+    return held, caller_held
+
+
+def _open(turn: Turn, process: Process, request: LLMRequest, provider: str, held, caller_held) -> Call:
     row = LLMCall.objects.create(
         process=process,
         turn=turn,
@@ -242,15 +251,28 @@ def _open(turn: Turn, process: Process, persona: Persona, request: LLMRequest, p
     return Call(row.pk, request, held, caller_held)
 
 
-def record_call(turn_id: int, session: CallerSession, call: Call, outcome: CallOutcome) -> None:
-    """One transaction: the call's outcome on its row, its transcript lines, the process's counters, the
-    persona's spend (its hold given back); the turn's lease renewed."""
+def record_call(
+    turn_id: int, allowance: str, session: CallerSession, call: Call, outcome: CallOutcome
+) -> None:
+    """One transaction: a call that ended mid-turn (its tools ran): its outcome, its transcript lines,
+    the counters and spend; the turn's lease renewed and its holds given back."""
     with transaction.atomic():
-        _record(Turn.objects.get(pk=turn_id), session, call, outcome)
+        _record(turn_id, allowance, session, call, outcome)
+        held, caller_held = _amount(call.held), _amount(call.caller_held)
+        Turn.objects.filter(pk=turn_id).update(
+            lease_until=lease_end(timezone.now()),
+            held_usd=F("held_usd") - held,
+            caller_held_usd=F("caller_held_usd") - caller_held,
+        )
 
 
-def _record(turn: Turn, session: CallerSession, call: Call, outcome: CallOutcome) -> None:
-    now = timezone.now()
+def _amount(hold) -> Decimal:
+    return hold.amount if hold else Decimal(0)
+
+
+def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, process_error=None) -> None:
+    """The call's outcome on its row, its lines, the process's counters (and `process_error`, when the
+    turn's outcome changes it), the persona's and the caller's spend."""
     cost = outcome.cost_usd
     LLMCall.objects.filter(pk=call.id).update(
         model=outcome.model[:MODEL_LENGTH],
@@ -262,34 +284,32 @@ def _record(turn: Turn, session: CallerSession, call: Call, outcome: CallOutcome
         ttft_ms=outcome.ttft_ms,
         duration_ms=outcome.duration_ms,
         error=outcome.error,
-        finished_at=now,
+        finished_at=timezone.now(),
     )
-    Message.objects.bulk_create(
-        _message(session, turn, line, llm_call_id=call.id if line["role"] == "assistant" else None)
-        for line in outcome.lines
-    )
+    if outcome.lines:
+        Message.objects.bulk_create(
+            _message(session, turn_id, line, llm_call_id=call.id if line["role"] == "assistant" else None)
+            for line in outcome.lines
+        )
     Process.objects.filter(pk=session.process_id).update(
         input_tokens=F("input_tokens") + outcome.input_tokens,
         output_tokens=F("output_tokens") + outcome.output_tokens,
         llm_calls=F("llm_calls") + 1,
         tool_calls=F("tool_calls") + outcome.tool_calls,
         cost_usd=F("cost_usd") + cost,
+        error=F("error") if process_error is None else process_error,
     )
     held = [call.held] if call.held else []
     if cost or held:
         budgets.settle(session.process.persona_id, cost, held)
     caller_held = [call.caller_held] if call.caller_held else []
-    if turn.allowance and (cost or caller_held):
-        allowances.settle(turn.allowance, cost, caller_held)
-    Turn.objects.filter(pk=turn.pk).update(
-        lease_until=lease_end(now),
-        held_usd=F("held_usd") - sum(h.amount for h in held),
-        caller_held_usd=F("caller_held_usd") - sum(h.amount for h in caller_held),
-    )
+    if allowance and (cost or caller_held):
+        allowances.settle(allowance, cost, caller_held)
 
 
 def finish(
     turn_id: int,
+    allowance: str,
     session: CallerSession,
     state: str,
     *,
@@ -297,36 +317,37 @@ def finish(
     last: tuple[Call, CallOutcome] | None = None,
     delivered=(),
 ) -> None:
-    """One transaction: the turn's last call (when it has one not yet recorded), its end state, the
-    process's outcome (a failed turn leaves its reason on the process until a turn answers; a cancelled
-    one changes nothing), the delegated results it carried marked delivered when it answered, and a
+    """One transaction: the turn's end state, its last call (when one is not yet recorded), the process's
+    outcome (a failed turn leaves its reason on the process until a turn answers; a cancelled one
+    changes nothing), the delegated results it carried marked delivered when it answered, and a
     one-off caller's session ended (no request of theirs can continue it)."""
+    process_error = {Turn.State.ANSWERED: "", Turn.State.FAILED: error}.get(state)
     with transaction.atomic():
-        turn = Turn.objects.select_for_update().get(pk=turn_id)
-        if turn.state != Turn.State.RUNNING:
+        ended = Turn.objects.filter(pk=turn_id, state=Turn.State.RUNNING).update(
+            state=state, error=error, finished_at=timezone.now()
+        )
+        if not ended:
             # Reaped as lost while this server was too slow to renew it: the reaper recorded it.
             log.error(
-                "Turn %s ended %s while it ran here; its outcome is not recorded twice", turn_id, turn.state
+                "Turn %s was ended elsewhere while it ran here; its outcome is not recorded twice", turn_id
             )
             return
         if last is not None:
-            _record(turn, session, *last)
-        Turn.objects.filter(pk=turn_id).update(state=state, error=error, finished_at=timezone.now())
-        if state == Turn.State.ANSWERED:
-            Process.objects.filter(pk=session.process_id).exclude(error="").update(error="")
-            if delivered:
-                mark_delivered(delivered)
-        elif state == Turn.State.FAILED:
-            Process.objects.filter(pk=session.process_id).update(error=error)
+            _record(turn_id, allowance, session, *last, process_error=process_error)
+        elif process_error is not None:
+            Process.objects.filter(pk=session.process_id).update(error=process_error)
+        if delivered and state == Turn.State.ANSWERED:
+            mark_delivered(delivered)
         if is_one_off(session.caller_id):
             end_session(session)
 
 
-def _message(session: CallerSession, turn: Turn, line: dict, **extra) -> Message:
+def _message(session: CallerSession, turn, line: dict, **extra) -> Message:
+    """A transcript line of `turn` (a Turn or its id)."""
     return Message(
         process_id=session.process_id,
         session=session,
-        turn=turn,
+        turn_id=getattr(turn, "pk", turn),
         role=line["role"],
         content=line["content"],
         tool_calls=line.get("tool_calls"),

@@ -3,15 +3,13 @@
     python bench/turn_writes.py                      # a throwaway SQLite file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tron_bench python bench/turn_writes.py
 
-A turn does three steps on the runtime's database threads (agents/dbthread.py): the peek before the
-model is called (the caller's session, the transcript, the prompt's context: on the way to the first
-token), the begin while the model works on its first token (the session claimed, for a new caller with
-its process; the first call held against the persona's budget; the words stored), and the record when
-the answer is done (the LLM call, the answer, the counters, the day's spend, the release). They hold the
-web process's GIL for most of their time, so what they cost is taken from every stream it serves. This
-times each for new and for continuing callers in-process (no server, no model), CPU and wall per turn,
-for Tony with a budget (set high, so nothing is refused). On PostgreSQL it creates and drops a test
-database named after DATABASE_URL's.
+A turn does two steps on the engine's database threads (agents/turn_store.py): the claim before the
+model is called (its place in line, the session and for a new caller its process, the words stored,
+the prompt's reads, the first call held and opened: on the way to the first token) and the finish when
+the answer is done (the call's outcome, the answer, the counters, the day's spend, the turn's end).
+They hold the web process's GIL for most of their time. This times each for new and for continuing
+callers in-process (no server, no model), CPU and wall per turn, for Tony with a budget (set high, so
+nothing is refused). On PostgreSQL it creates and drops a test database named after DATABASE_URL's.
 """
 
 import os
@@ -39,19 +37,19 @@ def measure() -> dict:
     from decimal import Decimal
 
     from agents.callers import Caller
-    from agents.models import LLMCall, Persona
-    from agents.personas import resolve_persona
-    from agents.transcript import CallRecord, TurnRecord, begin_turn, peek_turn, record_turn
+    from agents.llm.base import LLMRequest
+    from agents.models import LLMCall, Persona, Turn
+    from agents.principals import Principal, Trust
+    from agents.prompts import build_prompt
+    from agents.turn_store import CallOutcome, Claim, claim, finish
 
     Persona.objects.filter(name__iexact="tony").update(budget_usd=Decimal("1000000"))
-    persona = resolve_persona("tony")
-    call = CallRecord(
-        "openai", "gpt-4o-mini", 42, 20, Decimal("0.0000081"), LLMCall.UsageSource.PROVIDER, "stop", 50, 450
-    )
-    record = TurnRecord(calls=[call], lines=[{"role": "assistant", "content": " word" * 20}])
     words = [{"role": "user", "content": "What's on your mind?"}]
-    hold = Decimal("0.0006")  # what budgets.estimate makes of a short gpt-4o-mini prompt
+    answer = {"role": "assistant", "content": " word" * 20}
     samples: dict[str, list[tuple[float, float]]] = {}
+
+    def prepare(persona, conversation, extra):
+        return LLMRequest(build_prompt(persona, words, conversation, extra=extra), "gpt-4o-mini")
 
     def timed(step, func, items):
         cpu, wall = time.process_time(), time.perf_counter()
@@ -60,20 +58,26 @@ def measure() -> dict:
         samples.setdefault(step, []).append((cpu * 1000 / len(items), wall * 1000 / len(items)))
         return results
 
+    def outcome():
+        return CallOutcome(
+            "gpt-4o-mini", 42, 20, LLMCall.UsageSource.PROVIDER, "stop", 50, 450, lines=[answer]
+        )
+
     def turn(label, callers):
-        peeks = timed(
-            f"peek, {label}: the session, transcript and prompt context read (peek_turn)",
-            lambda caller: (caller, peek_turn(caller, persona, words)),
+        begun = timed(
+            f"claim, {label}: line, session, words, reads, first call held and opened",
+            lambda caller: claim(
+                Claim(caller, Principal(Trust.PUBLIC, caller.caller_id), "tony", words, "", "openai"),
+                None,
+                prepare,
+            ),
             callers,
         )
-        begun = timed(
-            f"begin, {label}: the session claimed, the call held, the words stored (begin_turn)",
-            lambda item: begin_turn(item[0], persona, "", item[1], hold)[0],
-            peeks,
-        )
         timed(
-            f"record, {label}: LLM call, the answer, the counters, the release (record_turn)",
-            lambda session: record_turn(session, record),
+            f"finish, {label}: the call's outcome, the answer, counters, spend, the turn's end",
+            lambda b: finish(
+                b.turn_id, b.allowance, b.session, Turn.State.ANSWERED, last=(b.call, outcome())
+            ),
             begun,
         )
 

@@ -290,13 +290,19 @@ def test_the_sync_entry_point_runs_a_whole_turn(tony):
         complete_turn_sync(ask(), FakeProvider([errors.ModelUnavailable("down")], accept=False))
 
 
-def test_a_new_process_whose_public_id_is_taken_draws_another(tony):
+def test_a_new_conversation_whose_process_id_is_taken_draws_another(tony, monkeypatch):
+    from types import SimpleNamespace
+
+    from agents import models
+
     taken = Process.objects.create(persona=tony)
+    drawn = iter([taken.public_id, "0badcafe"])
+    monkeypatch.setattr(models, "secrets", SimpleNamespace(token_hex=lambda size: next(drawn)))
 
-    process = Process(persona=tony, public_id=taken.public_id)
-    process.save()
+    end = complete_turn_sync(ask(), FakeProvider(["Hello", USAGE]))
 
-    assert process.pk and process.public_id != taken.public_id and len(process.public_id) == 8
+    assert Process.objects.get(pk=end.process_id).public_id == "0badcafe"
+    assert recorded()["lines"] == [("user", "hi"), ("assistant", "Hello")]
 
 
 # -- one turn at a time per caller, in arrival order ----------------------------------------------------
