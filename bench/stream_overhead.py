@@ -208,6 +208,9 @@ def tron_env(tmp: Path, upstream_url: str) -> dict:
         # Every stream is a new caller whose session stays open for the idle window: a run opens more
         # processes than the default limit (500) allows running.
         TRON_MAX_RUNNING_PROCESSES="100000",
+        # Every stream comes from one address: its allowance is counted as any caller's, but with no
+        # limit per minute, whose refusals would count as errors here.
+        TRON_CALLER_REQUESTS_PER_MINUTE="0",
         PYTHONDONTWRITEBYTECODE="1",  # write nothing into the repository
         PYTHONUNBUFFERED="1",
     )
