@@ -420,6 +420,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["tron_site.formats"]  # times to the second, with the zone
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
