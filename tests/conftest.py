@@ -41,12 +41,13 @@ def _open_api(settings):
 @pytest.fixture(autouse=True)
 def _fresh_process_memory(monkeypatch):
     """Each test's database starts over, so what a server process keeps in memory must too: the
-    personas and their prompt context it cached, the refusals it remembers (budgets, the process limit),
+    personas and their prompt context it cached, the model prices, the refusals it remembers (budgets, the process limit),
     whether delegated work waits for delivery."""
-    from agents import budgets, context, delegation, personas, sessions
+    from agents import budgets, context, delegation, personas, pricing, sessions
 
     def forget():
         personas.clear_cache()
+        pricing.clear_cache()
         context.clear_cache()
         budgets.forget_refusals()
         delegation.forget_waiting()
