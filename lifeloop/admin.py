@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from agents.admin import SystemWrittenAdmin, process_link
 from agents.display import ellipsis
+from agents.spend import cost_text
 
 from .models import ActivityRun, Goal, JournalEntry, NewsItem, Post
 
@@ -54,11 +55,13 @@ class ActivityRunAdmin(SystemWrittenAdmin):
         if obj.process is None:
             return "—"
         return format_html(
-            '{} · <a href="{}#messages-group">transcript</a> ({} LLM call(s), ${})',
+            '{} · <a href="{}#transcript">transcript</a> ({} LLM call(s), {})',
             process_link(obj.process),
             reverse("admin:agents_process_change", args=[obj.process.pk]),
             obj.process.llm_calls,
-            obj.process.cost_usd.normalize(),
+            cost_text(
+                obj.process.cost_usd, obj.process.llm_call_rows.values_list("model", flat=True).distinct()
+            ),
         )
 
 
