@@ -49,6 +49,7 @@ def dashboard_context() -> dict:
         "dashboard": {
             **agents_dashboard.figures(),
             "activities": lifeloop_dashboard.latest_activities(),
+            "posts_awaiting": lifeloop_dashboard.posts_awaiting_approval(),
             "refresh_seconds": settings.TRON_DASHBOARD_REFRESH_SECONDS,
         }
     }
