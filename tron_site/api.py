@@ -9,6 +9,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from agents import metrics as tron_metrics
 from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import router as chat_router
@@ -40,11 +41,44 @@ def install_error_handlers(api: NinjaAPI) -> NinjaAPI:
     return api
 
 
+class ControlPanelAPI(NinjaAPI):
+    """/api/, whose docs (/api/docs) also describe what an operator calls beside it: the internal
+    endpoints (the life-loop trigger, caddy-ask) and /metrics. Extending the generated schema this way is
+    what django-ninja's maintainer suggests (vitalik/django-ninja#169)."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        internal = internal_api.get_openapi_schema(path_params=path_params)
+        schema["paths"].update(internal["paths"])
+        for name, component in internal.get("components", {}).get("schemas", {}).items():
+            schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, component)
+        schema["paths"]["/metrics"] = METRICS_OPERATION
+        return schema
+
+
+METRICS_OPERATION = {
+    "get": {
+        "operationId": "tron_site_views_metrics",
+        "summary": "Prometheus metrics",
+        "description": "Prometheus' text format, summed over every process of the machine (docs/api.md lists "
+        "the metrics). Behind TRON_API_TOKEN when it is set.",
+        "tags": ["monitoring"],
+        "responses": {
+            "200": {
+                "description": "The metrics",
+                "content": {tron_metrics.CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            },
+            "401": {"description": "TRON_API_TOKEN is set and the request does not carry it"},
+        },
+    }
+}
+
 api = install_error_handlers(
-    NinjaAPI(
+    ControlPanelAPI(
         title="Tron control panel API",
         version="1.0.0",
-        description="Processes, caller sessions and system status. See the README for authentication.",
+        description="Processes, caller sessions and system status; the life-loop trigger and /metrics. "
+        "See the README for authentication.",
         urls_namespace="api",
     )
 )
