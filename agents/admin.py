@@ -8,7 +8,7 @@ a few operator actions that go through the models' own methods (`Process.finish`
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import path, reverse
@@ -37,6 +37,7 @@ from .sessions import end_session
 
 COST_SUMMARY_DEFAULT_DAYS = 7
 CALLER_ID_COLUMN = 32  # characters of a caller id shown in a list (E.164 numbers and req-<uuid> fit)
+PROCESS_CALLER_COLUMN = 24  # the process list has more columns to fit
 COST_SUMMARY_MAX_DAYS = 366
 
 
@@ -123,23 +124,23 @@ class PersonaAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        # One GROUP BY for the whole page instead of a COUNT per row, and today's spend and the model of
-        # the latest conversation's latest call in it (subqueries on the process and call indexes).
+        # One GROUP BY for the whole page instead of a COUNT per row, with today's spend, and the model of
+        # the latest call of its latest conversation that made one (subqueries on the process and call
+        # indexes: a persona with no calls costs one short index scan, not a scan of every call).
         today = DailySpend.objects.filter(persona=OuterRef("pk"), day=spend.utc_today())
-        latest_process = Process.objects.filter(persona=OuterRef(OuterRef("pk")), llm_calls__gt=0).order_by(
-            "-started_at", "-id"
+        with_calls = Process.objects.filter(
+            Exists(LLMCall.objects.filter(process=OuterRef("pk"))), persona=OuterRef("pk")
         )
-        latest_call = LLMCall.objects.filter(process=Subquery(latest_process.values("pk")[:1])).order_by(
-            "-created_at", "-id"
-        )
+        latest_call = LLMCall.objects.filter(process=OuterRef("last_process")).order_by("-created_at", "-id")
         return (
             super()
             .get_queryset(request)
             .annotate(
                 process_count=Count("processes"),
                 spent_today=Subquery(today.values("spent_usd")[:1]),
-                last_model=Subquery(latest_call.values("model")[:1]),
+                last_process=Subquery(with_calls.order_by("-started_at", "-id").values("pk")[:1]),
             )
+            .annotate(last_model=Subquery(latest_call.values("model")[:1]))
         )
 
     @admin.display(description="processes", ordering="process_count")
@@ -278,10 +279,27 @@ def state_cell(state: LiveState) -> str:
     )
 
 
+class LiveFilter(admin.SimpleListFilter):
+    """Processes a turn runs in now, or waiting for their caller (by CallerSessionQuerySet.in_turn)."""
+
+    title = "live state"
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return [("in_turn", "In a turn now"), ("waiting", "Waiting for the caller")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "in_turn":
+            return queryset.filter(in_turn=True)
+        if self.value() == "waiting":
+            return queryset.filter(in_turn=False, status=Process.Status.RUNNING)
+        return queryset
+
+
 @admin.register(Process)
 class ProcessAdmin(SystemWrittenAdmin):
-    list_display = ["public_id", "persona", "state", "channel", "tokens", "cost", "started_at"]
-    list_filter = ["status", "persona", "channel", "started_at"]
+    list_display = ["public_id", "persona", "caller", "state", "channel", "tokens", "cost", "started_at"]
+    list_filter = [LiveFilter, "status", "persona", "channel", "started_at"]
     list_select_related = ["persona"]
     date_hierarchy = "started_at"
     # Matches through sessions__ or messages__ can repeat a process; the changelist de-duplicates such
@@ -309,7 +327,13 @@ class ProcessAdmin(SystemWrittenAdmin):
     readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_live_state(timezone.now()).with_last_model()
+        return (
+            super()
+            .get_queryset(request)
+            .with_live_state(timezone.now())
+            .with_last_model()
+            .with_latest_caller()
+        )
 
     def get_fieldsets(self, request, obj=None):
         """Sections with nothing to say are left out: a call's report only for a call, delegation only
@@ -346,6 +370,10 @@ class ProcessAdmin(SystemWrittenAdmin):
     @admin.display(description="state")
     def state(self, obj):
         return state_cell(live_state(obj, timezone.now()))
+
+    @admin.display(description="caller")
+    def caller(self, obj):
+        return ellipsis(obj.caller_id or "-", PROCESS_CALLER_COLUMN)
 
     @admin.display(description="tokens in / out", ordering=F("input_tokens") + F("output_tokens"))
     def tokens(self, obj):
@@ -434,9 +462,11 @@ class SessionStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("open", "Open"), ("ended", "Ended")]
+        return [("in_turn", "In a turn now"), ("open", "Open"), ("ended", "Ended")]
 
     def queryset(self, request, queryset):
+        if self.value() == "in_turn":
+            return queryset.in_turn(timezone.now())
         if self.value() == "open":
             return queryset.filter(ended_at__isnull=True)
         if self.value() == "ended":

@@ -10,7 +10,7 @@ from .display import compact, usd
 PALETTE = ["#417690", "#e6a23c", "#5cb85c", "#d9534f", "#8e6bbf", "#20a8a8", "#b0708f", "#7a8b99"]
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 28
-SPARK_WIDTH, SPARK_HEIGHT = 120, 20
+SPARK_WIDTH, SPARK_HEIGHT = 96, 20
 
 
 def colour(persona_id: int) -> str:

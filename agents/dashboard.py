@@ -7,7 +7,6 @@ hour. None grows with the tables.
 
 from datetime import timedelta
 
-from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,13 +24,12 @@ CALLER_COLUMN = 32
 def conversations(now) -> list[dict]:
     """The active processes, those in a turn now first, then the newest, with their persona, latest
     caller and state (one query)."""
-    latest_caller = CallerSession.objects.filter(process=OuterRef("pk")).order_by("-last_seen_at", "-id")
     processes = (
         Process.objects.active()
         .with_live_state(now)
         .with_last_model()
+        .with_latest_caller()
         .select_related("persona")
-        .annotate(caller_id=Subquery(latest_caller.values("caller_id")[:1]))
         .order_by("-in_turn", "-started_at", "-id")[:DASHBOARD_ROWS]
     )
     rows = []

@@ -193,6 +193,12 @@ class ProcessQuerySet(models.QuerySet):
             last_message_at=Subquery(latest),
         )
 
+    def with_latest_caller(self):
+        """Each process with `caller_id`: the caller of its most recently seen session (None for none).
+        A subquery on the sessions' process index."""
+        sessions = CallerSession.objects.filter(process=OuterRef("pk")).order_by("-last_seen_at", "-id")
+        return self.annotate(caller_id=Subquery(sessions.values("caller_id")[:1]))
+
     def with_last_model(self):
         """Each process with `last_model`: the model of its latest LLM call (None before any), which says
         whether a cost of 0 is free or unpriced. A subquery on the calls' (process, created_at) index."""
@@ -295,7 +301,8 @@ class Process(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.public_id} {self.persona_id and self.persona.name} {self.status}"
+        # No status: "running" would read as "talking now" for a conversation waiting for its caller.
+        return f"{self.public_id} {self.persona_id and self.persona.name}"
 
     def save(self, *args, **kwargs):
         """Insert with a fresh public id, drawing again if the 8-hex id is already taken.

@@ -88,10 +88,10 @@ def totals(rows: list[dict], key: Callable[[dict], object]) -> list[dict]:
 
 def grand_total(rows: list[dict]) -> dict:
     """All the rows in one total (as `totals` makes them), zeros when there are none."""
-    return (totals(rows, lambda row: "all") or totals([_EMPTY], lambda row: "all"))[0]
-
-
-_EMPTY = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0, "model": ""}
+    if rows:
+        return totals(rows, lambda row: "all")[0]
+    zero = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "tokens": 0, "cost_usd": Decimal(0)}
+    return {"key": "all", **zero, "models": set(), "cost": usd(0), "unpriced": []}
 
 
 def is_unpriced(model: str) -> bool:

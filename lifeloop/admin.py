@@ -2,6 +2,8 @@
 here (posts are approved or rejected here when they need approval); goals are the loop's and the
 operators' both, so they are edited here too."""
 
+from datetime import timedelta
+
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -43,7 +45,9 @@ class ActivityRunAdmin(SystemWrittenAdmin):
 
     @admin.display(description="took")
     def took(self, obj):
-        return human_duration(obj.finished_at - obj.started_at) if obj.finished_at else "running"
+        if obj.finished_at is None:
+            return "running"
+        return human_duration(max(obj.finished_at - obj.started_at, timedelta(0)))
 
     @admin.display(description="process", ordering="process")
     def process_column(self, obj):

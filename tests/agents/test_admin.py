@@ -210,6 +210,10 @@ def test_processes_changelist_tells_a_turn_running_from_a_caller_awaited(admin_c
     assert "In a turn now" in rows[talking.public_id]
     assert "Waiting for the caller since 11:57:55 UTC (2m 05s)" in rows[waiting.public_id]
     assert "Completed" in rows[ended.public_id]
+    assert listed(admin_client.get(changelist("process") + "?live=in_turn")) == [talking]
+    assert listed(admin_client.get(changelist("process") + "?live=waiting")) == [waiting]
+    in_turn = listed(admin_client.get(changelist("callersession") + "?state=in_turn"))
+    assert [session.process for session in in_turn] == [talking]
 
 
 @time_machine.travel(NOW, tick=False)
@@ -745,3 +749,16 @@ def test_every_core_model_is_registered():
 
     for model in (Persona, Process, CallerSession, Message, LLMCall):
         assert admin.site.is_registered(model)
+
+
+def test_the_persona_list_names_the_model_each_last_used(admin_client, tony, maya, settings):
+    settings.TRON_MODEL = "gpt-4o-mini"
+    settings.TRON_LLM = "openai"
+    old, new = make_process(tony, started_at=ago(hours=2)), make_process(tony, started_at=ago(hours=1))
+    make_llm_call(old, model="gpt-4o")
+    make_llm_call(new, model="gpt-4.1-nano", created_at=ago(minutes=50))
+    make_llm_call(new, model="gpt-4.1", created_at=ago(minutes=40))
+    make_process(tony)  # no call yet: not the one to read
+    rows = {row.split()[0]: row for row in changelist_rows(admin_client.get(changelist("persona")))}
+    assert "gpt-4.1 (now set: gpt-4o-mini)" in rows["Tony"]
+    assert "gpt-4o-mini (not used yet)" in rows["Maya"]
