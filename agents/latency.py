@@ -7,6 +7,7 @@ linearly within the bucket that holds the rank. So a percentile is exact to with
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import TruncHour
@@ -26,20 +27,33 @@ def hour_slots(now: datetime, hours: int) -> list[datetime]:
     return [current - timedelta(hours=hours - 1 - i) for i in range(hours)]
 
 
-def hourly_rows(since: datetime) -> list[dict]:
+class Row(NamedTuple):
+    hour: datetime
+    persona: str
+    model: str
+    bucket: int
+    calls: int
+    errors: int
+
+
+def hourly_rows(since: datetime) -> list[Row]:
     """The calls since `since` counted per hour, persona, model and bucket (one query)."""
     bucket = Case(
         When(ttft_ms__isnull=True, then=Value(NO_TTFT)),
         *(When(ttft_ms__lte=bound, then=Value(i)) for i, bound in enumerate(BUCKETS_MS)),
         default=Value(len(BUCKETS_MS)),
     )
-    return list(
+    rows = (
         LLMCall.objects.filter(created_at__gte=since)
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC), bucket=bucket)
-        .values("hour", "model", "bucket", persona=F("process__persona__name"))
+        .annotate(
+            hour=TruncHour("created_at", tzinfo=UTC), bucket=bucket, persona=F("process__persona__name")
+        )
+        .values("hour", "model", "bucket", "persona")
         .annotate(calls=Count("id"), errors=Count("id", filter=~Q(error="")))
         .order_by()
+        .values_list("hour", "persona", "model", "bucket", "calls", "errors")  # tuples: the rows can be many
     )
+    return [Row(*row) for row in rows]
 
 
 def quantile(counts: list[int], q: float) -> float | None:
@@ -70,14 +84,14 @@ class _Series:
         self.errors = [0] * len(hours)
         self.buckets = [[0] * (len(BUCKETS_MS) + 1) for _ in hours]
 
-    def add(self, row: dict) -> None:
-        i = self.index.get(row["hour"])
+    def add(self, row: Row) -> None:
+        i = self.index.get(row.hour)
         if i is None:
             return
-        self.calls[i] += row["calls"]
-        self.errors[i] += row["errors"]
-        if row["bucket"] != NO_TTFT:
-            self.buckets[i][row["bucket"]] += row["calls"]
+        self.calls[i] += row.calls
+        self.errors[i] += row.errors
+        if row.bucket != NO_TTFT:
+            self.buckets[i][row.bucket] += row.calls
 
     def figures(self) -> dict:
         overall = [sum(column) for column in zip(*self.buckets, strict=True)]
@@ -115,8 +129,8 @@ def over_time(now: datetime, hours: int = 24) -> dict:
     per_persona: dict[str, _Series] = {}
     per_model: dict[str, _Series] = {}
     for row in hourly_rows(slots[0]):
-        per_persona.setdefault(row["persona"], _Series(row["persona"], slots)).add(row)
-        per_model.setdefault(row["model"], _Series(row["model"], slots)).add(row)
+        per_persona.setdefault(row.persona, _Series(row.persona, slots)).add(row)
+        per_model.setdefault(row.model, _Series(row.model, slots)).add(row)
     return {
         "hours": hours,
         "since": slots[0],

@@ -51,12 +51,21 @@ def sign_in(browser, server, credentials):
 
 
 def wait_until(browser, condition):
+    """Wait for `condition()` to be true. A page that swaps its content (the dashboard) may replace an
+    element between finding and reading it: such a read is tried again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT, poll_frequency=0.2).until(lambda driver: condition())
+    wait = WebDriverWait(
+        browser, WAIT, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(lambda driver: condition())
 
 
 def text(browser, selector):
-    from selenium.webdriver.common.by import By
-
-    return browser.find_element(By.CSS_SELECTOR, selector).text
+    """The text of the first element `selector` finds, read in one step (so a swap cannot come between)."""
+    found = browser.execute_script(
+        "const element = document.querySelector(arguments[0]); return element && element.innerText;", selector
+    )
+    assert found is not None, f"nothing matches {selector}"
+    return found.strip()

@@ -70,6 +70,15 @@ def busy_team(transactional_db):
     return {"tony": tony, "maya": maya}
 
 
+def conversation(browser, selector) -> dict | None:
+    """A dashboard row's state and text, read in one step (the dashboard swaps its rows every second)."""
+    return browser.execute_script(
+        "const row = document.querySelector(arguments[0]);"
+        "return row && {state: row.dataset.state, text: row.innerText};",
+        selector,
+    )
+
+
 def look(browser, daphne, path, name):
     browser.get(f"{daphne.url}{path}")
     if SCREENSHOTS:
@@ -190,8 +199,8 @@ def test_the_dashboard_follows_a_turn_as_it_starts_and_ends(browser, daphne, ope
     turn.start()
     try:
         wait_until(browser, lambda: text(browser, "#figure-in-turn .value") == "1")
-        row = browser.find_element(By.CSS_SELECTOR, "#conversations tr[data-process]")
-        assert row.get_attribute("data-state") == "in-turn" and "In a turn now" in row.text
+        row = wait_until(browser, lambda: conversation(browser, "#conversations tr[data-process]"))
+        assert row["state"] == "in-turn" and "In a turn now" in row["text"]
         if SCREENSHOTS:
             browser.save_screenshot(os.path.join(SCREENSHOTS, "dashboard-in-turn.png"))
     finally:
@@ -200,8 +209,8 @@ def test_the_dashboard_follows_a_turn_as_it_starts_and_ends(browser, daphne, ope
     process_id = replies[0].headers["X-Tron-Process-ID"]
 
     wait_until(browser, lambda: text(browser, "#figure-in-turn .value") == "0")
-    row = browser.find_element(By.CSS_SELECTOR, f'#conversations tr[data-process="{process_id}"]')
-    assert row.get_attribute("data-state") == "waiting" and "Waiting for the caller\nsince" in row.text
+    row = conversation(browser, f'#conversations tr[data-process="{process_id}"]')
+    assert row["state"] == "waiting" and "Waiting for the caller\nsince" in row["text"]
     assert (
         text(browser, "#figure-processes .value") == "1" and text(browser, "#figure-sessions .value") == "1"
     )
