@@ -5,20 +5,22 @@ LLM calls) is written by the system: the admin shows it read-only, lets superuse
 a few operator actions that go through the models' own methods (`Process.finish`).
 """
 
-from datetime import UTC
-
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Subquery, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from . import budgets, pricing, spend
-from .display import ellipsis, human_duration, usd
+from .conversation import conversation
+from .display import compact, ellipsis, human_duration, milliseconds, usd
+from .live import LiveState, live_state, session_state, since_text
+from .llm import get_provider
 from .models import (
     CallerAllowance,
     CallerMemory,
@@ -28,13 +30,16 @@ from .models import (
     Directive,
     LLMCall,
     Message,
+    ModelPrice,
     Persona,
     Process,
 )
+from .persona_form import SCHEDULE_FIELDS, PersonaForm
 from .sessions import end_session
 
 COST_SUMMARY_DEFAULT_DAYS = 7
 CALLER_ID_COLUMN = 32  # characters of a caller id shown in a list (E.164 numbers and req-<uuid> fit)
+PROCESS_CALLER_COLUMN = 24  # the process list has more columns to fit
 COST_SUMMARY_MAX_DAYS = 366
 
 
@@ -99,6 +104,7 @@ class DirectiveInline(admin.TabularInline):
 
 @admin.register(Persona)
 class PersonaAdmin(admin.ModelAdmin):
+    form = PersonaForm
     list_display = [
         "name",
         "role",
@@ -106,7 +112,7 @@ class PersonaAdmin(admin.ModelAdmin):
         "reports_to",
         "enabled",
         "life_enabled",
-        "model",
+        "model_used",
         "spend_today",
         "process_count",
     ]
@@ -120,20 +126,28 @@ class PersonaAdmin(admin.ModelAdmin):
         ("Identity", {"fields": ["name", "role", "kind", "reports_to", "enabled", "sort_order"]}),
         ("Prompt", {"fields": ["system_prompt", "tone", "focus_areas", "tools"]}),
         ("Model settings", {"fields": ["model", "temperature", "budget_usd", "spend_today"]}),
-        ("Life loop", {"fields": ["life_enabled", "life_schedule", "time_zone", "news_feeds"]}),
+        ("Life loop", {"fields": ["life_enabled", "time_zone", *SCHEDULE_FIELDS, "news_feeds"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
     def get_queryset(self, request):
-        # One GROUP BY for the whole page instead of a COUNT per row, and today's spend in it.
+        # One GROUP BY for the whole page instead of a COUNT per row, with today's spend, and the model of
+        # the latest call of its latest conversation that made one (subqueries on the process and call
+        # indexes: a persona with no calls costs one short index scan, not a scan of every call).
         today = DailySpend.objects.filter(persona=OuterRef("pk"), day=spend.utc_today())
+        with_calls = Process.objects.filter(
+            Exists(LLMCall.objects.filter(process=OuterRef("pk"))), persona=OuterRef("pk")
+        )
+        latest_call = LLMCall.objects.filter(process=OuterRef("last_process")).order_by("-created_at", "-id")
         return (
             super()
             .get_queryset(request)
             .annotate(
                 process_count=Count("processes"),
                 spent_today=Subquery(today.values("spent_usd")[:1]),
+                last_process=Subquery(with_calls.order_by("-started_at", "-id").values("pk")[:1]),
             )
+            .annotate(last_model=Subquery(latest_call.values("model")[:1]))
         )
 
     @admin.display(description="processes", ordering="process_count")
@@ -141,15 +155,31 @@ class PersonaAdmin(admin.ModelAdmin):
         url = reverse("admin:agents_process_changelist")
         return format_html('<a href="{}?persona__id__exact={}">{}</a>', url, obj.pk, obj.process_count)
 
+    @admin.display(description="model (last used)", ordering="last_model")
+    def model_used(self, obj):
+        """The model the persona's latest call used; before any, the one it would use."""
+        setting = obj.model or get_provider().default_model()
+        if not obj.last_model:
+            return format_html('{} <span class="quiet">(not used yet)</span>', setting)
+        if obj.last_model != setting:
+            return format_html('{} <span class="quiet">(now set: {})</span>', obj.last_model, setting)
+        return obj.last_model
+
     @admin.display(description="spent today (UTC)", ordering="spent_today")
     def spend_today(self, obj):
         if obj.pk is None:
             return "-"
         spent = getattr(obj, "spent_today", None) or 0
         budget = budgets.daily_budget(obj)
-        limit = "no daily budget" if budget is None else f"of {usd(budget)}"
+        if budget is None:
+            limit = "no daily budget"
+        elif budget == 0:
+            limit = "model calls off (budget 0)"
+        else:
+            limit = f"of {usd(budget)}"
+        spent_text = spend.cost_text(spent, [getattr(obj, "last_model", None)])  # "free" for a free model
         url = reverse("admin:agents_dailyspend_changelist")
-        return format_html('<a href="{}?persona__id__exact={}">{} {}</a>', url, obj.pk, usd(spent), limit)
+        return format_html('<a href="{}?persona__id__exact={}">{} {}</a>', url, obj.pk, spent_text, limit)
 
 
 def approval_of(directive: Directive) -> str:
@@ -244,32 +274,6 @@ class DailySpendAdmin(SystemWrittenAdmin):
 # --- Processes ------------------------------------------------------------------------------------
 
 
-class MessageInline(ReadOnlyInline):
-    model = Message
-    fields = ["created_at", "role", "name", "content"]
-    readonly_fields = fields
-    ordering = ["id"]
-    verbose_name_plural = "transcript"
-
-
-class LLMCallInline(ReadOnlyInline):
-    model = LLMCall
-    fields = [
-        "created_at",
-        "model",
-        "provider",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "usage_source",
-        "ttft_ms",
-        "duration_ms",
-        "error",
-    ]
-    readonly_fields = fields
-    ordering = ["created_at", "id"]
-
-
 class ChildProcessInline(ReadOnlyInline):
     """The processes this one delegated to (agents.delegation), each linked to its own page."""
 
@@ -289,44 +293,140 @@ class ChildProcessInline(ReadOnlyInline):
         return ellipsis(obj.result, 200) or "-"
 
 
+def tokens_cell(input_tokens: int, output_tokens: int) -> str:
+    """Tokens in a narrow column: `1.2k / 34` (in / out), the exact figures on hover."""
+    return format_html(
+        '<span class="nowrap" title="{} in / {} out">{} / {}</span>',
+        f"{input_tokens:,}",
+        f"{output_tokens:,}",
+        compact(input_tokens),
+        compact(output_tokens),
+    )
+
+
+def state_cell(state: LiveState) -> str:
+    since = since_text(state)
+    return format_html(
+        '<span class="state-{}">{}</span>{}',
+        state.key,
+        state.label,
+        format_html(' <span class="since">{}</span>', since) if since else "",
+    )
+
+
+class LiveFilter(admin.SimpleListFilter):
+    """Processes a turn runs in now, or waiting for their caller (by CallerSessionQuerySet.in_turn)."""
+
+    title = "live state"
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return [("in_turn", "In a turn now"), ("waiting", "Waiting for the caller")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "in_turn":
+            return queryset.filter(in_turn=True)
+        if self.value() == "waiting":
+            return queryset.filter(in_turn=False, status=Process.Status.RUNNING)
+        return queryset
+
+
 @admin.register(Process)
 class ProcessAdmin(SystemWrittenAdmin):
-    list_display = [
-        "public_id",
-        "persona",
-        "status",
-        "channel",
-        "tokens",
-        "cost",
-        "duration",
-        "started_at",
-    ]
-    list_filter = ["status", "persona", "channel", "started_at"]
+    list_display = ["public_id", "persona", "caller", "state", "channel", "tokens", "cost", "started_at"]
+    list_filter = [LiveFilter, "status", "persona", "channel", "started_at"]
     list_select_related = ["persona"]
     date_hierarchy = "started_at"
-    # Matches through sessions__ can repeat a process; the changelist de-duplicates such searches
-    # itself (an EXISTS subquery, since Django 4.0), so no .distinct() is needed here.
-    search_fields = ["^public_id", "persona__name", "name", "task", "sessions__caller_id"]
+    # Fields of the process's own row (the persona is one per process); its callers and its words are
+    # searched in get_search_results.
+    search_fields = ["^public_id", "persona__name", "name", "task"]
+    search_help_text = "An id, persona, caller id, task, or words from the conversation."
     actions = ["mark_failed"]
-    inlines = [ChildProcessInline, MessageInline, LLMCallInline]
+    change_form_template = "admin/agents/process/change_form.html"
     fieldsets = [
-        (None, {"fields": ["public_id", "persona", "name", "status", "channel", "task", "error"]}),
+        ("Process", {"fields": ["public_id", "persona", "name", "state", "channel", "task", "error"]}),
         ("Runs for", {"fields": ["trust", "principal_caller_id", "principal_name", "allowance"]}),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
         ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
-        ("Call", {"fields": ["summary", "ended_reason", "call_cost_usd"]}),
-        ("Delegation", {"fields": ["parent", "spawn_depth", "result", "delivered_at"]}),
-        ("Related", {"fields": ["children_link", "sessions_links", "transcript_link"]}),
+        ("Call", {"fields": ["summary", "ended_reason", "call_cost"]}),
+        ("Delegation", {"fields": ["parent", "spawn_depth", "result", "delivered_at", "children_link"]}),
+        ("Callers", {"fields": ["sessions_links"]}),
     ]
     readonly_fields = [field for _name, options in fieldsets for field in options["fields"]]
 
-    @admin.display(description="tokens", ordering=F("input_tokens") + F("output_tokens"))
-    def tokens(self, obj):
-        return f"{obj.total_tokens:,} ({obj.input_tokens:,} in / {obj.output_tokens:,} out)"
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .with_live_state(timezone.now())
+            .with_last_model()
+            .with_latest_caller()
+        )
 
-    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def get_search_results(self, request, queryset, search_term):
+        """The search fields' matches, and the processes whose callers or transcript hold the search as a
+        phrase. Those are read once each for the phrase (IN subqueries): a sessions__ or messages__
+        search field joins every session and line to every process and makes the list DISTINCT over
+        all its columns, a 3.8 s page over 60,000 lines on PostgreSQL where this one takes 0.5 s
+        (bench/console_pages.py)."""
+        found, _duplicates = super().get_search_results(request, queryset, search_term)
+        if phrase := search_term.strip():
+            callers = CallerSession.objects.filter(caller_id__icontains=phrase).values("process_id")
+            said = Message.objects.filter(content__icontains=phrase).values("process_id")
+            found |= queryset.filter(Q(pk__in=callers) | Q(pk__in=said))
+        return found, False  # no join that repeats a process
+
+    def get_fieldsets(self, request, obj=None):
+        """Sections with nothing to say are left out: a call's report only for a call, delegation only
+        for a process that delegated or was delegated to."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        empty = set()
+        if not (obj.summary or obj.ended_reason or obj.call_cost_usd is not None):
+            empty.add("Call")
+        if not (obj.parent_id or obj.spawn_depth or obj.result or obj.delivered_at or obj.children.exists()):
+            empty.add("Delegation")
+        return [(name, options) for name, options in fieldsets if name not in empty]
+
+    def get_inlines(self, request, obj):
+        return [ChildProcessInline] if obj is not None and obj.children.exists() else []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The page puts the conversation first (templates/admin/agents/process/change_form.html)."""
+        process = self.get_object(request, unquote(object_id))
+        if process is not None:
+            turns = conversation(process)
+            extra_context = {
+                **(extra_context or {}),
+                "turns": turns,
+                "calls": [(call, call_cost(call)) for turn in turns for call in turn.calls],
+                "live": state_cell(live_state(process, timezone.now())),
+                "callers": ", ".join(
+                    process.sessions.order_by("created_at").values_list("caller_id", flat=True)
+                ),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return state_cell(live_state(obj, timezone.now()))
+
+    @admin.display(description="caller")
+    def caller(self, obj):
+        return ellipsis(obj.caller_id or "-", PROCESS_CALLER_COLUMN)
+
+    @admin.display(description="tokens in / out", ordering=F("input_tokens") + F("output_tokens"))
+    def tokens(self, obj):
+        return tokens_cell(obj.input_tokens, obj.output_tokens)
+
+    @admin.display(description="cost", ordering="cost_usd")
     def cost(self, obj):
-        return usd(obj.cost_usd)
+        return spend.cost_text(obj.cost_usd, [getattr(obj, "last_model", None)])
+
+    @admin.display(description="call cost (voice platform)")
+    def call_cost(self, obj):
+        return "-" if obj.call_cost_usd is None else usd(obj.call_cost_usd)
 
     @admin.display(description="duration")
     def duration(self, obj):
@@ -359,11 +459,6 @@ class ProcessAdmin(SystemWrittenAdmin):
             ),
         )
 
-    @admin.display(description="messages")
-    def transcript_link(self, obj):
-        url = reverse("admin:agents_message_changelist")
-        return format_html('<a href="{}?process__id__exact={}">All messages of this process</a>', url, obj.pk)
-
     @admin.action(description="Mark as failed (stuck pending/running processes)", permissions=["operate"])
     def mark_failed(self, request, queryset):
         stopped = 0
@@ -377,6 +472,29 @@ class ProcessAdmin(SystemWrittenAdmin):
         self.message_user(request, message)
 
 
+def call_cost(call: LLMCall) -> str:
+    return spend.cost_text(call.cost_usd, [call.model])
+
+
+def call_outcome(call: LLMCall) -> str:
+    """A tick for a call that answered, a cross for one that failed or was cancelled, and a word when
+    its usage is not the provider's count (estimated, partial)."""
+    ok = not call.error and call.finish_reason != "cancelled"
+    words = []
+    if call.finish_reason == "cancelled":
+        words.append("cancelled")
+    elif call.error:
+        words.append("failed")
+    if call.usage_source != LLMCall.UsageSource.PROVIDER:
+        words.append(f"usage {call.usage_source}")
+    return format_html(
+        '<span class="nowrap"><img src="{}" alt="{}"> {}</span>',
+        static(f"admin/img/icon-{'yes' if ok else 'no'}.svg"),
+        "answered" if ok else "no answer",
+        ", ".join(words),
+    )
+
+
 # --- Sessions -------------------------------------------------------------------------------------
 
 
@@ -385,9 +503,11 @@ class SessionStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("open", "Open"), ("ended", "Ended")]
+        return [("in_turn", "In a turn now"), ("open", "Open"), ("ended", "Ended")]
 
     def queryset(self, request, queryset):
+        if self.value() == "in_turn":
+            return queryset.in_turn(timezone.now())
         if self.value() == "open":
             return queryset.filter(ended_at__isnull=True)
         if self.value() == "ended":
@@ -397,15 +517,7 @@ class SessionStateFilter(admin.SimpleListFilter):
 
 @admin.register(CallerSession)
 class CallerSessionAdmin(SystemWrittenAdmin):
-    list_display = [
-        "caller",
-        "process_column",
-        "persona",
-        "channel",
-        "last_seen_at",
-        "is_open",
-        "transcript",
-    ]
+    list_display = ["caller", "process_column", "persona", "channel", "state", "last_seen_at", "transcript"]
     list_filter = ["channel", SessionStateFilter, "process__persona"]
     list_select_related = ["process__persona"]
     search_fields = ["caller_id", "provider_call_id", "^process__public_id"]
@@ -415,6 +527,7 @@ class CallerSessionAdmin(SystemWrittenAdmin):
         "process",
         "persona",
         "channel",
+        "state",
         "provider_call_id",
         "created_at",
         "last_seen_at",
@@ -424,7 +537,9 @@ class CallerSessionAdmin(SystemWrittenAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("process__persona")
+        return (
+            super().get_queryset(request).select_related("process__persona").with_live_state(timezone.now())
+        )
 
     @admin.display(description="caller id", ordering="caller_id")
     def caller(self, obj):
@@ -438,14 +553,14 @@ class CallerSessionAdmin(SystemWrittenAdmin):
     def persona(self, obj):
         return obj.process.persona.name
 
-    @admin.display(description="open", boolean=True, ordering="ended_at")
-    def is_open(self, obj):
-        return obj.is_open
+    @admin.display(description="state", ordering="ended_at")
+    def state(self, obj):
+        return state_cell(session_state(obj, timezone.now()))
 
     @admin.display(description="transcript")
     def transcript(self, obj):
         url = reverse("admin:agents_process_change", args=[obj.process_id])
-        return format_html('<a href="{}#messages-group">Transcript</a>', url)
+        return format_html('<a href="{}#transcript">Transcript</a>', url)
 
     @admin.action(description="End session (and complete its process)", permissions=["operate"])
     def end_sessions(self, request, queryset):
@@ -527,7 +642,7 @@ class MessageAdmin(SystemWrittenAdmin):
 
     @admin.display(description="process", ordering="process__started_at")
     def process_column(self, obj):
-        return process_link(obj.process, "#messages-group")
+        return process_link(obj.process, "#transcript")
 
     @admin.display(description="content")
     def short_content(self, obj):
@@ -554,19 +669,18 @@ class CallResultFilter(admin.SimpleListFilter):
 
 @admin.register(LLMCall)
 class LLMCallAdmin(SystemWrittenAdmin):
+    # The provider and the usage source are filters (and on the detail page); the outcome column says
+    # when a call's usage is not the provider's own count.
     list_display = [
         "created_at",
         "process_column",
         "persona",
         "model",
-        "provider",
-        "input_tokens",
-        "output_tokens",
+        "tokens",
         "cost",
-        "usage_source",
-        "ttft_ms",
-        "duration_ms",
-        "succeeded",
+        "ttft",
+        "duration",
+        "outcome",
     ]
     list_display_links = ["created_at"]
     list_filter = ["provider", "model", "usage_source", CallResultFilter, "created_at", "process__persona"]
@@ -580,11 +694,11 @@ class LLMCallAdmin(SystemWrittenAdmin):
         "model",
         "input_tokens",
         "output_tokens",
-        "cost_usd",
+        "cost",
         "usage_source",
         "finish_reason",
-        "ttft_ms",
-        "duration_ms",
+        "ttft",
+        "duration",
         "error",
         "created_at",
     ]
@@ -595,20 +709,31 @@ class LLMCallAdmin(SystemWrittenAdmin):
 
     @admin.display(description="process", ordering="process__started_at")
     def process_column(self, obj):
-        return process_link(obj.process, "#llm_call_rows-group")
+        return process_link(obj.process, f"#call-{obj.pk}")
 
     @admin.display(description="persona", ordering="process__persona__name")
     def persona(self, obj):
         return obj.process.persona.name
 
-    @admin.display(description="cost (USD)", ordering="cost_usd")
-    def cost(self, obj):
-        return usd(obj.cost_usd)
+    @admin.display(description="tokens in / out", ordering=F("input_tokens") + F("output_tokens"))
+    def tokens(self, obj):
+        return tokens_cell(obj.input_tokens, obj.output_tokens)
 
-    # A tick for a call that answered, a cross for one that failed (its message is on the detail page).
-    @admin.display(description="succeeded", boolean=True)
-    def succeeded(self, obj):
-        return not obj.error
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, obj):
+        return call_cost(obj)
+
+    @admin.display(description="first token", ordering="ttft_ms")
+    def ttft(self, obj):
+        return milliseconds(obj.ttft_ms)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj):
+        return milliseconds(obj.duration_ms)
+
+    @admin.display(description="outcome", ordering="error")
+    def outcome(self, obj):
+        return call_outcome(obj)
 
     def get_urls(self):
         # Before the default patterns: "<path:object_id>/" would otherwise swallow "cost-summary/".
@@ -622,61 +747,42 @@ class LLMCallAdmin(SystemWrittenAdmin):
         ]
 
     def cost_summary_view(self, request):
-        """Token and cost totals per persona and per UTC day for the last `?days=` days (default 7), and
-        the spend of models that have no price.
-
-        Four aggregate queries, however many calls the period holds.
-        """
+        """Token and cost totals per persona, per model and per UTC day for the last `?days=` days
+        (default 7), and the spend of models that have no price: one aggregate query, however many calls
+        the period holds (spend.daily_usage), added up here."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         days = parse_days(request.GET.get("days"))
-        today = spend.utc_today()
         since = spend.since_days(days)
-        calls = LLMCall.objects.filter(created_at__gte=since)
-        totals = {
-            "calls": Count("id"),
-            "input_tokens": Sum("input_tokens"),
-            "output_tokens": Sum("output_tokens"),
-            "cost_usd": Sum("cost_usd"),
-        }
-        per_persona = list(
-            calls.values(persona_id=F("process__persona_id"), persona_name=F("process__persona__name"))
-            .annotate(**totals)
-            .order_by("-cost_usd", "persona_name")
-        )
-        per_day = list(
-            calls.annotate(day=TruncDate("created_at", tzinfo=UTC))
-            .values("day")
-            .annotate(**totals)
-            .order_by("-day")
-        )
-        grand_total = calls.aggregate(**totals)
-        unpriced = spend.unpriced(spend.daily_usage(calls))
-        for row in per_persona:
-            row["unpriced"] = notes_for(r for r in unpriced if r["persona_id"] == row["persona_id"])
-        for row in per_day:
-            row["unpriced"] = notes_for(r for r in unpriced if r["day"] == row["day"])
-        grand_total["unpriced"] = notes_for(unpriced)
+        rows = spend.daily_usage(LLMCall.objects.filter(created_at__gte=since))
         changelist_url = reverse("admin:agents_llmcall_changelist")
-        for row in per_persona:
-            row["label"] = row["persona_name"]
-            row["url"] = (
-                changelist_url
-                + "?"
-                + urlencode(
-                    {"process__persona__id__exact": row["persona_id"], "created_at__gte": since.isoformat()}
-                )
-            )
-        for row in per_day:
-            day = row["day"]
-            row["label"] = day.isoformat()
-            row["url"] = (
-                changelist_url
-                + "?"
-                + urlencode(
-                    {"created_at__year": day.year, "created_at__month": day.month, "created_at__day": day.day}
-                )
-            )
+
+        def linked(entries, label, query):
+            for entry in entries:
+                entry["label"] = label(entry)
+                entry["url"] = changelist_url + "?" + urlencode(query(entry))
+            return entries
+
+        since_query = {"created_at__gte": since.isoformat()}
+        per_persona = linked(
+            spend.totals(rows, lambda row: (row["persona_name"], row["persona_id"])),
+            lambda entry: entry["key"][0],
+            lambda entry: {"process__persona__id__exact": entry["key"][1], **since_query},
+        )
+        per_model = linked(
+            spend.totals(rows, lambda row: row["model"]),
+            lambda entry: entry["key"],
+            lambda entry: {"model__exact": entry["key"], **since_query},
+        )
+        per_day = linked(
+            spend.totals(rows, lambda row: row["day"]),
+            lambda entry: entry["key"].isoformat(),
+            lambda entry: {
+                "created_at__year": entry["key"].year,
+                "created_at__month": entry["key"].month,
+                "created_at__day": entry["key"].day,
+            },
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -684,19 +790,53 @@ class LLMCallAdmin(SystemWrittenAdmin):
             "days": days,
             "day_choices": [1, 7, 30, 90, 366],
             "since": since.date(),
-            "until": today,
-            "per_persona": per_persona,
-            "per_day": per_day,
-            "grand_total": grand_total,
-            "unpriced_models": spend.unpriced_models(unpriced),
+            "until": spend.utc_today(),
+            "per_persona": sorted(per_persona, key=lambda entry: (-entry["cost_usd"], entry["label"])),
+            "per_model": sorted(
+                per_model, key=lambda entry: (-entry["cost_usd"], -entry["tokens"], entry["label"])
+            ),
+            "per_day": sorted(per_day, key=lambda entry: entry["key"], reverse=True),
+            "grand_total": spend.grand_total(rows),
+            "unpriced_models": spend.unpriced_models(rows),
             "changelist_url": changelist_url,
         }
         return TemplateResponse(request, "admin/agents/llmcall/cost_summary.html", context)
 
 
-def notes_for(rows) -> list[str]:
-    """The missing-price notes of these usage rows, one per model."""
-    return [pricing.missing_price(model) for model in sorted({row["model"] for row in rows})]
+def price_text(price) -> str:
+    """`$2.50 in / $10.00 out`, `free`, or `-` for none (USD per million tokens)."""
+    if price is None:
+        return "-"
+    if price == (0, 0):
+        return spend.FREE
+    return f"{usd(price[0])} in / {usd(price[1])} out"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices set here apply over the defaults (the built-in table, TRON_PRICES_FILE, TRON_PRICES), which
+    the list shows below its rows. A model priced 0 in and out is shown as free."""
+
+    list_display = ["model", "input_usd_per_million", "output_usd_per_million", "replaces", "updated_at"]
+    search_fields = ["model"]
+    fields = ["model", "input_usd_per_million", "output_usd_per_million", "replaces", "updated_at"]
+    readonly_fields = ["replaces", "updated_at"]
+    change_list_template = "admin/agents/modelprice/change_list.html"
+
+    def changelist_view(self, request, extra_context=None):
+        defaults = [
+            {"model": name, "price": price_text(price)}
+            for name, price in sorted(pricing.default_table().items())
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "default_prices": defaults})
+
+    @admin.display(description="default it replaces")
+    def replaces(self, obj):
+        if not obj.model:
+            return "-"
+        return price_text(pricing.default_table().get(obj.model.strip().lower())) + (
+            "" if obj.model.strip().lower() in pricing.default_table() else " (no default for this name)"
+        )
 
 
 def parse_days(raw) -> int:

@@ -1,18 +1,19 @@
-"""The figures on the control panel's home page: what runs now, what it costs, what failed.
+"""The figures on the control panel's home page: who is talking now, what it costs, what goes wrong.
 
-Each figure is one bounded query: the running processes are a page (DASHBOARD_ROWS), the spend covers
-DASHBOARD_DAYS of calls through the created_at index, the errors one hour. None grows with the tables.
+Each figure is one bounded query: the conversations are a page (DASHBOARD_ROWS), the spend covers
+DASHBOARD_DAYS of calls through the created_at index, latency and errors one day, the error list one
+hour. None grows with the tables.
 """
 
 from datetime import timedelta
 
-from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
-from . import pricing, spend
+from . import latency, spend
 from .charts import spend_chart
-from .display import ellipsis, human_duration, usd
+from .display import compact, ellipsis
+from .live import live_state, since_text
 from .models import CallerSession, LLMCall, Process
 
 DASHBOARD_ROWS = 20
@@ -20,28 +21,35 @@ DASHBOARD_DAYS = 14
 CALLER_COLUMN = 32
 
 
-def running_processes() -> list[dict]:
-    """The newest active processes with their persona and latest caller id (one query)."""
-    latest_caller = CallerSession.objects.filter(process=OuterRef("pk")).order_by("-last_seen_at", "-id")
+def conversations(now) -> list[dict]:
+    """The active processes, those in a turn now first, then the newest, with their persona, latest
+    caller and state (one query)."""
     processes = (
         Process.objects.active()
+        .with_live_state(now)
+        .with_last_model()
+        .with_latest_caller()
         .select_related("persona")
-        .annotate(caller_id=Subquery(latest_caller.values("caller_id")[:1]))
-        .order_by("-started_at", "-id")[:DASHBOARD_ROWS]
+        .order_by("-in_turn", "-started_at", "-id")[:DASHBOARD_ROWS]
     )
-    return [
-        {
-            "id": p.public_id,
-            "url": reverse("admin:agents_process_change", args=[p.pk]),
-            "persona": p.persona.name,
-            "channel": p.get_channel_display(),
-            "caller": ellipsis(p.caller_id or "-", CALLER_COLUMN),
-            "duration": human_duration(p.duration),
-            "tokens": p.total_tokens,
-            "cost": usd(p.cost_usd),
-        }
-        for p in processes
-    ]
+    rows = []
+    for p in processes:
+        state = live_state(p, now)
+        rows.append(
+            {
+                "id": p.public_id,
+                "url": reverse("admin:agents_process_change", args=[p.pk]),
+                "persona": p.persona.name,
+                "channel": p.get_channel_display(),
+                "caller": ellipsis(p.caller_id or "-", CALLER_COLUMN),
+                "state": state,
+                "since": since_text(state),
+                "started_at": p.started_at,
+                "tokens": compact(p.total_tokens),
+                "cost": spend.cost_text(p.cost_usd, [p.last_model]),
+            }
+        )
+    return rows
 
 
 def recent_errors(since) -> list[dict]:
@@ -63,39 +71,38 @@ def recent_errors(since) -> list[dict]:
     ]
 
 
+def by_cost(entries: list[dict]) -> list[dict]:
+    return sorted(entries, key=lambda entry: (-entry["cost_usd"], -entry["tokens"], entry["key"]))
+
+
 def figures() -> dict:
-    """Everything the agents app puts on the dashboard, in six queries."""
+    """Everything the agents app puts on the dashboard, in nine queries."""
     now = timezone.now()
     rows = spend.daily_usage(spend.recent_calls(DASHBOARD_DAYS))
     today = spend.utc_today()
     today_rows = [row for row in rows if row["day"] == today]
-    per_persona: dict[str, dict] = {}
-    for row in today_rows:
-        entry = per_persona.setdefault(
-            row["persona_name"], {"persona": row["persona_name"], "calls": 0, "tokens": 0, "cost_usd": 0}
-        )
-        entry["calls"] += row["calls"]
-        entry["tokens"] += (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
-        entry["cost_usd"] += row["cost_usd"] or 0
-        entry["cost"] = usd(entry["cost_usd"])
-        entry["unpriced"] = entry.get("unpriced", []) + (
-            [pricing.missing_price(row["model"])] if pricing.price_for(row["model"]) is None else []
-        )
     hour_ago = now - timedelta(hours=1)
     errors_query = LLMCall.objects.filter(created_at__gte=hour_ago).exclude(error="")
+    # A chart of $0 says nothing: when no call of the period cost money, it shows their tokens.
+    in_tokens = bool(rows) and not any(row["cost_usd"] for row in rows)
     return {
         "generated_at": now,
-        "running": running_processes(),
-        "running_count": Process.objects.active().count(),
-        "sessions_open": CallerSession.objects.open().count(),
-        "spend_today": usd(sum((row["cost_usd"] or 0) for row in today_rows)),
-        "spend_today_per_persona": sorted(per_persona.values(), key=lambda e: (-e["cost_usd"], e["persona"])),
-        "unpriced_today": spend.unpriced_models(today_rows),
+        "conversations": conversations(now),
+        # The counts, in /api/status's words (docs/api.md says what each counts).
+        "in_turn_count": CallerSession.objects.in_turn(now).count(),
+        "process_count": Process.objects.active().count(),
+        "session_count": CallerSession.objects.open().count(),
+        "spend_today": spend.grand_total(today_rows),
+        "spend_today_per_persona": by_cost(spend.totals(today_rows, lambda row: row["persona_name"])),
+        "spend_today_per_model": by_cost(spend.totals(today_rows, lambda row: row["model"])),
         "unpriced_period": spend.unpriced_models(rows),
-        "chart": spend_chart(rows, days=DASHBOARD_DAYS, today=today),
+        "chart": spend_chart(rows, days=DASHBOARD_DAYS, today=today, tokens=in_tokens),
+        "chart_in_tokens": in_tokens,
         "chart_days": DASHBOARD_DAYS,
+        "latency": latency.over_time(now),
         "errors_last_hour": errors_query.count(),
         "errors": recent_errors(hour_ago),
         "process_changelist": reverse("admin:agents_process_changelist"),
+        "llmcall_changelist": reverse("admin:agents_llmcall_changelist"),
         "cost_summary": reverse("admin:agents_llmcall_cost_summary"),
     }

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import ExpressionWrapper, F, Q
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -85,7 +85,8 @@ class Persona(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
-        help_text="Spending cap per UTC day (USD); empty for TRON_DEFAULT_DAILY_BUDGET_USD, 0 for none at all.",
+        help_text="Spending cap per UTC day (USD); empty for TRON_DEFAULT_DAILY_BUDGET_USD. 0 stops the "
+        "persona's model calls altogether (every turn is refused).",
     )
     tools = models.JSONField(
         default=list,
@@ -187,6 +188,30 @@ def new_public_id() -> str:
 class ProcessQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=Process.ACTIVE_STATUSES)
+
+    def with_live_state(self, now):
+        """Each process with `in_turn` (one of its sessions is in a turn at `now`, by
+        CallerSessionQuerySet.in_turn) and `last_message_at` (its latest transcript line: when its last
+        turn ended, or when the caller spoke in the one running; None before any): what tells a
+        conversation talking now from one waiting for its caller. Two subqueries on indexes (the
+        sessions' process, the transcript's process and id), however many rows."""
+        latest = Message.objects.filter(process=OuterRef("pk")).order_by("-id").values("created_at")[:1]
+        return self.annotate(
+            in_turn=Exists(CallerSession.objects.in_turn(now).filter(process=OuterRef("pk"))),
+            last_message_at=Subquery(latest),
+        )
+
+    def with_latest_caller(self):
+        """Each process with `caller_id`: the caller of its most recently seen session (None for none).
+        A subquery on the sessions' process index."""
+        sessions = CallerSession.objects.filter(process=OuterRef("pk")).order_by("-last_seen_at", "-id")
+        return self.annotate(caller_id=Subquery(sessions.values("caller_id")[:1]))
+
+    def with_last_model(self):
+        """Each process with `last_model`: the model of its latest LLM call (None before any), which says
+        whether a cost of 0 is free or unpriced. A subquery on the calls' (process, created_at) index."""
+        latest = LLMCall.objects.filter(process=OuterRef("pk")).order_by("-created_at", "-id")
+        return self.annotate(last_model=Subquery(latest.values("model")[:1]))
 
     def with_parent_id(self):
         """Each process with `parent_public_id`: its parent's public id, or None (the API's `parent_id`)."""
@@ -298,7 +323,8 @@ class Process(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.public_id} {self.persona_id and self.persona.name} {self.status}"
+        # No status: "running" would read as "talking now" for a conversation waiting for its caller.
+        return f"{self.public_id} {self.persona_id and self.persona.name}"
 
     @property
     def principal(self) -> Principal:
@@ -347,8 +373,19 @@ class CallerSessionQuerySet(models.QuerySet):
         return self.annotate(continues=ExpressionWrapper(rule, output_field=models.BooleanField()))
 
     def in_turn(self, now=None):
-        """Sessions a turn is running in now (agents.models.Turn): the caller is talking to the team."""
+        """Sessions a turn is running in now (a running Turn whose lease is live): the one rule for
+        "talking now" that the dashboard, the lists and their counts use. A turn left by a server that
+        died stops counting when its lease lapses."""
         return self.filter(turns__in=Turn.objects.live(now).filter(state=Turn.State.RUNNING))
+
+    def with_live_state(self, now):
+        """Each session with `in_turn` (by `in_turn`'s rule, an EXISTS on the primary key) and
+        `last_message_at` (its latest transcript line; None before any), as for processes."""
+        latest = Message.objects.filter(session=OuterRef("pk")).order_by("-id").values("created_at")[:1]
+        return self.annotate(
+            in_turn=Exists(CallerSession.objects.in_turn(now).filter(pk=OuterRef("pk"))),
+            last_message_at=Subquery(latest),
+        )
 
 
 class CallerSession(models.Model):
@@ -395,9 +432,9 @@ class CallerSession(models.Model):
     def is_open(self) -> bool:
         return self.ended_at is None
 
-    def in_turn(self) -> bool:
+    def turn_running(self) -> bool:
         """Whether a turn runs in this session now."""
-        return Turn.objects.live().filter(session=self, state=Turn.State.RUNNING).exists()
+        return CallerSession.objects.in_turn().filter(pk=self.pk).exists()
 
 
 class TurnQuerySet(models.QuerySet):
@@ -760,3 +797,45 @@ class CallerAllowance(models.Model):
 
     def __str__(self):
         return self.allowance
+
+
+class ModelPrice(models.Model):
+    """A model's price as an operator set it in the admin, over the built-in table and TRON_PRICES
+    (agents.pricing, which keeps them in memory: calls are priced without a query)."""
+
+    model = models.CharField(
+        max_length=120,
+        help_text="The model's name as its calls record it, e.g. gpt-4o-mini (any case). It also prices "
+        "its dated variants (gpt-4o-mini-2024-07-18) and provider-prefixed names (openai/gpt-4o-mini).",
+    )
+    input_usd_per_million = models.DecimalField(
+        "input (USD per 1M tokens)",
+        max_digits=12,
+        decimal_places=6,
+        validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
+    )
+    output_usd_per_million = models.DecimalField(
+        "output (USD per 1M tokens)",
+        max_digits=12,
+        decimal_places=6,
+        validators=[MinValueValidator(Decimal(0), message="Must not be negative.")],
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "model price"
+        ordering = ["model"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("model"),
+                name="agents_modelprice_model_ci_unique",
+                violation_error_message="This model has a price already (names are unique ignoring case).",
+            ),
+        ]
+
+    def __str__(self):
+        return self.model
+
+    def clean_fields(self, exclude=None):
+        self.model = (self.model or "").strip()
+        super().clean_fields(exclude=exclude)

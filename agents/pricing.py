@@ -1,7 +1,13 @@
 """What a model call costs: USD per million input and output tokens, by model name.
 
-The built-in table is a dated snapshot; TRON_PRICES_FILE and TRON_PRICES (JSON) override or add models.
-A model the table does not know costs 0 and is logged once, so a missing price is visible, not guessed.
+Three layers, each over the one before: the built-in table (a dated snapshot), TRON_PRICES_FILE and
+TRON_PRICES (JSON, the deployment's defaults), and the prices operators set in the admin (ModelPrice).
+A model none of them knows costs 0 and is logged once, and the control panel says "no price set" beside
+its spend, so a missing price is visible, not guessed; a model priced at 0 is "free".
+
+Every call is priced from memory: each process keeps the table (agents.cache), dropped when a ModelPrice
+is saved or deleted in this process, and read again by other processes within TRON_CACHE_SECONDS.
+Prices are read in sync code only (the engine's database threads, the admin, tasks).
 """
 
 import logging
@@ -9,6 +15,9 @@ from decimal import Decimal
 from functools import cache
 
 from django.conf import settings
+
+from .cache import ProcessCache
+from .models import ModelPrice
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +48,38 @@ BUILT_IN_PRICES: dict[str, tuple[str, str]] = {
 MILLION = Decimal(1_000_000)
 QUANTUM = Decimal("0.000000001")
 
+Prices = dict[str, tuple[Decimal, Decimal]]
+
+prices = ProcessCache("model prices")
+
 
 @cache
-def price_table() -> dict[str, tuple[Decimal, Decimal]]:
+def default_table() -> Prices:
+    """The built-in table with TRON_PRICES_FILE / TRON_PRICES over it: what applies without the admin."""
     table = {name: (Decimal(i), Decimal(o)) for name, (i, o) in BUILT_IN_PRICES.items()}
     for name, price in settings.TRON_PRICES.items():
-        table[name] = (Decimal(str(price["input"])), Decimal(str(price["output"])))
+        table[name.strip().lower()] = (Decimal(str(price["input"])), Decimal(str(price["output"])))
     return table
+
+
+def price_table() -> Prices:
+    """Every price in effect, by lower-case model name: the admin's over the defaults (one query when
+    the process's copy is due)."""
+    return prices.get_or_load("table", _read)
+
+
+def _read() -> Prices:
+    table = dict(default_table())
+    rows = ModelPrice.objects.values_list("model", "input_usd_per_million", "output_usd_per_million")
+    for name, input_price, output_price in rows:
+        table[name.strip().lower()] = (input_price, output_price)
+    return table
+
+
+def clear_cache() -> None:
+    """Forget the copy and the defaults (a test changed TRON_PRICES)."""
+    default_table.cache_clear()
+    prices.clear()
 
 
 def price_for(model: str) -> tuple[Decimal, Decimal] | None:
@@ -61,9 +95,14 @@ def price_for(model: str) -> tuple[Decimal, Decimal] | None:
     return table[max(matches, key=len)] if matches else None
 
 
+def is_free(model: str) -> bool:
+    """The model is priced at $0 in and out (the embedded model, or one an operator set to 0)."""
+    return price_for(model) == (0, 0)
+
+
 def missing_price(model: str) -> str:
     """What the control panel shows beside spend recorded at $0 because `model` has no price."""
-    return f"no price for {model}: set TRON_PRICES"
+    return f"no price set for {model}: add it under Model prices"
 
 
 def cost_usd(model: str, input_tokens: int, output_tokens: int) -> Decimal:
@@ -77,4 +116,6 @@ def cost_usd(model: str, input_tokens: int, output_tokens: int) -> Decimal:
 
 @cache
 def _warn_unpriced(model: str) -> None:
-    log.warning("No price for model %r: its calls are recorded at $0. Add it with TRON_PRICES_FILE.", model)
+    log.warning(
+        "No price for model %r: its calls are recorded at $0. Set one in the admin (Model prices).", model
+    )

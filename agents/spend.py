@@ -1,16 +1,23 @@
-"""What the team spent: LLM calls totalled per UTC day, persona and model, and the spend no price covers.
+"""What the team spent: LLM calls totalled per UTC day, persona and model, and how to say a cost.
 
-The cost summary and the dashboard read spend through here, so both say the same about unknown prices.
+The cost summary and the dashboard read spend through here, so both say the same: one money format, and
+a zero that is explained ("free" for models priced at $0, "no price set" for models with no price).
 """
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from . import pricing
+from .display import usd
 from .models import LLMCall
+
+FREE = "free"
+NO_PRICE = "no price set"
 
 
 def utc_today():
@@ -40,22 +47,63 @@ def daily_usage(calls) -> list[dict]:
     )
 
 
-def unpriced(rows: list[dict]) -> list[dict]:
-    """The rows of `daily_usage` whose model the price table does not know: recorded at $0."""
-    return [row for row in rows if pricing.price_for(row["model"]) is None]
+def cost_text(cost, models: Iterable[str]) -> str:
+    """A cost as the control panel writes it: the amount, or, when it is zero and calls of `models` made
+    it, why: "no price set" when one of them has no price, else "free" (all priced at $0)."""
+    models = {model for model in models if model}
+    if cost or not models:
+        return usd(cost)
+    return NO_PRICE if any(pricing.price_for(model) is None for model in models) else FREE
+
+
+def totals(rows: list[dict], key: Callable[[dict], object]) -> list[dict]:
+    """The rows of `daily_usage` added up per `key(row)` (a persona, a model, a day), in first-seen order.
+
+    Each total: key, calls, input_tokens, output_tokens, tokens, cost_usd, cost (as `cost_text` writes
+    it) and unpriced (the notes of its models that have no price)."""
+    found: dict = {}
+    for row in rows:
+        entry = found.setdefault(
+            key(row),
+            {
+                "key": key(row),
+                "calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": Decimal(0),
+                "models": set(),
+            },
+        )
+        entry["calls"] += row["calls"]
+        entry["input_tokens"] += row["input_tokens"] or 0
+        entry["output_tokens"] += row["output_tokens"] or 0
+        entry["cost_usd"] += row["cost_usd"] or 0
+        entry["models"].add(row["model"])
+    for entry in found.values():
+        entry["tokens"] = entry["input_tokens"] + entry["output_tokens"]
+        entry["cost"] = cost_text(entry["cost_usd"], entry["models"])
+        entry["unpriced"] = [pricing.missing_price(m) for m in sorted(entry["models"]) if is_unpriced(m)]
+    return list(found.values())
+
+
+def grand_total(rows: list[dict]) -> dict:
+    """All the rows in one total (as `totals` makes them), zeros when there are none."""
+    if rows:
+        return totals(rows, lambda row: "all")[0]
+    zero = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "tokens": 0, "cost_usd": Decimal(0)}
+    return {"key": "all", **zero, "models": set(), "cost": usd(0), "unpriced": []}
+
+
+def is_unpriced(model: str) -> bool:
+    return pricing.price_for(model) is None
 
 
 def unpriced_models(rows: list[dict]) -> list[dict]:
     """Per model with no price: its calls and tokens, and the note to show beside the money."""
-    models: dict[str, dict] = {}
-    for row in unpriced(rows):
-        entry = models.setdefault(
-            row["model"],
-            {"model": row["model"], "calls": 0, "tokens": 0, "note": pricing.missing_price(row["model"])},
-        )
-        entry["calls"] += row["calls"]
-        entry["tokens"] += (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
-    return sorted(models.values(), key=lambda entry: entry["model"])
+    found = [entry for entry in totals(rows, lambda row: row["model"]) if is_unpriced(entry["key"])]
+    for entry in found:
+        entry["model"], entry["note"] = entry["key"], pricing.missing_price(entry["key"])
+    return sorted(found, key=lambda entry: entry["key"])
 
 
 def recent_calls(days: int):

@@ -86,10 +86,7 @@ class CallOutcome:
     error: str = ""
     lines: list[dict] = field(default_factory=list)  # the transcript lines it led to, OpenAI-style
     tool_calls: int = 0  # calls of the persona's tools it made
-
-    @property
-    def cost_usd(self) -> Decimal:
-        return pricing.cost_usd(self.model, self.input_tokens, self.output_tokens)
+    cost_usd: Decimal = Decimal(0)  # priced when it is recorded (prices are read off the event loop)
 
 
 @dataclass
@@ -273,7 +270,7 @@ def _amount(hold) -> Decimal:
 def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, process_error=None) -> None:
     """The call's outcome on its row, its lines, the process's counters (and `process_error`, when the
     turn's outcome changes it), the persona's and the caller's spend."""
-    cost = outcome.cost_usd
+    cost = outcome.cost_usd = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
     LLMCall.objects.filter(pk=call.id).update(
         model=outcome.model[:MODEL_LENGTH],
         input_tokens=outcome.input_tokens,

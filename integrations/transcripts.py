@@ -67,7 +67,7 @@ def add_reported_lines(session: CallerSession, reported: list[tuple[str, str]], 
         return 0
     with transaction.atomic():
         locked = CallerSession.objects.select_for_update().get(pk=session.pk)
-        turn_running = locked.in_turn()
+        turn_running = locked.turn_running()
         if turn_running:
             if not call_over:
                 return 0

@@ -1,28 +1,26 @@
 """The life loop in the control panel: runs, journal, news and posts are written by the loop, so read-only
-here; goals are the loop's and the operators' both, so they are edited here too."""
+here (posts are approved or rejected here when they need approval); goals are the loop's and the
+operators' both, so they are edited here too."""
+
+from datetime import timedelta
 
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
+from django_q.tasks import async_task
 
 from agents.admin import SystemWrittenAdmin, process_link
-from agents.display import ellipsis
+from agents.display import ellipsis, human_duration
+from agents.spend import cost_text
 
 from .models import ActivityRun, Goal, JournalEntry, NewsItem, Post
 
 
 @admin.register(ActivityRun)
 class ActivityRunAdmin(SystemWrittenAdmin):
-    list_display = [
-        "persona",
-        "activity",
-        "trigger",
-        "status",
-        "started_at",
-        "finished_at",
-        "process_column",
-        "short_result",
-    ]
+    # The trigger is a filter and the finish a duration, so the result has the room to be read.
+    list_display = ["persona", "activity", "status", "started_at", "took", "process_column", "short_result"]
     list_filter = ["activity", "status", "trigger", "persona"]
     list_select_related = ["persona", "process"]
     date_hierarchy = "started_at"
@@ -43,7 +41,13 @@ class ActivityRunAdmin(SystemWrittenAdmin):
 
     @admin.display(description="result")
     def short_result(self, obj):
-        return ellipsis(obj.error or obj.result, 80)
+        return ellipsis(obj.error or obj.result, 120)
+
+    @admin.display(description="took")
+    def took(self, obj):
+        if obj.finished_at is None:
+            return "running"
+        return human_duration(max(obj.finished_at - obj.started_at, timedelta(0)))
 
     @admin.display(description="process", ordering="process")
     def process_column(self, obj):
@@ -54,11 +58,13 @@ class ActivityRunAdmin(SystemWrittenAdmin):
         if obj.process is None:
             return "—"
         return format_html(
-            '{} · <a href="{}#messages-group">transcript</a> ({} LLM call(s), ${})',
+            '{} · <a href="{}#transcript">transcript</a> ({} LLM call(s), {})',
             process_link(obj.process),
             reverse("admin:agents_process_change", args=[obj.process.pk]),
             obj.process.llm_calls,
-            obj.process.cost_usd.normalize(),
+            cost_text(
+                obj.process.cost_usd, obj.process.llm_call_rows.values_list("model", flat=True).distinct()
+            ),
         )
 
 
@@ -74,6 +80,7 @@ class RunLinkMixin:
 @admin.register(JournalEntry)
 class JournalEntryAdmin(RunLinkMixin, SystemWrittenAdmin):
     list_display = ["created_at", "persona", "kind", "importance", "short_text", "run_link"]
+    empty_value_display = "not given"  # an importance the model did not give
     list_filter = ["kind", "persona", "importance"]
     list_select_related = ["persona"]
     date_hierarchy = "created_at"
@@ -126,14 +133,68 @@ class GoalAdmin(admin.ModelAdmin):
 
 @admin.register(Post)
 class PostAdmin(RunLinkMixin, SystemWrittenAdmin):
-    list_display = ["created_at", "persona", "status", "short_text", "attempts", "run_link"]
+    """Posts as the loop wrote them. With TRON_POSTS_NEED_APPROVAL on they wait here: an operator
+    approves (they are published by the worker) or rejects them; a withheld post may be approved too."""
+
+    list_display = ["created_at", "persona", "status", "short_text", "short_reason", "reviewed", "run_link"]
     list_filter = ["status", "persona"]
     list_select_related = ["persona"]
     date_hierarchy = "created_at"
     search_fields = ["persona__name", "text", "error"]
-    fields = ["persona", "text", "status", "error", "attempts", "created_at", "published_at", "run_link"]
+    actions = ["approve", "reject"]
+    fields = [
+        "persona",
+        "text",
+        "status",
+        "error",
+        "attempts",
+        "created_at",
+        "published_at",
+        "reviewed",
+        "run_link",
+    ]
     readonly_fields = fields
 
     @admin.display(description="text")
     def short_text(self, obj):
-        return ellipsis(obj.text, 100)
+        return ellipsis(obj.text, 100) or "(empty)"
+
+    @admin.display(description="why not published")
+    def short_reason(self, obj):
+        return ellipsis(obj.error, 80)
+
+    @admin.display(description="reviewed", ordering="reviewed_at")
+    def reviewed(self, obj):
+        if not obj.reviewed_at:
+            return ""
+        return (
+            f"{obj.reviewed_by} {formats.date_format(timezone.localtime(obj.reviewed_at), 'DATETIME_FORMAT')}"
+        )
+
+    @admin.action(description="Approve and publish", permissions=["operate"])
+    def approve(self, request, queryset):
+        reviewable = queryset.filter(
+            status__in=[Post.Status.AWAITING_APPROVAL, Post.Status.WITHHELD]
+        ).exclude(text="")
+        approved = 0
+        for post in reviewable:
+            # Conditional, so two operators approving at once publish it once.
+            if Post.objects.filter(pk=post.pk, status=post.status).update(
+                status=Post.Status.APPROVED,
+                reviewed_by=request.user.get_username(),
+                reviewed_at=timezone.now(),
+            ):
+                async_task("lifeloop.tasks.publish_approved", post.pk, group="lifeloop: posts")
+                approved += 1
+        skipped = queryset.count() - approved
+        message = f"Approved {approved} post(s); the worker publishes them."
+        if skipped:
+            message += f" Skipped {skipped} that were not awaiting approval (or withheld with text)."
+        self.message_user(request, message)
+
+    @admin.action(description="Reject (never publish)", permissions=["operate"])
+    def reject(self, request, queryset):
+        rejected = queryset.filter(status__in=[Post.Status.AWAITING_APPROVAL, Post.Status.WITHHELD]).update(
+            status=Post.Status.REJECTED, reviewed_by=request.user.get_username(), reviewed_at=timezone.now()
+        )
+        self.message_user(request, f"Rejected {rejected} post(s).")

@@ -32,3 +32,9 @@ class LifeloopConfig(AppConfig):
         from .schedules import scheduled_persona_ids
 
         return scheduled_persona_ids()
+
+    def default_life_hours(self) -> dict[str, list[int]]:
+        """The persona form's default hours per activity (agents.persona_form)."""
+        from .schedules import DEFAULT_HOURS
+
+        return {str(activity): list(hours) for activity, hours in DEFAULT_HOURS.items()}

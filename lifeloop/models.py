@@ -76,8 +76,8 @@ class ActivityRun(models.Model):
 
 class JournalEntry(models.Model):
     """The persona's memory stream: what each activity did, in words, scored 1-10 for importance by the
-    model. Reflections are entries too; the importance summed since the latest one can trigger the next
-    (Generative Agents)."""
+    model (no score when it gave none: nothing is invented). Reflections are entries too; the importance
+    summed since the latest one can trigger the next (Generative Agents)."""
 
     persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="journal_entries")
     run = models.ForeignKey(
@@ -85,7 +85,11 @@ class JournalEntry(models.Model):
     )
     kind = models.CharField(max_length=16, choices=Activity.choices)
     text = models.TextField()
-    importance = models.PositiveSmallIntegerField(default=1, help_text="1 (mundane) to 10 (poignant).")
+    importance = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="1 (mundane) to 10 (poignant), as the model scored it; empty when it gave no score.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -167,10 +171,16 @@ class Goal(models.Model):
 
 
 class Post(models.Model):
-    """A short post in the persona's voice, published to TRON_SOCIAL_API_URL when it is set."""
+    """A short post in the persona's voice: published to TRON_SOCIAL_API_URL when it is set, only stored
+    when it is not; withheld (kept with the reason) when it is empty or repeats its prompt or an earlier
+    post; held for an operator's approval first when TRON_POSTS_NEED_APPROVAL is on."""
 
     class Status(models.TextChoices):
-        STORED = "stored", "Stored (no social API set)"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        APPROVED = "approved", "Approved, being published"
+        REJECTED = "rejected", "Rejected by an operator"
+        WITHHELD = "withheld", "Withheld (not published)"
+        STORED = "stored", "Stored, not published (no social API set)"
         PUBLISHED = "published"
         FAILED = "failed", "Publishing failed"
 
@@ -178,16 +188,22 @@ class Post(models.Model):
     run = models.ForeignKey(
         ActivityRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts"
     )
-    text = models.TextField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STORED)
-    error = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STORED)
+    error = models.TextField(
+        "why not published", blank=True, help_text="Why it was withheld, or why publishing failed."
+    )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Requests made to the social API.")
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.CharField(
+        max_length=150, blank=True, help_text="The operator who approved or rejected it."
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["persona", "-created_at"], name="lifeloop_post_persona")]
 
     def __str__(self):
-        return self.text[:60]
+        return self.text[:60] or "(empty)"

@@ -31,9 +31,11 @@ def body(post: Post) -> dict:
 
 def publish(post: Post) -> None:
     """POST the post to TRON_SOCIAL_API_URL (when set); status `published`, or `failed` with the reason
-    after the retry. Without the setting the post stays `stored`."""
+    after the retry. Without the setting it is `stored`: kept here, published nowhere."""
     url = settings.TRON_SOCIAL_API_URL
     if not url:
+        post.status = Post.Status.STORED
+        post.save(update_fields=["status"])
         return
     headers = {"X-API-Key": settings.TRON_SOCIAL_API_KEY} if settings.TRON_SOCIAL_API_KEY else {}
     error = ""

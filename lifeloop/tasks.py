@@ -9,8 +9,9 @@ from agents.models import Persona
 
 from . import schedules
 from .activities.reflection import importance_since_last_reflection
-from .models import Activity, ActivityRun
+from .models import Activity, ActivityRun, Post
 from .runner import result_text, run_activity
+from .social import publish
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +45,12 @@ def reflect_if_due(persona_id: int) -> str:
     slot = schedules.hour_start(persona, timezone.now())
     run = run_activity(persona, Activity.REFLECTION, trigger=ActivityRun.Trigger.IMPORTANCE, slot=slot)
     return f"{persona.name} reflection (importance {total}): {result_text(run)}"
+
+
+def publish_approved(post_id: int) -> str:
+    """Publish a post an operator approved (lifeloop.admin); a post in any other state is left alone."""
+    post = Post.objects.select_related("persona").filter(pk=post_id, status=Post.Status.APPROVED).first()
+    if post is None:
+        return "No approved post to publish."
+    publish(post)
+    return f"Post {post.pk} of {post.persona.name}: {post.get_status_display()}"

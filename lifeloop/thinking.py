@@ -16,7 +16,6 @@ from agents.runtime import TurnInput, complete_turn_sync
 
 from .models import ActivityRun
 
-DEFAULT_IMPORTANCE = 5  # when the model gives none (AI Town's default)
 IMPORTANCE_ASK = (
     "Then, on a last line of its own, rate how important this is to you from 1 (mundane) to 10 "
     "(life-changing), as 'Importance: N'."
@@ -32,7 +31,7 @@ class ActivityFailed(Exception):
 class Outcome:
     result: str  # what the run did, in a line or a paragraph (the trigger's `result`)
     journal: str = ""  # the memory-stream entry; "" for none
-    importance: int = DEFAULT_IMPORTANCE
+    importance: int | None = None  # 1-10 as the model scored it; None when it gave none (not invented)
     share: str = ""  # worth posting to the life-loop Slack channel; "" for nothing
     error: str = ""  # a partial failure: the run is failed with this reason, and the result stands
     skipped: bool = False  # nothing to do (no feeds, nothing to reflect on)
@@ -56,21 +55,22 @@ def think(run: ActivityRun, prompt: str, *, max_tokens: int | None = None) -> st
     return end.text.strip()
 
 
-def split_importance(text: str) -> tuple[str, int]:
-    """The answer without its 'Importance: N' line, and N (1-10; DEFAULT_IMPORTANCE when absent)."""
+def split_importance(text: str) -> tuple[str, int | None]:
+    """The answer without its 'Importance: N' line, and N (1-10; None when the model gave none)."""
     found = list(_IMPORTANCE.finditer(text))
     if not found:
-        return text.strip(), DEFAULT_IMPORTANCE
+        return text.strip(), None
     last = found[-1]
     rest = (text[: last.start()] + text[last.end() :]).strip()
     return rest, clamp_importance(last.group(1))
 
 
-def clamp_importance(value) -> int:
+def clamp_importance(value) -> int | None:
+    """A score the model gave, brought into 1-10; None for none (or one that is not a number)."""
     try:
         return min(10, max(1, int(value)))
     except (TypeError, ValueError):
-        return DEFAULT_IMPORTANCE
+        return None
 
 
 def parse_json(text: str) -> dict:

@@ -62,9 +62,11 @@ def _open_api(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_memory():
-    """Each test's database starts over, so what a server process keeps in memory must too."""
-    from agents import cache
+    """Each test's database starts over, so what a server process keeps in memory must too (and the
+    price table, which tests change through TRON_PRICES)."""
+    from agents import cache, pricing
 
+    pricing.clear_cache()
     cache.clear_all()
     yield
     cache.clear_all()

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from agents.models import CallerSession, LLMCall, Message, Persona, Process
+from agents.models import CallerSession, LLMCall, Message, Persona, Process, Turn
 
 
 def make_persona(**overrides) -> Persona:
@@ -21,6 +21,18 @@ def make_process(persona=None, **overrides) -> Process:
 
 def make_session(caller_id="+14155551234", process=None, **overrides) -> CallerSession:
     return CallerSession.objects.create(caller_id=caller_id, process=process or make_process(), **overrides)
+
+
+def make_turn(session, lease_until, **overrides) -> Turn:
+    """A running turn of `session` whose holder renews it until `lease_until` (in the past: lost)."""
+    overrides.setdefault("state", Turn.State.RUNNING)
+    return Turn.objects.create(
+        caller_id=session.caller_id,
+        session=session,
+        process=session.process,
+        lease_until=lease_until,
+        **overrides,
+    )
 
 
 def make_message(process, role="user", content="Hello", **overrides) -> Message:

@@ -21,6 +21,9 @@ class TronAdminSite(admin.AdminSite):
     site_header = "Tron control panel"
     site_title = "Tron control panel"
     index_title = "Operations"
+    # The lists need the width (at 1400 px the sidebar and the filters left the tables 730 px); the
+    # app list is on the home page, and the breadcrumbs lead there.
+    enable_nav_sidebar = False
 
     def get_urls(self):
         return [
@@ -49,6 +52,7 @@ def dashboard_context() -> dict:
         "dashboard": {
             **agents_dashboard.figures(),
             "activities": lifeloop_dashboard.latest_activities(),
+            "posts_awaiting": lifeloop_dashboard.posts_awaiting_approval(),
             "refresh_seconds": settings.TRON_DASHBOARD_REFRESH_SECONDS,
         }
     }

@@ -12,6 +12,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from agents import metrics as tron_metrics
 from agents.api import router as control_router
 from integrations.caddy import router as caddy_router
 from integrations.chat_api import REQUEST_BODY_SCHEMAS
@@ -65,7 +66,7 @@ ERRORS = {
     400: "The request is invalid: `param` names the field.",
     401: "TRON_API_TOKEN (for /api/*) or TRON_CHAT_API_KEY (for the chat API) is set and the request does "
     "not carry it as `Authorization: Bearer <key>`.",
-    404: "No such process, or no such model.",
+    404: "No such process, model or persona.",
     409: "Another turn of the same caller is running (`conversation_busy`): retry.",
     413: "A message longer than TRON_MAX_MESSAGE_CHARS (`message_too_long`), or a body over 10 MB.",
     429: "The persona has spent its daily budget (`insufficient_quota`).",
@@ -75,6 +76,8 @@ ERRORS = {
     504: "The model was silent for TRON_LLM_TIMEOUT seconds.",
 }
 CHAT_TURN_ERRORS = (400, 401, 409, 413, 429, 502, 503, 504)
+# The internal endpoints, documented with the control panel's (ControlPanelAPI).
+INTERNAL_ERRORS = {"/internal/life/trigger": (400, 401, 404)}
 
 
 class DocumentedAPI(NinjaAPI):
@@ -96,11 +99,49 @@ class DocumentedAPI(NinjaAPI):
         return document
 
 
+class ControlPanelAPI(DocumentedAPI):
+    """/api/, whose docs (/api/docs) also describe what an operator calls beside it: the internal
+    endpoints (the life-loop trigger, caddy-ask) and /metrics. Extending the generated schema this way is
+    what django-ninja's maintainer suggests (vitalik/django-ninja#169)."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        internal = internal_api.get_openapi_schema(path_params=path_params)
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, operations in internal["paths"].items():
+            for operation in operations.values():
+                for status in INTERNAL_ERRORS.get(path, ()):
+                    operation["responses"][str(status)] = {"description": ERRORS[status], "content": error}
+        schema["paths"].update(internal["paths"])
+        for name, component in internal.get("components", {}).get("schemas", {}).items():
+            schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, component)
+        schema["paths"]["/metrics"] = METRICS_OPERATION
+        return schema
+
+
+METRICS_OPERATION = {
+    "get": {
+        "operationId": "tron_site_views_metrics",
+        "summary": "Prometheus metrics",
+        "description": "Prometheus' text format, summed over every process of the machine (docs/api.md lists "
+        "the metrics). Behind TRON_API_TOKEN when it is set.",
+        "tags": ["monitoring"],
+        "responses": {
+            "200": {
+                "description": "The metrics",
+                "content": {tron_metrics.CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            },
+            "401": {"description": "TRON_API_TOKEN is set and the request does not carry it"},
+        },
+    }
+}
+
 api = install_error_handlers(
-    DocumentedAPI(
+    ControlPanelAPI(
         title="Tron control panel API",
         version="1.0.0",
-        description="Processes, caller sessions and system status. See the README for authentication.",
+        description="Processes, caller sessions and system status; the life-loop trigger and /metrics. "
+        "See the README for authentication.",
         urls_namespace="api",
         errors={
             "/api/status": (401,),

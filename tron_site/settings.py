@@ -372,6 +372,8 @@ TRON_SOCIAL_API_URL = env_str("TRON_SOCIAL_API_URL")
 if TRON_SOCIAL_API_URL and urlparse(TRON_SOCIAL_API_URL).scheme not in ("http", "https"):
     raise ImproperlyConfigured("TRON_SOCIAL_API_URL must be an http(s) URL")  # not echoed: it may hold a key
 TRON_SOCIAL_API_KEY = env_str("TRON_SOCIAL_API_KEY")  # sent as X-API-Key when set
+# Posts wait for an operator's approval in the admin before they are published.
+TRON_POSTS_NEED_APPROVAL = env_bool("TRON_POSTS_NEED_APPROVAL", False)
 # Slack channel (id or #name) where the life loop shares posts, reflections and goal changes; empty: none.
 TRON_LIFE_SLACK_CHANNEL = env_str("TRON_LIFE_SLACK_CHANNEL")
 
@@ -442,6 +444,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["tron_site.formats"]  # times to the second, with the zone
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -13,7 +13,6 @@ from django.conf import settings
 
 from agents import spend
 from agents.api import sessions_by_activity, system_status
-from agents.display import usd
 from agents.models import CallerSession, Channel
 from agents.schemas import SessionOut
 from agents.sessions import end_session
@@ -78,21 +77,17 @@ def clear_sessions() -> str:
 
 def costs_today() -> str:
     rows = spend.daily_usage(spend.recent_calls(1))
-    per_persona: dict[str, dict] = {}
-    for row in rows:
-        entry = per_persona.setdefault(row["persona_name"], {"calls": 0, "tokens": 0, "cost": 0})
-        entry["calls"] += row["calls"]
-        entry["tokens"] += (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
-        entry["cost"] += row["cost_usd"] or 0
-    calls = sum(entry["calls"] for entry in per_persona.values())
-    tokens = sum(entry["tokens"] for entry in per_persona.values())
-    cost = sum(entry["cost"] for entry in per_persona.values())
+    total = spend.grand_total(rows)
     lines = [
-        f"*Spend today ({spend.utc_today().isoformat()}, UTC)*: {usd(cost)}, {calls} LLM calls, {tokens:,} tokens"
+        f"*Spend today ({spend.utc_today().isoformat()}, UTC)*: {total['cost']}, {total['calls']} LLM calls, "
+        f"{total['tokens']:,} tokens"
     ]
-    for name, entry in sorted(per_persona.items(), key=lambda item: (-item[1]["cost"], item[0])):
-        lines.append(f"• {name}: {usd(entry['cost'])} ({entry['calls']} calls, {entry['tokens']:,} tokens)")
-    lines.extend(f"_{model['note']}_" for model in spend.unpriced_models(spend.unpriced(rows)))
+    per_persona = spend.totals(rows, lambda row: row["persona_name"])
+    for entry in sorted(per_persona, key=lambda entry: (-entry["cost_usd"], entry["key"])):
+        lines.append(
+            f"• {entry['key']}: {entry['cost']} ({entry['calls']} calls, {entry['tokens']:,} tokens)"
+        )
+    lines.extend(f"_{model['note']}_" for model in spend.unpriced_models(rows))
     return "\n".join(lines)
 
 

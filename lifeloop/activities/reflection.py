@@ -26,6 +26,7 @@ def since_last_reflection(persona):
 
 
 def importance_since_last_reflection(persona) -> int:
+    """The scores summed (entries the model gave no score add nothing)."""
     return since_last_reflection(persona).aggregate(total=Sum("importance"))["total"] or 0
 
 
@@ -35,8 +36,9 @@ def run(run) -> Outcome:
     if not entries:
         return Outcome(result="Nothing new to reflect on since the last reflection.", skipped=True)
     listed = "\n".join(
-        f"- ({entry.created_at:%Y-%m-%d %H:%M}, {entry.get_kind_display().lower()}, importance "
-        f"{entry.importance}) {ellipsis(entry.text, 400)}"
+        f"- ({entry.created_at:%Y-%m-%d %H:%M}, {entry.get_kind_display().lower()}"
+        + (f", importance {entry.importance}" if entry.importance is not None else "")
+        + f") {ellipsis(entry.text, 400)}"
         for entry in entries
     )
     answer = think(

@@ -1,7 +1,7 @@
 """The control panel for personas, processes, sessions, transcripts and LLM calls."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,10 +12,19 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from agents.models import CallerSession, LLMCall, Message, Persona, Process
-from tests.factories import ago, make_llm_call, make_message, make_persona, make_process, make_session
+from tests.factories import (
+    ago,
+    make_llm_call,
+    make_message,
+    make_persona,
+    make_process,
+    make_session,
+    make_turn,
+)
 
 pytestmark = pytest.mark.django_db
 
+NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 COST_SUMMARY = reverse("admin:agents_llmcall_cost_summary")
 
 
@@ -30,6 +39,14 @@ def change_page(obj):
 def listed(response):
     assert response.status_code == 200
     return list(response.context["cl"].result_list)
+
+
+def changelist_rows(response) -> list[str]:
+    """The text of each row of a changelist, its cells' words joined by single spaces."""
+    assert response.status_code == 200
+    body = response.content.decode().split('id="result_list"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>")[1], re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
 
 
 def queries_for(client, url):
@@ -171,19 +188,61 @@ def test_processes_search_by_caller_id_lists_each_process_once(admin_client, ton
     assert listed(admin_client.get(changelist("process") + "?q=%2B14155550123")) == [wanted]
 
 
-def test_processes_changelist_shows_tokens_cost_and_duration(admin_client, tony):
+@time_machine.travel(NOW, tick=False)
+def test_processes_changelist_shows_tokens_cost_and_start_compactly(admin_client, tony):
     make_process(
         tony,
-        input_tokens=1200,
+        input_tokens=12_345,
         output_tokens=34,
         cost_usd=Decimal("0.0125"),
-        started_at=ago(minutes=3, seconds=5),
-        finished_at=ago(seconds=0),
+        started_at=datetime(2024, 5, 10, 11, 56, 55, tzinfo=UTC),
+        finished_at=NOW,
     )
     content = admin_client.get(changelist("process")).content.decode()
-    assert "1,234 (1,200 in / 34 out)" in content
-    assert "$0.012500" in content
-    assert "3m 05s" in content
+    assert '<span class="nowrap" title="12,345 in / 34 out">12.3k / 34</span>' in content
+    assert "$0.0125" in content
+    assert "2024-05-10 11:56:55 UTC" in content
+
+
+@time_machine.travel(NOW, tick=False)
+def test_processes_changelist_tells_a_turn_running_from_a_caller_awaited(admin_client, tony, maya):
+    talking = make_process(tony)
+    make_turn(make_session("+14155550001", process=talking), lease_until=NOW + timedelta(minutes=10))
+    waiting = make_process(maya, started_at=NOW - timedelta(minutes=20))
+    make_turn(make_session("+14155550002", process=waiting), lease_until=NOW - timedelta(seconds=1))
+    make_message(
+        waiting, role="assistant", content="Anything else?", created_at=NOW - timedelta(minutes=2, seconds=5)
+    )
+    ended = make_process(maya, status="completed", finished_at=NOW)
+    rows = {row.split()[0]: row for row in changelist_rows(admin_client.get(changelist("process")))}
+    assert "In a turn now" in rows[talking.public_id]
+    assert "Waiting for the caller since 11:57:55 UTC (2m 05s)" in rows[waiting.public_id]
+    assert "Completed" in rows[ended.public_id]
+    assert listed(admin_client.get(changelist("process") + "?live=in_turn")) == [talking]
+    assert listed(admin_client.get(changelist("process") + "?live=waiting")) == [waiting]
+    in_turn = listed(admin_client.get(changelist("callersession") + "?state=in_turn"))
+    assert [session.process for session in in_turn] == [talking]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_zero_cost_says_whether_the_model_is_free_or_unpriced(admin_client, tony):
+    local = make_process(tony)
+    make_llm_call(local, model="smollm2-135m-instruct", provider="local")
+    unknown = make_process(tony)
+    make_llm_call(unknown, model="fake-model")
+    rows = {row.split()[0]: row for row in changelist_rows(admin_client.get(changelist("process")))}
+    assert rows[local.public_id].endswith("free 2024-05-10 12:00:00 UTC")
+    assert rows[unknown.public_id].endswith("no price set 2024-05-10 12:00:00 UTC")
+    calls = " ".join(changelist_rows(admin_client.get(changelist("llmcall"))))
+    assert "free" in calls and "no price set" in calls and "$0" not in calls
+
+
+def test_processes_search_finds_words_of_the_conversation(admin_client, tony):
+    wanted = make_process(tony)
+    make_message(wanted, content="Can we ship the Kubernetes upgrade on Friday?")
+    make_message(wanted, role="assistant", content="Friday works.")
+    make_message(make_process(tony), content="Lunch plans?")
+    assert listed(admin_client.get(changelist("process") + "?q=kubernetes+upgrade")) == [wanted]
 
 
 def test_processes_changelist_links_to_the_cost_summary(admin_client):
@@ -317,7 +376,7 @@ def test_a_long_caller_id_is_cut_in_the_list_and_whole_on_its_page(admin_client,
 def test_sessions_link_to_the_process_transcript(admin_client, tony):
     session = make_session("+14155550001", process=make_process(tony))
     content = admin_client.get(changelist("callersession")).content.decode()
-    assert f'{change_page(session.process)}#messages-group">Transcript' in content
+    assert f'{change_page(session.process)}#transcript">Transcript' in content
 
 
 def test_sessions_changelist_query_count_does_not_grow_with_rows(admin_client, tony):
@@ -441,8 +500,6 @@ def test_llm_calls_changelist_query_count_does_not_grow_with_rows(admin_client, 
 
 # --- Cost summary ---------------------------------------------------------------------------------
 
-NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
-
 
 @pytest.fixture
 def known_calls(tony, maya):
@@ -474,14 +531,27 @@ def totals(row):
 def test_cost_summary_totals_per_persona(admin_client, known_calls):
     response = admin_client.get(COST_SUMMARY)
     assert response.status_code == 200
-    rows = {row["persona_name"]: totals(row) for row in response.context["per_persona"]}
+    rows = {row["label"]: totals(row) for row in response.context["per_persona"]}
     assert rows == {"Maya": (1, 1000, 100, Decimal("0.5")), "Tony": (2, 300, 60, Decimal("0.03"))}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_cost_summary_totals_per_model(admin_client, known_calls, tony):
+    make_llm_call(
+        make_process(tony), model="smollm2-135m-instruct", input_tokens=7, output_tokens=3, created_at=NOW
+    )
+    response = admin_client.get(COST_SUMMARY)
+    rows = {row["label"]: totals(row) for row in response.context["per_model"]}
+    assert rows == {"gpt-4o-mini": (3, 1300, 160, Decimal("0.53")), "smollm2-135m-instruct": (1, 7, 3, 0)}
+    per_model = response.content.decode().split('id="per-model"')[1].split("</table>")[0]
+    assert "smollm2-135m-instruct</a></th>" in per_model
+    assert "free" in per_model.split("smollm2-135m-instruct</a>")[1].split("</tr>")[0]
 
 
 @time_machine.travel(NOW, tick=False)
 def test_cost_summary_totals_per_utc_day(admin_client, known_calls):
     response = admin_client.get(COST_SUMMARY)
-    rows = {row["day"].isoformat(): totals(row) for row in response.context["per_day"]}
+    rows = {row["label"]: totals(row) for row in response.context["per_day"]}
     assert rows == {
         "2024-05-10": (2, 1200, 140, Decimal("0.52")),
         "2024-05-09": (1, 100, 20, Decimal("0.01")),
@@ -500,7 +570,7 @@ def test_cost_summary_rows_link_to_their_llm_calls(admin_client, known_calls):
 def test_cost_summary_has_a_grand_total(admin_client, known_calls):
     response = admin_client.get(COST_SUMMARY)
     assert totals(response.context["grand_total"]) == (3, 1300, 160, Decimal("0.53"))
-    assert "$0.530000" in response.content.decode()
+    assert "$0.53" in response.content.decode()
 
 
 @time_machine.travel(NOW, tick=False)
@@ -523,11 +593,11 @@ def test_cost_summary_marks_spend_of_a_model_with_no_price(admin_client, known_c
     response = admin_client.get(COST_SUMMARY)
     content = response.content.decode()
     per_persona, per_day = content.split('id="per-persona"')[1].split('id="per-day"')
-    note = "no price for fake-model: set TRON_PRICES"
+    note = "no price set for fake-model: add it under Model prices"
     warning = re.sub(r"\s+", " ", content.split('id="unpriced"')[1].split("</ul>")[0])
     assert (
-        "No price for fake-model: set TRON_PRICES. 1 call (750 tokens) in this period are counted at $0."
-        in warning
+        "No price set for fake-model: add it under Model prices. 1 call (750 tokens) in this period are "
+        "counted at $0." in warning
     )
     tony_row = per_persona.split(">Tony</a>")[1].split("</tr>")[0]
     maya_row = per_persona.split(">Maya</a>")[1].split("</tr>")[0]
@@ -539,7 +609,7 @@ def test_cost_summary_marks_spend_of_a_model_with_no_price(admin_client, known_c
 
 @time_machine.travel(NOW, tick=False)
 def test_cost_summary_says_nothing_of_prices_when_every_model_has_one(admin_client, known_calls, settings):
-    assert "no price for" not in admin_client.get(COST_SUMMARY).content.decode()
+    assert "no price" not in admin_client.get(COST_SUMMARY).content.decode()
 
 
 def test_cost_summary_with_no_calls_shows_zero_totals(admin_client):
@@ -590,7 +660,8 @@ def test_personas_changelist_query_count_does_not_grow_with_rows(admin_client):
     assert queries_for(admin_client, url) == few
 
 
-def test_persona_change_page_saves_an_edit(admin_client, tony):
+def persona_form(**changes) -> dict:
+    """The persona page's form as a browser posts it: lists one item a line, tools checked, hours typed."""
     form = {
         "name": "Tony",
         "role": "Chief Technology Officer",
@@ -600,23 +671,81 @@ def test_persona_change_page_saves_an_edit(admin_client, tony):
         "sort_order": "1",
         "system_prompt": "You are Tony, terse and exact.",
         "tone": "",
-        "focus_areas": '["infra"]',
-        "tools": "[]",
+        "focus_areas": "infra\n  architecture  \n\n",
+        "tools": ["list_team", "save_directive"],
         "model": "gpt-4o",
         "temperature": "0.2",
         "budget_usd": "",
-        "life_schedule": '{"news": [6]}',
         "time_zone": "Europe/Berlin",
-        "news_feeds": '["https://example.com/feed.xml"]',
+        "schedule_news": "6, 12",
+        "schedule_goals": "",
+        "schedule_team_check": "off",
+        "schedule_reflection": "",
+        "schedule_journal": "22",
+        "schedule_post": "",
+        "news_feeds": "https://example.com/feed.xml\nhttps://example.org/atom",
         "directives-TOTAL_FORMS": "0",
         "directives-INITIAL_FORMS": "0",
     }
-    response = admin_client.post(change_page(tony), form)
+    return {**form, **changes}
+
+
+def test_persona_change_page_saves_an_edit(admin_client, tony):
+    response = admin_client.post(change_page(tony), persona_form())
     assert response.status_code == 302
     tony.refresh_from_db()
-    assert (tony.role, tony.model, tony.focus_areas) == ("Chief Technology Officer", "gpt-4o", ["infra"])
-    assert (tony.time_zone, tony.news_feeds) == ("Europe/Berlin", ["https://example.com/feed.xml"])
-    assert tony.life_enabled is False
+    assert (tony.role, tony.model, tony.focus_areas) == (
+        "Chief Technology Officer",
+        "gpt-4o",
+        ["infra", "architecture"],
+    )
+    assert tony.tools == ["list_team", "save_directive"]
+    assert tony.life_schedule == {"news": [6, 12], "team_check": [], "journal": [22]}
+    assert tony.news_feeds == ["https://example.com/feed.xml", "https://example.org/atom"]
+    assert tony.time_zone == "Europe/Berlin" and tony.life_enabled is False
+
+
+def test_the_persona_page_edits_lists_and_hours_without_json(admin_client, tony):
+    Persona.objects.filter(pk=tony.pk).update(
+        tools=["list_team", "web_search"],
+        life_schedule={"post": [8, 20], "goals": []},
+        focus_areas=["ai", "infra"],
+    )
+    html = admin_client.get(change_page(tony)).content.decode()
+    assert 'type="checkbox" name="tools" value="list_team"' in html and "checked" in html
+    assert 'value="spawn_agent"' in html  # every registered tool is offered
+    assert "web_search (no such tool here: kept, not offered)" in html
+    assert re.search(r'name="schedule_post"[^>]*value="8, 20"', html)
+    assert re.search(r'name="schedule_goals"[^>]*value="off"', html)
+    assert re.search(r'name="schedule_news"[^>]*placeholder="6, 12, 18"', html)  # the life loop's default
+    assert ">\nai\ninfra</textarea>" in html
+    assert "0 stops the persona's model calls altogether" in html
+    assert "[" not in html.split('name="focus_areas"')[1].split("</textarea>")[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("schedule_news", "6, 25", "News: &quot;25&quot; is not an hour."),
+        ("schedule_team_check", "noon", "Team check: &quot;noon&quot; is not an hour."),
+        (
+            "news_feeds",
+            "https://example.com/feed.xml\nnot a url",
+            "&#x27;not a url&#x27; is not an http(s) URL.",
+        ),
+        (
+            "tools",
+            ["list_team", "rm_rf"],
+            "Select a valid choice. rm_rf is not one of the available choices.",
+        ),
+    ],
+)
+def test_the_persona_page_refuses_bad_values_in_words(admin_client, tony, field, value, message):
+    response = admin_client.post(change_page(tony), persona_form(**{field: value}))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    tony.refresh_from_db()
+    assert tony.role == "CTO"
 
 
 def test_persona_add_page_renders(admin_client):
@@ -628,3 +757,16 @@ def test_every_core_model_is_registered():
 
     for model in (Persona, Process, CallerSession, Message, LLMCall):
         assert admin.site.is_registered(model)
+
+
+def test_the_persona_list_names_the_model_each_last_used(admin_client, tony, maya, settings):
+    settings.TRON_MODEL = "gpt-4o-mini"
+    settings.TRON_LLM = "openai"
+    old, new = make_process(tony, started_at=ago(hours=2)), make_process(tony, started_at=ago(hours=1))
+    make_llm_call(old, model="gpt-4o")
+    make_llm_call(new, model="gpt-4.1-nano", created_at=ago(minutes=50))
+    make_llm_call(new, model="gpt-4.1", created_at=ago(minutes=40))
+    make_process(tony)  # no call yet: not the one to read
+    rows = {row.split()[0]: row for row in changelist_rows(admin_client.get(changelist("persona")))}
+    assert "gpt-4.1 (now set: gpt-4o-mini)" in rows["Tony"]
+    assert "gpt-4o-mini (not used yet)" in rows["Maya"]

@@ -78,10 +78,10 @@ def test_spend_against_budget_is_on_the_persona_pages_and_per_day(admin_client, 
     budgets.hold(tony, Decimal("0.50"))
 
     personas = admin_client.get(reverse("admin:agents_persona_changelist")).content.decode()
-    assert "$1.250000 of $5.000000" in personas
-    assert "$0.000000 no daily budget" in personas  # Maya
+    assert "$1.25 of $5.00" in personas
+    assert "$0.00 no daily budget" in personas  # Maya
     change = admin_client.get(reverse("admin:agents_persona_change", args=[tony.pk])).content.decode()
-    assert "$1.250000 of $5.000000" in change
+    assert "$1.25 of $5.00" in change
 
     days = admin_client.get(reverse("admin:agents_dailyspend_changelist"))
     assert days.status_code == 200

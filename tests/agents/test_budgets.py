@@ -33,9 +33,9 @@ CALL_COST = Decimal("0.101")
 def pricey_model(settings):
     settings.TRON_PRICES = PRICEY
     settings.TRON_DEFAULT_DAILY_BUDGET_USD = None
-    pricing.price_table.cache_clear()
+    pricing.clear_cache()
     yield
-    pricing.price_table.cache_clear()
+    pricing.clear_cache()
 
 
 class SlowProvider(LLMProvider):

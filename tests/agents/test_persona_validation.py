@@ -206,14 +206,15 @@ def change_form(**overrides):
         "sort_order": "1",
         "system_prompt": "You are Tony.",
         "tone": "",
-        "focus_areas": "[]",
-        "tools": "[]",
+        "focus_areas": "",  # one a line
+        "tools": [],  # checkboxes
         "model": "",
         "temperature": "0.7",
         "budget_usd": "",
-        "life_schedule": "{}",
+        # the life schedule, hours a line per activity (empty: the activity's default hours)
+        **{f"schedule_{activity}": "" for activity in LIFE_ACTIVITIES},
         "time_zone": "UTC",
-        "news_feeds": "[]",
+        "news_feeds": "",  # one a line
         # the directives inline, empty
         "directives-TOTAL_FORMS": "0",
         "directives-INITIAL_FORMS": "0",
@@ -233,14 +234,12 @@ def change_url(persona):
         ({"temperature": "-1"}, "temperature", "Must be a number from 0 to 2."),
         ({"budget_usd": "-5"}, "budget_usd", "Must not be negative."),
         ({"sort_order": "40000"}, "sort_order", "Ensure this value is less than or equal to 32767."),
-        ({"life_schedule": '{"nesw": [6]}'}, "life_schedule", "Unknown activity &#x27;nesw&#x27;"),
-        ({"life_schedule": '{"news": [25]}'}, "life_schedule", "&#x27;news&#x27; must be a list of hours from 0 to 23."),
-        ({"life_schedule": '{"news": ["6"]}'}, "life_schedule", "must be a list of hours from 0 to 23."),
-        ({"life_schedule": "[6, 12]"}, "life_schedule", "Must be an object of activity"),
+        ({"schedule_news": "6, 25"}, "schedule_news", "News: &quot;25&quot; is not an hour. Write hours from 0 to 23"),
+        ({"schedule_journal": "six"}, "schedule_journal", "Journal: &quot;six&quot; is not an hour."),
+        ({"schedule_news": "[6, 12]"}, "schedule_news", "News: &quot;[6&quot; is not an hour."),
         ({"time_zone": "Berlin"}, "time_zone", "is not a time zone name"),
-        ({"news_feeds": '["not a url"]'}, "news_feeds", "is not an http(s) URL."),
-        ({"tools": '"web_search"'}, "tools", "Must be a list of non-empty strings"),
-        ({"focus_areas": '["ai", ""]'}, "focus_areas", "Must be a list of non-empty strings"),
+        ({"news_feeds": "https://example.com/rss\nnot a url"}, "news_feeds", "&#x27;not a url&#x27; is not an http(s) URL."),
+        ({"tools": ["web_search"]}, "tools", "Select a valid choice. web_search is not one of the available choices."),
         ({"name": "Maya"}, "__all__", "A persona with this name already exists"),
         ({"name": "MAYA"}, "__all__", "A persona with this name already exists"),
     ],
@@ -282,7 +281,7 @@ def test_the_admin_add_form_refuses_a_bad_value_and_creates_nothing(admin_client
 
 @pytest.mark.django_db
 def test_the_admin_saves_values_at_the_edges_of_the_rules(admin_client, tony):
-    form = change_form(temperature="2", budget_usd="0", life_schedule='{"news": [0, 23], "post": []}')
+    form = change_form(temperature="2", budget_usd="0", schedule_news="0, 23", schedule_post="off")
 
     response = admin_client.post(change_url(tony), form)
 

@@ -58,6 +58,7 @@ def test_prompt_tokens(messages, tokens):
         ("", None),
     ],
 )
+@pytest.mark.django_db
 def test_prices_by_model_name(model, price):
     assert price_for(model) == price
 
@@ -71,5 +72,6 @@ def test_prices_by_model_name(model, price):
         ("smollm2-135m-instruct", 1000, 1000, Decimal(0)),
     ],
 )
+@pytest.mark.django_db
 def test_cost(model, input_tokens, output_tokens, cost):
     assert cost_usd(model, input_tokens, output_tokens) == cost

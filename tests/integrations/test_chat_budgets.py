@@ -22,12 +22,12 @@ PRICEY_USAGE = {"prompt_tokens": 10, "completion_tokens": 1000, "total_tokens": 
 def pricey(settings, chat_setup, team):
     """Tony on the model `pricey`, which the fake upstream answers as, with usage that costs CALL_COST."""
     settings.TRON_PRICES = {"pricey": {"input": 100, "output": 100}}
-    pricing.price_table.cache_clear()
+    pricing.clear_cache()
     team["tony"].model = "pricey"
     team["tony"].save()
     chat_setup.reset(model="pricey", usage=PRICEY_USAGE)
     yield team["tony"]
-    pricing.price_table.cache_clear()
+    pricing.clear_cache()
 
 
 def body(**extra):

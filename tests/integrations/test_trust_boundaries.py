@@ -284,13 +284,13 @@ def test_past_its_daily_spend_a_caller_is_refused_until_midnight(chat_setup, liv
     from agents import pricing
 
     settings.TRON_PRICES, settings.TRON_MODEL = PRICEY, "pricey"
-    pricing.price_table.cache_clear()
+    pricing.clear_cache()
     settings.TRON_CALLER_DAILY_SPEND_USD = Decimal("0.50")
     chat_setup.reset(model="pricey", tokens=["ok"], prompt_tokens=40)  # $0.41 a call
     try:
         answers = [ask(live_tron, max_tokens=5) for _ in range(3)]
     finally:
-        pricing.price_table.cache_clear()
+        pricing.clear_cache()
 
     # Admitted while under the limit: the second goes past it (at most one call over), the third not.
     assert [a.status_code for a in answers] == [200, 200, 429]

@@ -282,7 +282,90 @@ def test_without_a_social_api_the_post_is_stored(crew, llm):
     result = trigger("post")
     post = Post.objects.get()
     assert post.status == "stored" and len(post.text) <= 280 and post.text.endswith("…")
-    assert result == f"Tony: Posted: {post.text}"
+    assert result == f"Tony: Stored, not published (no social API set): {post.text}"
+
+
+def test_a_post_that_repeats_its_prompt_is_withheld_with_the_reason(crew, llm, social, slack):
+    llm.reset(tokens=["Write one short post for your social feed. OK!"])
+    with pytest.raises(CommandError, match="post failed for Tony"):
+        trigger("post")
+    post = Post.objects.get()
+    assert (post.status, post.error, post.attempts) == ("withheld", "it repeats its prompt", 0)
+    assert social.to("/api/posts") == [] and slack_messages(slack) == []
+    run = ActivityRun.objects.get()
+    assert (run.status, run.error) == ("failed", "The post was withheld: it repeats its prompt.")
+    assert run.result == "Withheld, not published: Write one short post for your social feed. OK!"
+    assert not JournalEntry.objects.exists()  # nothing the persona did is remembered as done
+
+
+def test_a_post_that_repeats_an_earlier_one_or_is_empty_is_withheld(crew, llm, social):
+    Post.objects.create(persona=crew["tony"], text="Small scopes ship, big ones slip, every single time.")
+    llm.reset(tokens=["Remember: small scopes ship, big ones slip, every single time!"])
+    with pytest.raises(CommandError):
+        trigger("post")
+    llm.reset(tokens=["Importance: 3"])
+    with pytest.raises(CommandError):
+        trigger("post")
+    assert list(ActivityRun.objects.order_by("pk").values_list("error", flat=True)) == [
+        "The post was withheld: it repeats an earlier post.",
+        "The post was withheld: the model wrote nothing.",
+    ]
+    assert list(Post.objects.filter(status="withheld").values_list("error", "text")) == [
+        ("the model wrote nothing", ""),
+        ("it repeats an earlier post", "Remember: small scopes ship, big ones slip, every single time!"),
+    ]
+    assert social.to("/api/posts") == []
+
+
+def test_quoting_the_news_it_was_given_is_not_a_repeat(crew, llm, social):
+    NewsItem.objects.create(
+        persona=crew["tony"], key="k", title="Rust lands in the Linux kernel today", picked=True, take="Big."
+    )
+    llm.reset(tokens=["Rust lands in the Linux kernel today: memory safety where it matters most. #rust"])
+    assert trigger("post").startswith("Tony: Posted: Rust lands")
+
+
+def test_with_approval_required_a_post_waits_and_an_operator_publishes_or_rejects_it(
+    crew, llm, social, slack, settings, client
+):
+    from django.contrib.auth.models import User
+
+    settings.TRON_POSTS_NEED_APPROVAL = True
+    llm.reset(tokens=["Shipping beats planning.\nImportance: 4"])
+    assert trigger("post") == "Tony: Awaiting approval: Shipping beats planning."
+    llm.reset(tokens=["Planning beats shipping."])
+    trigger("post")
+    first, second = Post.objects.order_by("pk")
+    assert (first.status, second.status) == ("awaiting_approval", "awaiting_approval")
+    assert social.to("/api/posts") == [] and slack_messages(slack) == []
+    assert (
+        JournalEntry.objects.filter(kind="post").first().text.startswith("Wrote a post, awaiting an operator")
+    )
+
+    client.force_login(User.objects.create_superuser("ops"))
+    changelist = "/admin/lifeloop/post/"
+    assert "2 posts awaiting approval" in client.get("/admin/").content.decode()
+    client.post(changelist, {"action": "approve", "_selected_action": [first.pk]})
+    client.post(changelist, {"action": "reject", "_selected_action": [second.pk]})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.reviewed_by, first.attempts) == ("published", "ops", 1)
+    assert (second.status, second.reviewed_by, second.published_at) == ("rejected", "ops", None)
+    assert [r.json()["content"] for r in social.to("/api/posts")] == ["Shipping beats planning."]
+    # Approving again (or a rejected post) publishes nothing more.
+    client.post(changelist, {"action": "approve", "_selected_action": [first.pk, second.pk]})
+    assert len(social.to("/api/posts")) == 1
+
+
+def test_an_importance_the_model_did_not_give_is_recorded_as_not_given(crew, llm, client):
+    from django.contrib.auth.models import User
+
+    llm.reset(tokens=["A quiet day of reviews."])
+    trigger("journal")
+    assert JournalEntry.objects.get().importance is None
+    client.force_login(User.objects.create_superuser("ops"))
+    row = client.get("/admin/lifeloop/journalentry/").content.decode().split('id="result_list"')[1]
+    assert "not given" in row
 
 
 # --- Slack --------------------------------------------------------------------------------------------
@@ -291,7 +374,7 @@ def test_without_a_social_api_the_post_is_stored(crew, llm):
 def test_slack_refusing_the_message_is_recorded_and_the_run_stands(crew, llm, slack):
     slack.route("/api/chat.postMessage", Reply(body={"ok": False, "error": "not_in_channel"}))
     llm.reset(tokens=["A post."])
-    assert trigger("post") == "Tony: Posted: A post."
+    assert trigger("post") == "Tony: Stored, not published (no social API set): A post."
     run = ActivityRun.objects.get()
     assert (run.status, run.error) == ("completed", "Slack: Slack refused the message: not_in_channel")
 

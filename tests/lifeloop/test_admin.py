@@ -105,9 +105,9 @@ def test_a_run_links_its_process_and_transcript_from_the_list_and_the_page(admin
     assert f'<a href="{process_url}">{process.public_id}</a>' in listing
 
     page = admin_client.get(reverse("admin:lifeloop_activityrun_change", args=[run.pk])).content.decode()
-    assert f'<a href="{process_url}#messages-group">transcript</a>' in page
+    assert f'<a href="{process_url}#transcript">transcript</a>' in page
     transcript = admin_client.get(process_url).content.decode()
-    assert 'id="messages-group"' in transcript and "What matters today?" in transcript
+    assert 'id="transcript"' in transcript and "What matters today?" in transcript
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,7 @@ def test_picks_the_model_got_wrong_are_dropped(tony_reads, llm):
     assert list(NewsItem.objects.filter(picked=True).values_list("title", "take")) == [
         ("Rust in the Linux kernel, two years on", "Rust, finally.")
     ]
-    assert JournalEntry.objects.get().importance == 5  # no importance given: the default
+    assert JournalEntry.objects.get().importance is None  # no importance given: none is invented
 
 
 def test_an_answer_that_is_not_json_fails_the_run_with_the_reason(tony_reads, llm):

@@ -52,7 +52,7 @@ def test_one_persona(client, crew, llm, method):
     assert response.json() == {
         "persona": "Tony",
         "activity": "post",
-        "result": "Posted: Thinking about microservices architecture today...",
+        "result": "Stored, not published (no social API set): Thinking about microservices architecture today...",
     }
     run = ActivityRun.objects.get()
     assert (run.trigger, run.slot, run.status) == ("manual", None, "completed")

@@ -3,71 +3,11 @@ figures and its chart, styled, and updates itself when a chat turn happens."""
 
 import httpx2
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.contrib.auth.models import User
 
-from tests.browser import chromium, needs_chromium
-from tests.daphne import DaphneServer
+from tests.browser import needs_chromium, sign_in, text, wait_until
 from tests.factories import ago, make_llm_call, make_persona, make_process
-from tests.upstream import FakeUpstream
 
 pytestmark = [needs_chromium, pytest.mark.django_db(transaction=True)]
-
-WAIT = 60  # seconds a wait may last: a bound, not a latency check
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = FakeUpstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def daphne(tmp_path_factory, django_db_setup, upstream):
-    server = DaphneServer(
-        tmp_path_factory.mktemp("data"), OPENAI_BASE_URL=upstream.base_url, TRON_DASHBOARD_REFRESH_SECONDS="1"
-    ).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = chromium(tmp_path / "chromium")
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def operator(transactional_db):
-    password = "correct horse battery staple"
-    user = User.objects.create_superuser("ops")
-    # Hashed as the server's settings hash (the tests' fast hasher is not among the server's).
-    user.password = PBKDF2PasswordHasher().encode(password, PBKDF2PasswordHasher().salt())
-    user.save()
-    return "ops", password
-
-
-def sign_in(browser, daphne, operator):
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{daphne.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys(operator[0])
-    browser.find_element(By.NAME, "password").send_keys(operator[1])
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-
-
-def wait_until(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT, poll_frequency=0.2).until(lambda driver: condition())
-
-
-def text(browser, selector):
-    from selenium.webdriver.common.by import By
-
-    return browser.find_element(By.CSS_SELECTOR, selector).text
 
 
 def test_the_dashboard_shows_its_figures_and_chart_and_updates_on_a_new_turn(
@@ -87,12 +27,12 @@ def test_the_dashboard_shows_its_figures_and_chart_and_updates_on_a_new_turn(
     # Styled: the admin's CSS arrived through the server (an unstyled header has no background).
     header = browser.find_element(By.ID, "header")
     assert header.value_of_css_property("background-color") not in ("rgba(0, 0, 0, 0)", "transparent")
-    assert text(browser, "#figure-running .value") == "0"
-    assert text(browser, "#figure-spend .value") == "$0.000000"
+    assert text(browser, "#figure-processes .value") == "0"
+    assert text(browser, "#figure-spend .value") == "$0.00"
     bars = browser.find_elements(By.CSS_SELECTOR, "#spend-chart rect.bar")
     assert len(bars) == 2
     assert browser.find_element(By.ID, "spend-chart").size["height"] > 0
-    assert "Nothing is running." in text(browser, "#running-processes")
+    assert "No conversation is open and nothing is running." in text(browser, "#conversations")
 
     reply = httpx2.post(
         f"{daphne.url}/v1/chat/completions",
@@ -105,10 +45,10 @@ def test_the_dashboard_shows_its_figures_and_chart_and_updates_on_a_new_turn(
 
     # No reload: the page fetches its figures again by itself.
     wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, f'tr[data-process="{process_id}"]'))
-    assert text(browser, "#figure-running .value") == "1"
+    assert text(browser, "#figure-processes .value") == "1"
     assert text(browser, "#figure-sessions .value") == "1"
     row = text(browser, f'tr[data-process="{process_id}"]')
     assert "Maya" in row and "req-browser-test" in row
-    assert text(browser, "#figure-spend .value") != "$0.000000"  # gpt-4o-mini is priced
+    assert text(browser, "#figure-spend .value") != "$0.00"  # gpt-4o-mini is priced
     assert "Maya" in text(browser, "#spend-today")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#spend-chart rect.bar")) == 3

@@ -71,6 +71,15 @@ def test_openapi_schema_and_docs_are_served(client):
     assert client.get("/api/docs").status_code == 200
 
 
+def test_the_control_panel_docs_also_describe_the_life_loop_trigger_and_metrics(client):
+    paths = client.get("/api/openapi.json").json()["paths"]
+    trigger = paths["/internal/life/trigger"]
+    assert set(trigger) == {"get", "post"}
+    assert {p["name"] for p in trigger["get"]["parameters"]} == {"activity", "persona"}
+    (content_type,) = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert content_type == client.get("/metrics")["Content-Type"]
+
+
 def test_admin_pages_are_left_as_html(client):
     response = client.get("/admin/")
     assert response.status_code == 302

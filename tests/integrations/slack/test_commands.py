@@ -85,11 +85,11 @@ def test_costs_today_totals_the_spend_per_persona(slack, team, fake_slack):
     make_llm_call(make_process(maya), model="fake-model", cost_usd=0, input_tokens=10, output_tokens=5)
     text = _reply(slack, fake_slack, "costs today", user=ADMIN)
     lines = text.splitlines()
-    assert lines[0].endswith(": $0.002500, 3 LLM calls, 1,565 tokens")
+    assert lines[0].endswith(": $0.0025, 3 LLM calls, 1,565 tokens")
     assert lines[1:] == [
-        "• Tony: $0.002000 (1 calls, 1,200 tokens)",
-        "• Maya: $0.000500 (2 calls, 365 tokens)",
-        "_no price for fake-model: set TRON_PRICES_",
+        "• Tony: $0.002 (1 calls, 1,200 tokens)",
+        "• Maya: $0.0005 (2 calls, 365 tokens)",
+        "_no price set for fake-model: add it under Model prices_",
     ]
 
 
