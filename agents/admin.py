@@ -701,6 +701,8 @@ class LLMCallAdmin(SystemWrittenAdmin):
         "duration",
         "error",
         "created_at",
+        "finished_at",
+        "prompt",
     ]
     readonly_fields = fields
 
@@ -710,6 +712,32 @@ class LLMCallAdmin(SystemWrittenAdmin):
     @admin.display(description="process", ordering="process__started_at")
     def process_column(self, obj):
         return process_link(obj.process, f"#call-{obj.pk}")
+
+    @admin.display(description="prompt sent")
+    def prompt(self, obj):
+        """What the model was sent, as stored with the call (kept as long as the call's row)."""
+        request = obj.request or {}
+        messages = request.get("messages") or []
+        if not messages:
+            return "-"
+        settings_line = ", ".join(
+            f"{name}: {value}"
+            for name, value in (
+                ("tools offered", ", ".join(request.get("tools") or []) or "none"),
+                ("temperature", request.get("temperature")),
+                ("max_tokens", request.get("max_tokens")),
+            )
+            if value is not None
+        )
+        return format_html(
+            '<div id="prompt"><p>{}</p>{}</div>',
+            settings_line,
+            format_html_join(
+                "",
+                '<div class="prompt-message"><strong>{}</strong><pre style="white-space: pre-wrap">{}</pre></div>',
+                ((message.get("role", "?"), message.get("content") or "") for message in messages),
+            ),
+        )
 
     @admin.display(description="persona", ordering="process__persona__name")
     def persona(self, obj):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import cache
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from .cache import ProcessCache
 from .models import ModelPrice
@@ -71,8 +72,11 @@ def price_table() -> Prices:
 def _read() -> Prices:
     table = dict(default_table())
     rows = ModelPrice.objects.values_list("model", "input_usd_per_million", "output_usd_per_million")
-    for name, input_price, output_price in rows:
-        table[name.strip().lower()] = (input_price, output_price)
+    try:
+        for name, input_price, output_price in rows:
+            table[name.strip().lower()] = (input_price, output_price)
+    except DatabaseError:  # not migrated yet (a command before `migrate`): the defaults still price calls
+        log.exception("Could not read the model prices; using the built-in table and TRON_PRICES")
     return table
 
 

@@ -76,8 +76,34 @@ ERRORS = {
     504: "The model was silent for TRON_LLM_TIMEOUT seconds.",
 }
 CHAT_TURN_ERRORS = (400, 401, 409, 413, 429, 502, 503, 504)
-# The internal endpoints, documented with the control panel's (ControlPanelAPI).
-INTERNAL_ERRORS = {"/internal/life/trigger": (400, 401, 404)}
+# The internal endpoints, documented with the control panel's (ControlPanelAPI). The trigger answers a
+# request without `activity` with the seed's help (tron-api.md), other bad requests in the envelope.
+TRIGGER_HELP_SCHEMA = {
+    "type": "object",
+    "required": ["error", "activities", "personas", "examples"],
+    "properties": {
+        "error": {"type": "string"},
+        "activities": {"type": "array", "items": {"type": "string"}},
+        "personas": {"type": "array", "items": {"type": "string"}},
+        "examples": {"type": "array", "items": {"type": "string"}},
+    },
+}
+INTERNAL_ERRORS = {
+    "/internal/life/trigger": {
+        "400": {
+            "description": "No `activity` (the seed's help: what to send), or an unknown activity or persona.",
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [{"$ref": "#/components/schemas/Error"}, TRIGGER_HELP_SCHEMA]}
+                }
+            },
+        },
+        "401": {
+            "description": ERRORS[401],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        },
+    }
+}
 
 
 class DocumentedAPI(NinjaAPI):
@@ -107,11 +133,15 @@ class ControlPanelAPI(DocumentedAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         internal = internal_api.get_openapi_schema(path_params=path_params)
-        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         for path, operations in internal["paths"].items():
-            for operation in operations.values():
-                for status in INTERNAL_ERRORS.get(path, ()):
-                    operation["responses"][str(status)] = {"description": ERRORS[status], "content": error}
+            for method, shared in operations.items():
+                # One Ninja operation may serve several methods: each gets a copy with an id of its own.
+                responses = {**shared["responses"], **INTERNAL_ERRORS.get(path, {})}
+                operations[method] = {
+                    **shared,
+                    "responses": responses,
+                    "operationId": f"{shared['operationId']}_{method}",
+                }
         schema["paths"].update(internal["paths"])
         for name, component in internal.get("components", {}).get("schemas", {}).items():
             schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, component)
@@ -131,7 +161,10 @@ METRICS_OPERATION = {
                 "description": "The metrics",
                 "content": {tron_metrics.CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
             },
-            "401": {"description": "TRON_API_TOKEN is set and the request does not carry it"},
+            "401": {
+                "description": ERRORS[401],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
         },
     }
 }

@@ -137,3 +137,29 @@ def test_the_page_reads_in_a_fixed_number_of_queries(admin_client, tony):
     with CaptureQueriesContext(connection) as many:
         admin_client.get(url)
     assert len(many) == len(few)
+
+
+def test_an_answer_links_to_the_model_call_that_wrote_it_and_the_call_to_the_prompt_it_was_sent(
+    admin_client, tony
+):
+    from agents.models import Turn
+
+    process = make_process(tony)
+    session = make_session("+14155550100", process=process)
+    turn = Turn.objects.create(
+        caller_id=session.caller_id, session=session, process=process, state="answered", lease_until=NOW
+    )
+    prompt = [{"role": "system", "content": "You are Tony."}, {"role": "user", "content": "Status?"}]
+    call = make_llm_call(
+        process, turn=turn, request={"messages": prompt, "tools": ["list_team"], "max_tokens": 50}
+    )
+    make_message(process, session=session, turn=turn, content="Status?")
+    make_message(process, session=session, turn=turn, role="assistant", content="All green.", llm_call=call)
+
+    html = page(admin_client, process)
+
+    assert f'href="#call-{call.pk}">model call</a>' in html
+    prompt_url = reverse("admin:agents_llmcall_change", args=[call.pk]) + "#prompt"
+    assert f'href="{prompt_url}">prompt</a>' in html
+    detail = admin_client.get(reverse("admin:agents_llmcall_change", args=[call.pk])).content.decode()
+    assert "You are Tony." in detail and "tools offered: list_team" in detail and "max_tokens: 50" in detail

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.models import Channel, Process
+from agents.models import Channel
 from tests.factories import ago, make_process, make_session
 
 pytestmark = pytest.mark.django_db
@@ -125,17 +125,6 @@ def test_no_n_plus_one_queries(client, tony, maya, django_assert_num_queries):
     with django_assert_num_queries(2):  # count + one page with personas joined
         response = client.get("/api/processes?limit=30")
     assert len(response.json()) == 30
-
-
-def test_process_public_ids_are_redrawn_on_collision(tony, monkeypatch):
-    first = make_process(tony)
-    drawn = iter([first.public_id, first.public_id, "0badcafe"])
-    monkeypatch.setattr("agents.models.new_public_id", lambda: next(drawn))
-    second = Process(persona=tony)
-    second.public_id = first.public_id
-    second.save()
-    assert second.public_id == "0badcafe"
-    assert Process.objects.count() == 2
 
 
 def test_completed_processes_are_listed_with_their_caller_sessions_untouched(client, tony):

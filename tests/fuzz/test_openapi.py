@@ -8,6 +8,9 @@ Known false positives, each named and explained here and nowhere else:
   JSON schema does not state (a system, user or tool message needs `content`, a tool message its
   `tool_call_id`, a tool call its `id`; content parts must be text), as OpenAI's own API does. Schemathesis
   sends such schema-valid requests and expects a 2xx; Tron answers 400 naming the field, as OpenAI does.
+- positive_data_acceptance on the life-loop trigger: its `activity` is optional in the schema because the
+  seed's contract (tron-api.md) answers a call without it with a help body listing the activities, as a
+  400. Schemathesis expects a 2xx for the call without it.
 """
 
 import pytest
@@ -31,7 +34,8 @@ chat = schemathesis.openapi.from_dict(chat_api.get_openapi_schema())
 
 @control.parametrize()
 def test_the_control_api(case, live_tron, team):
-    case.call_and_validate(base_url=live_tron.url)
+    excluded = [positive_data_acceptance] if case.path == "/internal/life/trigger" else []
+    case.call_and_validate(base_url=live_tron.url, excluded_checks=excluded)
 
 
 @chat.parametrize()
