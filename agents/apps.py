@@ -11,7 +11,7 @@ class AgentsConfig(AppConfig):
         # /api/status reports uptime from here: the moment this server process loaded its apps.
         self.started_at = time.monotonic()
 
-        from . import personas, pricing
+        from . import personas, pricing, tracing
         from .directives import standing_directives
         from .memory import caller_memory
         from .models import Directive, ModelPrice, Persona
@@ -23,3 +23,4 @@ class AgentsConfig(AppConfig):
         # The persona's standing instructions, right after its own prompt; the same for all its callers.
         provides(standing_directives, per_persona=True, changes_with=[Directive])
         provides(caller_memory)  # a returning caller's notes go into every prompt of theirs
+        tracing.configure()  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import tracing
 from .cache import ProcessCache
 from .callers import Caller
 from .display import ellipsis
@@ -97,7 +98,12 @@ def queue_child(process_id: int) -> None:
     from django_q.tasks import async_task
 
     try:
-        async_task("agents.tasks.run_delegated", process_id, task_name=f"delegated process {process_id}")
+        async_task(
+            "agents.tasks.run_delegated",
+            process_id,
+            traceparent=tracing.traceparent(),  # the child's turn continues the trace of the tool's span
+            task_name=f"delegated process {process_id}",
+        )
     except Exception:
         end_child(process_id, error="The task could not be queued for a worker.")
         raise

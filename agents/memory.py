@@ -12,8 +12,9 @@ import re
 
 from django.db import transaction
 
+from . import tracing
 from .callers import ONE_OFF_PREFIX, Caller, normalize_phone
-from .models import CallerMemory, CallerSession, MemoryNote, Process
+from .models import CallerMemory, CallerSession, MemoryNote, Process, Turn
 from .principals import Principal
 from .prompts import quoted
 
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 MEMORY_MAX_CHARS = 4000  # what one caller's notes may put into every prompt of theirs
 FACT_MAX_CHARS = 500  # one fact saved with save_person_memory
-NOT_REMEMBERED = (ONE_OFF_PREFIX, "memory-", "delegated-")  # one-off callers, and the team's own work
+# One-off callers, and the team's own work (memory updates, delegated tasks, replays).
+NOT_REMEMBERED = (ONE_OFF_PREFIX, "memory-", "delegated-", "replay-")
 
 THE_CALLER = {"the caller", "caller", "this caller", "current caller", "the user", "user", "me", "them"}
 PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
@@ -105,11 +107,19 @@ def notes_mentioning(name: str, limit: int = 3) -> list[CallerMemory]:
 
 
 def remember_later(process_id: int) -> None:
-    """Queue the memory update of a conversation that has ended, once the current transaction commits."""
+    """Queue the memory update of a conversation that has ended, once the current transaction commits.
+    While tracing is on, the writer's turn continues the trace of the conversation's last turn."""
     from django_q.tasks import async_task
 
+    traceparent = ""
+    if tracing.on():
+        last = Turn.objects.filter(process_id=process_id).exclude(span_id="").order_by("-id")
+        traceparent = tracing.traceparent_of(*(last.values_list("trace_id", "span_id").first() or ("", "")))
     transaction.on_commit(
         lambda: async_task(
-            "agents.tasks.remember_caller", process_id, task_name=f"remember caller of process {process_id}"
+            "agents.tasks.remember_caller",
+            process_id,
+            traceparent=traceparent,
+            task_name=f"remember caller of process {process_id}",
         )
     )

@@ -24,6 +24,7 @@ class Channel(models.TextChoices):
     CLI = "cli", "Command line"
     MEMORY = "memory", "Caller memory"  # the model call that updates a caller's memory after a call
     DELEGATED = "delegated", "Delegated task"  # work a persona handed to a team member (spawn_agent)
+    REPLAY = "replay", "Replay"  # a candidate persona answering recorded conversations (agents.replay)
 
 
 class PersonaQuerySet(models.QuerySet):
@@ -275,6 +276,11 @@ class Process(models.Model):
     allowance = models.CharField(
         max_length=255, blank=True, help_text="Whose allowance its calls count against."
     )
+    trace_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The OpenTelemetry trace of its first traced turn (agents.tracing).",
+    )
     # What the platform that carried a call reported when it ended (VAPI's end-of-call report).
     summary = models.TextField(
         blank=True,
@@ -487,6 +493,9 @@ class Turn(models.Model):
         max_digits=16, decimal_places=9, default=0, help_text="What they hold against the caller's allowance."
     )
     error = models.TextField(blank=True)
+    # Its span in OpenTelemetry (agents.tracing), while tracing was on: what a task it queued continues.
+    trace_id = models.CharField(max_length=32, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
 
     objects = TurnQuerySet.as_manager()
 
@@ -539,6 +548,8 @@ class Message(models.Model):
     tool_calls = models.JSONField(null=True, blank=True)
     tool_call_id = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A tool result's run began here (its `created_at` is when it ended): the process page's timeline.
+    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

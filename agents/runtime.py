@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.utils import timezone
 
-from . import metrics, tokens, turn_store
+from . import metrics, tokens, tracing, turn_store
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .delegation import Delivery, undelivered_results
@@ -42,7 +43,8 @@ from .models import CallerSession, LLMCall, Persona, Turn
 from .principals import Principal
 from .prompts import build_prompt, refuse_oversized
 from .tools import ToolContext, acall_tool, tools_for
-from .turn_store import Begun, Call, CallOutcome, Claim
+from .tracing import CLIENT
+from .turn_store import Begun, Call, CallOutcome, Claim, ToolRun
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,24 @@ class TurnInput:
     tools: list[dict] | None = None  # the client's own tools (OpenAI's `tools`), returned to it when called
     tool_choice: object = None
     persona_tools: bool = True  # False: the model gets none of the persona's tools (the memory writer)
+    # The caller's W3C trace context (the chat API's `traceparent` and `tracestate` headers): the turn's
+    # trace continues theirs (agents.tracing).
+    traceparent: str = ""
+    tracestate: str = ""
+    replaying: "Replaying | None" = None  # a replay's turn (agents.replay)
+
+
+@dataclass(frozen=True)
+class Replaying:
+    """A turn of a replay (agents.replay): `persona` answers (a candidate: an unsaved copy of a persona
+    with a changed prompt, model, temperature or tools; its budget is the persona's), with the prompt
+    context the original turn had (`context`: its system texts after the persona's own) instead of
+    today's, and every tool that writes answers with the original turn's result of a call of that tool
+    (`tool_results`: (name, content), in the order they ran) instead of running."""
+
+    persona: Persona
+    context: tuple[str, ...] = ()
+    tool_results: tuple[tuple[str, str], ...] = ()
 
 
 # The events of a turn, in order: Opened; Accepted; then Text, ToolStarted and Idle as they come; then
@@ -134,6 +154,8 @@ class Round:
     ttft_ms: int | None = None
     error: TurnError | None = None
     exchange: list[dict] | None = None  # its answer and the results of the tools it ran, once they ran
+    tool_runs: dict[str, ToolRun] = field(default_factory=dict)  # when each of its tool calls ran, by id
+    response_id: str = ""
 
     @property
     def text(self) -> str:
@@ -199,36 +221,87 @@ class TurnRunner:
         self.tools: list[dict] = []
         self.client_tools: set[str] = set()
         self.extra: list[str] = []
+        self.span = None  # the turn's span while tracing is on (agents.tracing)
+        # A replay's recorded results of the tools that write, taken in order as the candidate calls them.
+        replaying = turn_input.replaying
+        self.recorded = list(replaying.tool_results) if replaying is not None else None
 
     # -- the owner task ------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """The whole turn; never raises. Ends by queueing the final event."""
-        state, error = Turn.State.ANSWERED, None
-        try:
-            refuse_oversized(self.input.messages)
-            self.begun = await self._claim()
-            self.pending = Round(self.begun.call, model=self.begun.call.request.model)
-            self.results = list(self.begun.results)
-            self.queue.put_nowait(Opened(self.begun.session, self.begun.persona))
-            await self._rounds()
-        except TurnError as exc:
-            state, error = Turn.State.FAILED, exc
-        except asyncio.CancelledError:
-            state = Turn.State.CANCELLED
-            _uncancel()
-        except Exception:
-            log.exception("A turn of %s failed in the server", self.input.caller.caller_id)
-            state, error = (
-                Turn.State.FAILED,
-                InternalError("The server failed during the turn; it has been logged."),
-            )
-        if self.begun is not None:
-            await self._finish(state, error)
-        self.queue.put_nowait(TurnFailed(error) if error else self._end())
+        parent = tracing.parent_from(self.input.traceparent, self.input.tracestate)
+        with tracing.span("invoke_agent", self._span_attributes(), parent=parent) as self.span:
+            state, error = Turn.State.ANSWERED, None
+            try:
+                refuse_oversized(self.input.messages)
+                self.begun = await self._claim()
+                self.pending = Round(self.begun.call, model=self.begun.call.request.model)
+                self.results = list(self.begun.results)
+                self._span_opened()
+                self.queue.put_nowait(Opened(self.begun.session, self.begun.persona))
+                await self._rounds()
+            except TurnError as exc:
+                state, error = Turn.State.FAILED, exc
+            except asyncio.CancelledError:
+                state = Turn.State.CANCELLED
+                _uncancel()
+            except Exception:
+                log.exception("A turn of %s failed in the server", self.input.caller.caller_id)
+                state, error = (
+                    Turn.State.FAILED,
+                    InternalError("The server failed during the turn; it has been logged."),
+                )
+            if self.begun is not None:
+                await self._finish(state, error)
+            end = TurnFailed(error) if error else self._end()
+            self._span_ended(state, end)
+        self.queue.put_nowait(end)
+
+    # -- the turn's span (agents.tracing; all of it is skipped while tracing is off) -----------------
+
+    def _span_attributes(self) -> dict | None:
+        if not tracing.on():
+            return None
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.provider.name": self.provider.name,
+            "tron.channel": self.input.caller.channel,
+            "tron.principal.trust": self.input.principal.trust.value,
+        }
+        if tracing.capture_content():
+            attributes["tron.caller.id"] = self.input.caller.caller_id
+            attributes["tron.principal"] = str(self.input.principal)
+            attributes["gen_ai.input.messages"] = tracing.as_json(self.input.messages)
+        return attributes
+
+    def _span_opened(self) -> None:
+        if self.span is None:
+            return
+        begun = self.begun
+        self.span.update_name(f"invoke_agent {begun.persona.name}")
+        self.span.set_attribute("gen_ai.agent.name", begun.persona.name)
+        self.span.set_attribute("gen_ai.conversation.id", begun.session.process.public_id)
+        self.span.set_attribute("tron.turn.id", begun.turn_id)
+
+    def _span_ended(self, state: str, end) -> None:
+        if self.span is None:
+            return
+        self.span.set_attribute("tron.turn.state", state)
+        if isinstance(end, TurnFailed):
+            tracing.failed(self.span, end.error.code, end.error.message)
+            return
+        self.span.set_attribute("gen_ai.usage.input_tokens", end.input_tokens)
+        self.span.set_attribute("gen_ai.usage.output_tokens", end.output_tokens)
+        if end.model:
+            self.span.set_attribute("gen_ai.response.model", end.model)
+        if tracing.capture_content():
+            answer = {"role": "assistant", "content": end.text}
+            self.span.set_attribute("gen_ai.output.messages", tracing.as_json([answer]))
 
     async def _claim(self) -> Begun:
         """Take the turn's place in line and wait for its time (see turn_store.claim)."""
+        replaying = self.input.replaying
         spec = Claim(
             caller=self.input.caller,
             principal=self.input.principal,
@@ -236,14 +309,26 @@ class TurnRunner:
             messages=self.input.messages,
             task=self.input.task,
             provider=self.provider.name,
+            trace=tracing.ids(self.span),
+            persona=replaying.persona if replaying else None,
+            context=replaying.context if replaying else None,
         )
+        with tracing.span("claim") as span:
+            begun = await self._wait_and_claim(spec)
+            if span is not None and begun.waited:
+                span.set_attribute("tron.claim.waited", True)
+            return begun
+
+    async def _wait_and_claim(self, spec: Claim) -> Begun:
         deadline = time.monotonic() + settings.TRON_TURN_WAIT_SECONDS
         renew_every = settings.TRON_TURN_LEASE_SECONDS / 3
         turn_id, renewed = None, 0.0
         try:
             while True:
-                claimed = await _uninterrupted(db_write(turn_store.claim)(spec, turn_id, self._prepare))
+                with tracing.span("turn_store.claim"):
+                    claimed = await _uninterrupted(db_write(turn_store.claim)(spec, turn_id, self._prepare))
                 if isinstance(claimed, Begun):
+                    claimed.waited = turn_id is not None
                     return claimed
                 turn_id, renewed = claimed, time.monotonic()
                 while time.monotonic() - renewed < renew_every:
@@ -319,17 +404,19 @@ class TurnRunner:
                 exchange = round_.exchange = [round_.answer()]
                 for tool_call in round_.tool_calls:
                     if tool_call.name not in self.client_tools:
-                        exchange.append(await self._run_tool(tool_call))
+                        exchange.append(await self._run_tool(tool_call, round_))
                 self.client_calls = [c.as_openai() for c in round_.tool_calls if c.name in self.client_tools]
                 if self.client_calls:
                     return  # the client runs its tools and sends their results in its next request
                 outcome = round_.outcome()
                 outcome.lines, outcome.tool_calls = exchange, len(round_.tool_calls)
-                await _uninterrupted(
-                    db_write(turn_store.record_call)(
-                        begun.turn_id, begun.allowance, begun.session, call, outcome
+                outcome.tool_runs = round_.tool_runs
+                with tracing.span("turn_store.record_call"):
+                    await _uninterrupted(
+                        db_write(turn_store.record_call)(
+                            begun.turn_id, begun.allowance, begun.session, call, outcome
+                        )
                     )
-                )
                 self.outcomes.append(outcome)
                 self.pending = None
                 conversation += exchange
@@ -337,14 +424,47 @@ class TurnRunner:
                 tools = self.tools if number + 1 < settings.TRON_TOOL_ROUNDS else []
                 request = self._request(conversation, tools)
                 open_call = db_write(turn_store.open_call)
-                call = await _uninterrupted(
-                    open_call(begun.turn_id, begun.session.process, self.persona, request, self.provider.name)
-                )
+                with tracing.span("turn_store.open_call"):
+                    call = await _uninterrupted(
+                        open_call(
+                            begun.turn_id, begun.session.process, self.persona, request, self.provider.name
+                        )
+                    )
                 self.pending = Round(call, model=request.model)
         finally:
             renewing.cancel()
 
     async def _stream(self, round_: Round) -> None:
+        """One model call in its span (`chat {model}`)."""
+        request = round_.call.request
+        with tracing.span(f"chat {request.model}", self._call_attributes(round_), kind=CLIENT) as span:
+            cancelled = True  # _stream_into raises only when the turn is cancelled
+            try:
+                await self._stream_into(round_)
+                cancelled = False
+            finally:
+                if span is not None:
+                    _call_span_ended(span, round_, cancelled)
+
+    def _call_attributes(self, round_: Round) -> dict | None:
+        if not tracing.on():
+            return None
+        request = round_.call.request
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": self.provider.name,
+            "gen_ai.request.model": request.model,
+            "tron.llm_call.id": round_.call.id,
+        }
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = request.temperature
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+        if tracing.capture_content():
+            attributes["gen_ai.input.messages"] = tracing.as_json(request.messages)
+        return attributes
+
+    async def _stream_into(self, round_: Round) -> None:
         """One model call, its text queued for the consumer as it arrives. An error is marked on the round;
         a cancellation (the consumer left) is raised once the stream is closed."""
         stream = self.provider.stream(round_.call.request)
@@ -356,6 +476,8 @@ class TurnRunner:
                         self.queue.put_nowait(Accepted())
                 if delta.model:
                     round_.model = delta.model
+                if delta.response_id:
+                    round_.response_id = delta.response_id
                 if delta.text:
                     if round_.ttft_ms is None:
                         round_.ttft_ms = elapsed_ms(round_.started)
@@ -380,11 +502,15 @@ class TurnRunner:
         finally:
             await _close_quietly(stream)  # stops generation upstream (closes the HTTP stream / local loop)
 
-    async def _run_tool(self, call: ToolCall) -> dict:
+    async def _run_tool(self, call: ToolCall, round_: Round) -> dict:
         self.queue.put_nowait(ToolStarted(call.name))
         begun = self.begun
-        context = ToolContext(self.persona, self.input.principal, begun.session.process, self.input.caller)
-        result = await _uninterrupted(acall_tool(call.name, call.arguments, context))
+        context = ToolContext(
+            self.persona, self.input.principal, begun.session.process, self.input.caller, self.recorded
+        )
+        started = timezone.now()
+        result = await _uninterrupted(acall_tool(call.name, call.arguments, context, call_id=call.id))
+        round_.tool_runs[call.id] = ToolRun(started, timezone.now())
         return {"role": "tool", "content": result.content, "tool_call_id": call.id, "name": call.name}
 
     async def _collect_results(self) -> None:
@@ -421,20 +547,22 @@ class TurnRunner:
             elif (answer := round_.answer()) is not None:
                 outcome.lines = [answer]
             outcome.tool_calls = len(round_.tool_calls)
+            outcome.tool_runs = round_.tool_runs
             self.outcomes.append(outcome)
             last = (round_.call, outcome)
         try:
-            await _uninterrupted(
-                db_write(turn_store.finish)(
-                    begun.turn_id,
-                    begun.allowance,
-                    begun.session,
-                    state,
-                    error=error.message if error else "",
-                    last=last,
-                    delivered=[result.process_id for result in self.results],
+            with tracing.span("turn_store.finish"):
+                await _uninterrupted(
+                    db_write(turn_store.finish)(
+                        begun.turn_id,
+                        begun.allowance,
+                        begun.session,
+                        state,
+                        error=error.message if error else "",
+                        last=last,
+                        delivered=[result.process_id for result in self.results],
+                    )
                 )
-            )
         except Exception:
             # The answer stands (the client may already have it); the loss of its record must be loud.
             log.exception("Could not record turn %s", begun.turn_id)
@@ -498,6 +626,25 @@ async def _close_quietly(stream):
         await stream.aclose()
     except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing is best effort
         log.debug("closing the provider stream failed", exc_info=True)
+
+
+def _call_span_ended(span, round_: Round, cancelled: bool) -> None:
+    """What a model call's span says once it ended: the answer's model, id, finish reason, usage and
+    time to first token, or its error."""
+    outcome = round_.outcome(cancelled=cancelled)
+    span.set_attribute("gen_ai.response.model", outcome.model)
+    if round_.response_id:
+        span.set_attribute("gen_ai.response.id", round_.response_id)
+    span.set_attribute("gen_ai.response.finish_reasons", [outcome.finish_reason])
+    span.set_attribute("gen_ai.usage.input_tokens", outcome.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", outcome.output_tokens)
+    span.set_attribute("tron.usage_source", outcome.usage_source)
+    if round_.ttft_ms is not None:
+        span.set_attribute("gen_ai.response.time_to_first_chunk", round_.ttft_ms / 1000)
+    if round_.error is not None:
+        tracing.failed(span, round_.error.code, round_.error.message)
+    elif tracing.capture_content():
+        span.set_attribute("gen_ai.output.messages", tracing.as_json([round_.answer()]))
 
 
 def _first_set(*values):

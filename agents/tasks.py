@@ -1,5 +1,6 @@
 """django-q2 entry points of the agents app (referenced by dotted path in schedules and async_task)."""
 
+from . import tracing
 from .background import remember_conversation, run_child
 from .sessions import end_idle_sessions
 from .turn_store import reap_lapsed
@@ -11,11 +12,14 @@ def sweep_idle_sessions() -> str:
     return f"ended {lost} lost turn(s) and {end_idle_sessions()} idle session(s)"
 
 
-def remember_caller(process_id: int) -> str:
-    """After a conversation ended: bring its caller's memory up to date."""
-    return remember_conversation(process_id)
+def remember_caller(process_id: int, traceparent: str = "") -> str:
+    """After a conversation ended: bring its caller's memory up to date (in the trace of its last turn)."""
+    with tracing.continued(traceparent):
+        return remember_conversation(process_id)
 
 
-def run_delegated(process_id: int) -> str:
-    """Work a persona delegated with spawn_agent: the child's turn."""
-    return run_child(process_id)
+def run_delegated(process_id: int, traceparent: str = "") -> str:
+    """Work a persona delegated with spawn_agent: the child's turn (in the trace of the delegating tool's
+    span)."""
+    with tracing.continued(traceparent):
+        return run_child(process_id)

@@ -18,7 +18,7 @@ and a turn whose holder stops renewing its lease (TRON_TURN_LEASE_SECONDS) is lo
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -70,6 +70,7 @@ class Begun:
     conversation: list[dict]  # the conversation the prompt continues (oldest first), this turn's words last
     results: list[Delivery]  # delegated work that finished for this conversation
     call: Call  # its first model call, opened
+    waited: bool = False  # it waited in line behind an earlier turn of its caller
 
 
 @dataclass
@@ -86,7 +87,16 @@ class CallOutcome:
     error: str = ""
     lines: list[dict] = field(default_factory=list)  # the transcript lines it led to, OpenAI-style
     tool_calls: int = 0  # calls of the persona's tools it made
+    tool_runs: dict[str, "ToolRun"] = field(default_factory=dict)  # when they ran, by tool call id
     cost_usd: Decimal = Decimal(0)  # priced when it is recorded (prices are read off the event loop)
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """When one of the persona's tools ran (its transcript line keeps it: the admin's timeline)."""
+
+    started_at: datetime
+    finished_at: datetime
 
 
 @dataclass
@@ -99,6 +109,11 @@ class Claim:
     messages: list[dict]
     task: str
     provider: str
+    trace: tuple[str, str] = ("", "")  # the turn's trace and span ids, while tracing is on
+    # A replay's turn (agents.runtime.Replaying): its candidate persona, and the prompt context the
+    # original turn had instead of what the providers say today.
+    persona: Persona | None = None
+    context: tuple[str, ...] | None = None
 
 
 # -- claiming --------------------------------------------------------------------------------------------
@@ -134,7 +149,7 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
                 return Turn.objects.create(caller_id=caller_id, lease_until=lease_end(now), **_whom(spec)).pk
             Turn.objects.filter(pk=turn_id).update(lease_until=lease_end(now))
             return turn_id
-        persona = resolve_persona(spec.persona_name)
+        persona = spec.persona or resolve_persona(spec.persona_name)
         allowance = allowances.counted(spec.principal)
         limits = None
         if allowance:
@@ -144,8 +159,11 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             limits = allowances.limits_of(allowance) if background else allowances.admit(allowance, now)
         session, opened = continue_or_open(spec.caller, persona, principal=spec.principal, task=spec.task)
         conversation, new = _conversation(session, spec.messages, opened)
-        results = undelivered_results(persona, spec.caller)
-        extra = context_for(persona, spec.caller) + [r.text for r in results]
+        if spec.context is not None:
+            results, extra = [], list(spec.context)
+        else:
+            results = undelivered_results(persona, spec.caller)
+            extra = context_for(persona, spec.caller) + [r.text for r in results]
         request = prepare(persona, conversation, extra)
         held, caller_held = _hold(persona, request, allowance, limits, now)
         # It runs: the unique constraint lets one turn of the caller run. (A waiting turn's row is gone
@@ -156,7 +174,10 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
         turn.session, turn.process, turn.allowance = session, session.process, allowance
         turn.held_usd = held.amount if held else 0
         turn.caller_held_usd = caller_held.amount if caller_held else 0
+        turn.trace_id, turn.span_id = spec.trace
         turn.save()
+        if spec.trace[0] and not session.process.trace_id:  # the process's trace: its first traced turn's
+            Process.objects.filter(pk=session.process_id, trace_id="").update(trace_id=spec.trace[0])
         Message.objects.bulk_create(_message(session, turn, line, created_at=now) for line in new)
         call = _open(turn, session.process, request, spec.provider, held, caller_held)
     return Begun(turn.pk, allowance, persona, session, conversation, results, call)
@@ -285,8 +306,7 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
     )
     if outcome.lines:
         Message.objects.bulk_create(
-            _message(session, turn_id, line, llm_call_id=call.id if line["role"] == "assistant" else None)
-            for line in outcome.lines
+            _message(session, turn_id, line, **_line_extra(line, call, outcome)) for line in outcome.lines
         )
     Process.objects.filter(pk=session.process_id).update(
         input_tokens=F("input_tokens") + outcome.input_tokens,
@@ -337,6 +357,14 @@ def finish(
             mark_delivered(delivered)
         if is_one_off(session.caller_id):
             end_session(session)
+
+
+def _line_extra(line: dict, call: Call, outcome: CallOutcome) -> dict:
+    """An answer's model call; a tool result's run (its start, and its line's time is its end)."""
+    if line["role"] == "assistant":
+        return {"llm_call_id": call.id}
+    ran = outcome.tool_runs.get(line.get("tool_call_id", "")) if line["role"] == "tool" else None
+    return {"started_at": ran.started_at, "created_at": ran.finished_at} if ran else {}
 
 
 def _message(session: CallerSession, turn, line: dict, **extra) -> Message:

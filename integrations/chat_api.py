@@ -112,6 +112,9 @@ async def chat(request, channel: str | None = None):
         user=payload.user,
         tools=client_tools(payload),
         tool_choice=payload.tool_choice,
+        # W3C trace context (VAPI and OpenAI clients that trace send it): the turn continues their trace.
+        traceparent=request.headers.get("traceparent", ""),
+        tracestate=request.headers.get("tracestate", ""),
     )
     keepalive = settings.TRON_SSE_KEEPALIVE_SECONDS
     events = run_turn(turn_input, idle_seconds=keepalive if payload.stream else None)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from ninja import Router
 
+from agents import tracing
 from agents.errors import Overloaded
 
 from .error_envelope import error_response
@@ -33,7 +34,12 @@ def vapi_events(request):
         )
     try:
         event = parse_event(request.body)
-        return JsonResponse(handle(event, base_url=public_base_url(request)))
+        # Its tool runs continue VAPI's trace when it sends one (agents.tracing).
+        parent = tracing.parent_from(
+            request.headers.get("traceparent", ""), request.headers.get("tracestate", "")
+        )
+        with tracing.span(f"vapi {event.type}", parent=parent):
+            return JsonResponse(handle(event, base_url=public_base_url(request)))
     except BadEvent as exc:
         log.info("Refused a VAPI message: %s", exc.message)
         return error_response(exc.status, exc.message, param=exc.param, code=exc.code)

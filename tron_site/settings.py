@@ -424,6 +424,22 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or str(TRON_DATA_
 Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 
+# --- Traces (agents/tracing.py) ---------------------------------------------------------------------
+
+# OpenTelemetry's standard variables: tracing is off unless an OTLP/HTTP endpoint is set (the base, to
+# which /v1/traces is added, or the traces endpoint itself). The SDK reads its other standard variables
+# (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES) itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+for _name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    if globals()[_name] and urlparse(globals()[_name]).scheme not in ("http", "https"):
+        raise ImproperlyConfigured(f"{_name} must be an http:// or https:// URL (OTLP over HTTP)")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "tron")
+# Callers' words (and ids) on spans only when opted in: they are personal data.
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = env_bool(
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", default=False
+)
+
 # --- Admin user created by `manage.py ensure_admin` (run by `make run`) when these are set ---------
 
 DJANGO_SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME")

@@ -46,6 +46,7 @@ class Delta:
     # the runtime does its own writes then, so they do not slow the request on its way out.
     accepted: bool = False
     model: str | None = None  # the model the provider says answered, when it says so
+    response_id: str | None = None  # the provider's id of the answer (with the finish reason)
 
 
 @dataclass

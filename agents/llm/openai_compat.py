@@ -223,7 +223,7 @@ def _deltas(chunk: dict, calls: ToolCalls, key: str = "delta"):
         for piece in pieces if isinstance(pieces, list) else ():
             calls.add(piece)
         if finish_reason := _text(choice.get("finish_reason")):
-            yield Delta(finish_reason=finish_reason, model=model)
+            yield Delta(finish_reason=finish_reason, model=model, response_id=_text(chunk.get("id")) or None)
     usage = chunk.get("usage")
     if isinstance(usage, dict) and (usage.get("prompt_tokens") or usage.get("completion_tokens")):
         counts = _count(usage.get("prompt_tokens") or 0), _count(usage.get("completion_tokens") or 0)

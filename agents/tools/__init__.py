@@ -19,6 +19,7 @@ import logging
 import jsonschema
 from asgiref.sync import sync_to_async
 
+from .. import tracing
 from ..dbthread import db_write, release_connection
 from ..models import Persona
 from ..principals import Principal
@@ -46,26 +47,62 @@ def tools_for(persona: Persona, principal: Principal) -> list[Tool]:
     return [tool for tool in found if tool.access(principal.trust) is not Access.NO]
 
 
-def call_tool(name: str, arguments: str | dict | None, context: ToolContext) -> ToolResult:
+def call_tool(
+    name: str, arguments: str | dict | None, context: ToolContext, *, call_id: str = ""
+) -> ToolResult:
     """Run one tool call as the model made it (`arguments` as its JSON text, or already parsed), then
-    start the work it hands on."""
-    return _start(name, _call(name, arguments, context))
-
-
-async def acall_tool(name: str, arguments: str | dict | None, context: ToolContext) -> ToolResult:
-    """`call_tool` from async code: the tool on the runtime's writer thread, the work it hands on from
-    another thread (queueing a task is one write of the broker's)."""
-    result = await db_write(_call)(name, arguments, context)
-    if result.start is None:
+    start the work it hands on. Traced as `execute_tool {name}` (agents.tracing)."""
+    with tracing.span(f"execute_tool {name}", _span_attributes(name, call_id, arguments)) as span:
+        result = _start(name, _call(name, arguments, context))
+        _span_ended(span, result)
         return result
 
-    def start() -> ToolResult:
-        try:
-            return _start(name, result)
-        finally:
-            release_connection()
 
-    return await sync_to_async(start, thread_sensitive=False)()
+async def acall_tool(
+    name: str, arguments: str | dict | None, context: ToolContext, *, call_id: str = ""
+) -> ToolResult:
+    """`call_tool` from async code: the tool on the runtime's writer thread, the work it hands on from
+    another thread (queueing a task is one write of the broker's), both within the tool's span (a task
+    it queues continues the trace from there)."""
+    with tracing.span(f"execute_tool {name}", _span_attributes(name, call_id, arguments)) as span:
+        result = await db_write(_call)(name, arguments, context)
+        if result.start is not None:
+
+            def start() -> ToolResult:
+                try:
+                    return _start(name, result)
+                finally:
+                    release_connection()
+
+            result = await sync_to_async(start, thread_sensitive=False)()
+        _span_ended(span, result)
+        return result
+
+
+def _span_attributes(name: str, call_id: str, arguments) -> dict | None:
+    if not tracing.on():
+        return None
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": name,
+        "gen_ai.tool.type": "function",
+    }
+    if call_id:
+        attributes["gen_ai.tool.call.id"] = call_id
+    if tracing.capture_content():
+        attributes["gen_ai.tool.call.arguments"] = (
+            arguments if isinstance(arguments, str) else tracing.as_json(arguments)
+        )
+    return attributes
+
+
+def _span_ended(span, result: ToolResult) -> None:
+    if span is None:
+        return
+    if result.error:
+        tracing.failed(span, "tool_error")
+    if tracing.capture_content():
+        span.set_attribute("gen_ai.tool.call.result", result.content)
 
 
 def _start(name: str, result: ToolResult) -> ToolResult:
@@ -94,6 +131,8 @@ def _call(name: str, arguments: str | dict | None, context: ToolContext) -> Tool
     if (denied := _denied(found, parsed, context)) is not None:
         log.warning("Refused %s to %s for %s: %s", name, context.persona, context.principal, denied)
         return ToolResult(f"Error: not allowed: {denied}", error=True)
+    if found.writes and context.recorded is not None:
+        return _recorded(name, context.recorded)
     try:
         returned = found.run(context, parsed)
     except Exception as exc:  # a tool's bug must not fail the turn; the model hears it failed
@@ -104,6 +143,22 @@ def _call(name: str, arguments: str | dict | None, context: ToolContext) -> Tool
         content = result.content[:MAX_RESULT_CHARS] + "\n[cut: the result was longer]"
         result = ToolResult(content, result.error, result.start)
     return result
+
+
+NOT_RUN_IN_REPLAY = (
+    "Done. (This is a replay: the tool changes shared state, so it did not run, and the conversation "
+    "replayed made no such call to take its result from.)"
+)
+
+
+def _recorded(name: str, recorded: list) -> ToolResult:
+    """A replay's call of a tool that writes: the original turn's result of its next call of the same
+    tool (taken from `recorded`, so each is given once), else a note that nothing ran."""
+    for index, (recorded_name, content) in enumerate(recorded):
+        if recorded_name == name:
+            del recorded[index]
+            return ToolResult(content)
+    return ToolResult(NOT_RUN_IN_REPLAY)
 
 
 def _denied(tool: Tool, arguments: dict, context: ToolContext) -> str | None:

@@ -29,6 +29,9 @@ class ToolContext:
     principal: Principal
     process: Process | None = None
     caller: Caller | None = None
+    # A replay's turn (agents.replay): the original turn's results of the tools that write, as (name,
+    # content), taken in order by the calls that would write; None for a live turn.
+    recorded: list | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Tool:
     parameters: dict = field(default_factory=lambda: NO_ARGUMENTS)
     # For Access.OWN: whose data the arguments touch (a caller id), or None for nobody's it can tell.
     whose: Callable[[dict, ToolContext], str | None] | None = None
+    writes: bool = False  # it changes shared state (notes, directives, processes): stubbed in a replay
 
     def __post_init__(self):
         jsonschema.Draft202012Validator.check_schema(self.parameters)

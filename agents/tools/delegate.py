@@ -82,6 +82,7 @@ SPAWN_AGENT = Tool(
         "additionalProperties": False,
     },
     run=_spawn,
+    writes=True,
     access=EVERYONE,
 )
 
@@ -103,5 +104,6 @@ CHECK_TASK = Tool(
         "additionalProperties": False,
     },
     run=_check,
+    writes=True,
     access=EVERYONE,
 )

@@ -42,5 +42,6 @@ SAVE_DIRECTIVE = Tool(
         "additionalProperties": False,
     },
     run=_save,
+    writes=True,
     access=_access,
 )

@@ -67,6 +67,7 @@ SAVE_PERSON_MEMORY = Tool(
         "additionalProperties": False,
     },
     run=_save,
+    writes=True,
     access=ACCESS,
     whose=_whose,
 )
