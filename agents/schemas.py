@@ -129,6 +129,8 @@ class ProcessDetailOut(ProcessOut):
     """One process, with its whole transcript and its LLM calls, oldest first."""
 
     principal: PrincipalOut
+    # The OpenTelemetry trace of its first traced turn (agents.tracing); null while tracing was off.
+    trace_id: str | None
     transcript: list[MessageOut]
     llm_calls: list[LLMCallOut]
     # What the voice platform reported when the call ended (VAPI's end-of-call report); empty otherwise.
@@ -148,6 +150,10 @@ class ProcessDetailOut(ProcessOut):
             "name": obj.principal_name,
             "allowance": obj.allowance,
         }
+
+    @staticmethod
+    def resolve_trace_id(obj: Process) -> str | None:
+        return obj.trace_id or None
 
     @staticmethod
     def resolve_delivered_at(obj: Process) -> str | None:
