@@ -36,6 +36,7 @@ from .models import (
 )
 from .persona_form import SCHEDULE_FIELDS, PersonaForm
 from .sessions import end_session
+from .timeline import timelines
 
 COST_SUMMARY_DEFAULT_DAYS = 7
 CALLER_ID_COLUMN = 32  # characters of a caller id shown in a list (E.164 numbers and req-<uuid> fit)
@@ -346,7 +347,7 @@ class ProcessAdmin(SystemWrittenAdmin):
     fieldsets = [
         ("Process", {"fields": ["public_id", "persona", "name", "state", "channel", "task", "error"]}),
         ("Runs for", {"fields": ["trust", "principal_caller_id", "principal_name", "allowance"]}),
-        ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
+        ("Timing", {"fields": ["started_at", "finished_at", "duration", "trace_id"]}),
         ("Usage", {"fields": ["tokens", "llm_calls", "tool_calls", "cost"]}),
         ("Call", {"fields": ["summary", "ended_reason", "call_cost"]}),
         ("Delegation", {"fields": ["parent", "spawn_depth", "result", "delivered_at", "children_link"]}),
@@ -401,6 +402,7 @@ class ProcessAdmin(SystemWrittenAdmin):
                 **(extra_context or {}),
                 "turns": turns,
                 "calls": [(call, call_cost(call)) for turn in turns for call in turn.calls],
+                "timelines": timelines(process),
                 "live": state_cell(live_state(process, timezone.now())),
                 "callers": ", ".join(
                     process.sessions.order_by("created_at").values_list("caller_id", flat=True)
