@@ -35,6 +35,7 @@ from .models import (
     Process,
 )
 from .persona_form import SCHEDULE_FIELDS, PersonaForm
+from .replay_admin import export_fine_tuning, export_replay_input, replay_conversations, replays_link
 from .sessions import end_session
 from .timeline import timelines
 
@@ -121,13 +122,14 @@ class PersonaAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled", "life_enabled"]
     list_select_related = ["reports_to"]
     search_fields = ["name", "role"]
-    readonly_fields = ["spend_today", "created_at", "updated_at"]
+    readonly_fields = ["spend_today", "replays", "created_at", "updated_at"]
     inlines = [DirectiveInline]
     fieldsets = [
         ("Identity", {"fields": ["name", "role", "kind", "reports_to", "enabled", "sort_order"]}),
         ("Prompt", {"fields": ["system_prompt", "tone", "focus_areas", "tools"]}),
         ("Model settings", {"fields": ["model", "temperature", "budget_usd", "spend_today"]}),
         ("Life loop", {"fields": ["life_enabled", "time_zone", *SCHEDULE_FIELDS, "news_feeds"]}),
+        ("Replays", {"fields": ["replays"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
@@ -150,6 +152,10 @@ class PersonaAdmin(admin.ModelAdmin):
             )
             .annotate(last_model=Subquery(latest_call.values("model")[:1]))
         )
+
+    @admin.display(description="try a change first")
+    def replays(self, obj):
+        return replays_link(obj)
 
     @admin.display(description="processes", ordering="process_count")
     def process_count(self, obj):
@@ -342,7 +348,7 @@ class ProcessAdmin(SystemWrittenAdmin):
     # searched in get_search_results.
     search_fields = ["^public_id", "persona__name", "name", "task"]
     search_help_text = "An id, persona, caller id, task, or words from the conversation."
-    actions = ["mark_failed"]
+    actions = ["mark_failed", replay_conversations, export_fine_tuning, export_replay_input]
     change_form_template = "admin/agents/process/change_form.html"
     fieldsets = [
         ("Process", {"fields": ["public_id", "persona", "name", "state", "channel", "task", "error"]}),
@@ -363,6 +369,9 @@ class ProcessAdmin(SystemWrittenAdmin):
             .with_last_model()
             .with_latest_caller()
         )
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("agents.add_replay")
 
     def get_search_results(self, request, queryset, search_term):
         """The search fields' matches, and the processes whose callers or transcript hold the search as a

@@ -850,3 +850,111 @@ class ModelPrice(models.Model):
     def clean_fields(self, exclude=None):
         self.model = (self.model or "").strip()
         super().clean_fields(exclude=exclude)
+
+
+class Replay(models.Model):
+    """An operator's test of a change to a persona before it ships: chosen conversations of the persona
+    answered again, turn by turn, by a candidate (a copy of the persona with a changed prompt, model,
+    temperature or tools), which goes live only when an operator applies it (agents.replay)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="replays")
+    # The candidate: the persona's settings as they would be.
+    system_prompt = models.TextField()
+    model = models.CharField(max_length=120, blank=True, help_text="Empty: TRON_MODEL.")
+    temperature = Persona._meta.get_field("temperature").clone()
+    tools = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+    rubric = models.TextField(
+        blank=True,
+        help_text="What a judge model grades both answers by, each grade with its reason. Empty: no grades.",
+    )
+    judge_model = models.CharField(
+        max_length=120, blank=True, help_text="The model that grades; empty: the candidate's model."
+    )
+    conversations = models.ManyToManyField(
+        Process, related_name="replays", help_text="The conversations replayed."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    turns_total = models.PositiveIntegerField(default=0, help_text="The caller's turns to answer again.")
+    turns_done = models.PositiveIntegerField(default=0)
+    graded = models.PositiveIntegerField(default=0, help_text="Turns the judge has graded.")
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Applying the candidate onto the persona, audited: who, when, and what the persona had before.
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.CharField(max_length=150, blank=True)
+    previous = models.JSONField(
+        null=True, blank=True, help_text="The persona's settings before it was applied."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"replay {self.pk} of {self.persona_id and self.persona.name}"
+
+    CANDIDATE_FIELDS = ("system_prompt", "model", "temperature", "tools")
+
+    def candidate(self, persona: Persona | None = None) -> Persona:
+        """The persona as the candidate would make it: an unsaved copy with the candidate's settings (its
+        id and budget are the persona's)."""
+        copy = Persona.objects.get(pk=self.persona_id) if persona is None else persona
+        for name in self.CANDIDATE_FIELDS:
+            setattr(copy, name, getattr(self, name))
+        return copy
+
+
+class ReplayTurn(models.Model):
+    """One caller's turn of a replayed conversation: what they said, the original answer and the
+    candidate's, each with its tokens, cost and time to first token, and the judge's grades."""
+
+    replay = models.ForeignKey(Replay, on_delete=models.CASCADE, related_name="turns")
+    original = models.ForeignKey(
+        Process,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The conversation replayed.",
+    )
+    position = models.PositiveIntegerField(help_text="The turn's number in its conversation, from 1.")
+    said = models.TextField(help_text="The caller's words.")
+    original_answer = models.TextField(blank=True)
+    original_model = models.CharField(max_length=120, blank=True)
+    original_input_tokens = models.BigIntegerField(default=0)
+    original_output_tokens = models.BigIntegerField(default=0)
+    original_cost_usd = models.DecimalField(max_digits=16, decimal_places=9, default=0)
+    original_ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    process = models.ForeignKey(
+        Process,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where the candidate answered.",
+    )
+    answer = models.TextField(blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=9, default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the candidate gave no answer.")
+    original_grade = models.PositiveSmallIntegerField(null=True, blank=True)
+    original_reason = models.TextField(blank=True)
+    grade = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    judge_process = models.ForeignKey(Process, null=True, on_delete=models.SET_NULL, related_name="+")
+    judge_cost_usd = models.DecimalField(max_digits=16, decimal_places=9, default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"turn {self.position} of replay {self.replay_id}"

@@ -82,6 +82,15 @@ class ScheduleField(forms.CharField):
         return parse_hours(self.activity, super().clean(value) or "")
 
 
+def tool_choices(known: list[str]) -> list[tuple[str, str]]:
+    """The registry's tools as checkboxes, and the names in `known` this server has no tool for (tools of
+    the Go original in team.toml), kept rather than dropped by a save that never showed them."""
+    choices = [(name, f"{name}: {tool.description}") for name, tool in sorted(TOOLS.items())]
+    return choices + [
+        (name, f"{name} (no such tool here: kept, not offered)") for name in known if name not in TOOLS
+    ]
+
+
 class PersonaForm(forms.ModelForm):
     tools = forms.MultipleChoiceField(
         required=False,
@@ -125,14 +134,7 @@ class PersonaForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        known = self.instance.tools if self.instance.pk else []
-        choices = [(name, f"{name}: {tool.description}") for name, tool in sorted(TOOLS.items())]
-        # Names this server has no tool for (tools of the Go original in team.toml) are kept, not dropped
-        # by a save that never showed them.
-        choices += [
-            (name, f"{name} (no such tool here: kept, not offered)") for name in known if name not in TOOLS
-        ]
-        self.fields["tools"].choices = choices
+        self.fields["tools"].choices = tool_choices(self.instance.tools if self.instance.pk else [])
         defaults = default_life_hours()
         schedule = self.instance.life_schedule or {}
         for activity in LIFE_ACTIVITIES:

@@ -2,6 +2,7 @@
 
 from . import tracing
 from .background import remember_conversation, run_child
+from .replay import run_replay as replay
 from .sessions import end_idle_sessions
 from .turn_store import reap_lapsed
 
@@ -23,3 +24,8 @@ def run_delegated(process_id: int, traceparent: str = "") -> str:
     span)."""
     with tracing.continued(traceparent):
         return run_child(process_id)
+
+
+def run_replay(replay_id: int) -> str:
+    """A replay an operator made in the admin: the candidate's answers, then the judge's grades."""
+    return replay(replay_id)
