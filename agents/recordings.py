@@ -98,9 +98,9 @@ def replay_record(process: Process) -> dict:
                 "context": prompt_context(turn.calls[0] if turn.calls else None),
                 "max_tokens": ((turn.calls[0].request or {}).get("max_tokens") if turn.calls else None),
                 "tool_results": [
-                    [line.get("name", ""), line["content"]]
-                    for line in lines[start:]
-                    if line["role"] == "tool"
+                    [line.message.name, line.message.content]
+                    for line in turn.lines
+                    if line.message.role == Message.Role.TOOL
                 ],
                 "answer": answers[-1]["content"] if answers else "",
                 "model": metrics.model,

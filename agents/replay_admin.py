@@ -12,14 +12,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.views.decorators.http import require_POST
 
 from .display import milliseconds, usd
 from .models import Persona, Process, Replay
@@ -196,10 +195,11 @@ class ReplayAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/agents/replay/comparison.html", context)
 
     def apply_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         return _apply(self, request, object_id)
 
 
-@require_POST
 def _apply(model_admin: ReplayAdmin, request, object_id):
     if not request.user.has_perm("agents.change_persona"):
         raise PermissionDenied
