@@ -8,7 +8,7 @@ Only what is stored is read: conversations and lines a retention rule removed ar
 updates and replays are not conversations and are never exported.
 """
 
-import sys
+import contextlib
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
@@ -50,14 +50,10 @@ class Command(BaseCommand):
                 raise CommandError("--limit must be at least 1")
             latest = processes.order_by("-started_at", "-id").values_list("pk", flat=True)[:limit]
             processes = Process.objects.filter(pk__in=list(latest))
-        stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 - closed below
         count = 0
-        try:
+        with open(output, "w", encoding="utf-8") if output else contextlib.nullcontext(self.stdout) as stream:
             for line in export_lines(processes, format):
                 stream.write(line + "\n")
                 count += 1
-        finally:
-            if output:
-                stream.close()
         if options["verbosity"] > 0:
             self.stderr.write(f"Exported {count} conversation(s) as {format} JSONL.")
