@@ -176,6 +176,7 @@ class ReplayAdmin(admin.ModelAdmin):
         rows = list(replay.turns.select_related("original").order_by("id"))
         conversations: dict = {}
         for row in rows:
+            row.original_cost, row.cost = usd(row.original_cost_usd), usd(row.cost_usd)  # as money reads
             conversations.setdefault(row.original, []).append(row)
         context = {
             **self.admin_site.each_context(request),
@@ -214,7 +215,7 @@ def _apply(model_admin: ReplayAdmin, request, object_id):
         return HttpResponseRedirect(reverse("admin:agents_replay_change", args=[replay.pk]))
     summary = f"Applied the candidate of replay {replay.pk} ({', '.join(changed) or 'no setting changed'})."
     model_admin.log_change(request, replay.persona, summary)  # the persona's history: who, when, which replay
-    model_admin.message_user(request, summary)
+    model_admin.message_user(request, summary, messages.SUCCESS)
     return HttpResponseRedirect(reverse("admin:agents_persona_change", args=[replay.persona_id]))
 
 

@@ -55,7 +55,14 @@ def test_the_fine_tuning_export_is_openais_chat_format_with_the_prompt_as_sent(a
     (record,) = download(admin_client, "export_fine_tuning", [tony])
 
     assert record["messages"][0] == {"role": "system", "content": "You are Tony, the CTO."}
-    assert [m["role"] for m in record["messages"][1:]] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert [m["role"] for m in record["messages"][1:]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     call = record["messages"][2]["tool_calls"][0]
     assert call["function"]["name"] == "list_team" and record["messages"][3]["tool_call_id"] == call["id"]
     assert record["messages"][-1] == {"role": "assistant", "content": "Soon."}
@@ -91,7 +98,9 @@ def test_the_command_exports_a_personas_conversations_to_a_file(conversations, t
     call_command("export_conversations", "--format", "replay", stdout=stdout, verbosity=0)
     assert sorted(r["persona"] for r in lines(stdout.getvalue())) == ["Maya", "Tony"]
     stdout = io.StringIO()
-    call_command("export_conversations", "--process", conversations["Maya"].public_id, stdout=stdout, verbosity=0)
+    call_command(
+        "export_conversations", "--process", conversations["Maya"].public_id, stdout=stdout, verbosity=0
+    )
     assert [r["messages"][-1]["content"] for r in lines(stdout.getvalue())] == ["Hello Bob."]
 
 
