@@ -234,3 +234,18 @@ def test_the_traces_endpoint_is_used_as_it_is_and_the_base_gets_v1_traces(settin
     assert tracing.endpoint() == f"{otlp.url}/custom/path"
     settings.OTEL_EXPORTER_OTLP_ENDPOINT = settings.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = ""
     assert not tracing.on()
+
+
+def test_vapis_tool_calls_continue_its_trace(live_tron, chat_setup, team, traced):
+    team["tony"].tools = ["list_team"]
+    team["tony"].save()
+    parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+
+    answer = post_vapi(live_tron, "tool-calls", headers={"traceparent": parent})
+
+    assert answer.status_code == 200
+    spans = received(traced)
+    webhook = spans.one("vapi tool-calls")
+    assert (webhook.trace_id, webhook.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    tools = spans.named("execute_tool ")
+    assert tools and all(span.parent_span_id == webhook.span_id for span in tools)
