@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def manage(*args, **env):
     full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TRON_", "REDIS_", "OPENAI_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "TRON_", "REDIS_", "OPENAI_", "OTEL_"))
     }
     full_env["DATABASE_URL"] = "sqlite:///:memory:"
     full_env.update(env)
@@ -50,6 +52,14 @@ def manage(*args, **env):
         ({"TRON_SOCIAL_API_URL": "ftp://hunter2@example.com"}, "TRON_SOCIAL_API_URL must be an http(s) URL"),
         ({"TRON_REFLECTION_THRESHOLD": "0"}, "TRON_REFLECTION_THRESHOLD must be at least 1"),
         ({"TRON_PUBLIC_URL": "tron.example.com"}, "TRON_PUBLIC_URL must start with http:// or https://"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT must be an http",
+        ),
+        (
+            {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "please"},
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT must be true or false",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
