@@ -104,3 +104,42 @@ def test_an_operator_replays_a_conversation_reads_the_comparison_and_applies_it(
     tony = Persona.objects.get(name="Tony")
     assert (tony.system_prompt, tony.model) == ("You are Tony, the CTO. Always give a date.", "gpt-4o")
     assert Replay.objects.get().applied_by == operator[0]
+
+
+def test_the_process_page_draws_each_turns_timeline(browser, daphne, operator, upstream):
+    from selenium.webdriver.common.by import By
+
+    make_persona(name="Tony", role="CTO", system_prompt="You are Tony.", tools=["list_team"], sort_order=1)
+    upstream.reset()
+    upstream.queue(
+        {"tokens": [], "tool_calls": [{"id": "c1", "name": "list_team"}], "first_token_delay": 0.2},
+        {"tokens": ["Tony", " and", " Maya."], "first_token_delay": 0.3, "token_interval": 0.05},
+    )
+    reply = httpx2.post(
+        f"{daphne.url}/v1/chat/completions",
+        json={"model": "tony", "messages": [{"role": "user", "content": "Who is here?"}]},
+        headers={"X-Request-ID": "timeline"},
+        timeout=60,
+    )
+    assert reply.status_code == 200
+    process = Process.objects.get()
+
+    sign_in(browser, daphne, operator)
+    browser.get(f"{daphne.url}/admin/agents/process/{process.pk}/change/")
+    timeline = browser.find_element(By.ID, "timeline")
+    browser.execute_script("arguments[0].scrollIntoView()", timeline)
+    if SCREENSHOTS:
+        browser.save_screenshot(os.path.join(SCREENSHOTS, "process-timeline.png"))
+    bars = {
+        kind: [bar.rect for bar in timeline.find_elements(By.CSS_SELECTOR, f".track .step-{kind}")]
+        for kind in ("run", "model", "tool")
+    }
+    track = timeline.find_element(By.CSS_SELECTOR, ".track").rect
+    assert len(bars["model"]) == 2 and len(bars["tool"]) == 1
+    first, second = bars["model"]
+    tool = bars["tool"][0]
+    # In order on the axis, inside the track: the first call, the tool, then the second call, which
+    # took most of the turn (its first token 300 ms in, then the words).
+    assert first["x"] < tool["x"] < second["x"] and second["width"] > first["width"] > 0
+    assert second["x"] + second["width"] <= track["x"] + track["width"] + 1
+    assert len(timeline.find_elements(By.CSS_SELECTOR, ".track .first-token")) == 1
