@@ -36,10 +36,10 @@ if values.ValueClass is values.MutexValue:
     )
 
 
-def _forget_dead_processes() -> None:
-    """Drop the live gauges (open streams) of processes that are gone, and any left under this process's
-    id by an earlier process that had it: they would count streams nobody serves. Counters are kept, so
-    they only grow across restarts."""
+def _forget_dead_processes(*, mine: bool = True) -> None:
+    """Drop the live gauges (open streams) of processes that are gone, and (`mine`, when this process
+    starts) any left under this process's id by an earlier process that had it: they would count streams
+    nobody serves. Counters are kept, so they only grow across restarts."""
     for name in os.listdir(MULTIPROC_DIR):
         if not (name.startswith("gauge_live") and name.endswith(".db")):
             continue
@@ -47,7 +47,7 @@ def _forget_dead_processes() -> None:
             pid = int(name.rsplit("_", 1)[1].removesuffix(".db"))
         except ValueError:
             continue
-        if pid == os.getpid() or not _alive(pid):
+        if (mine and pid == os.getpid()) or (pid != os.getpid() and not _alive(pid)):
             # Several processes start at once (make run) and may clear the same dead one's files.
             with contextlib.suppress(FileNotFoundError):
                 multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
@@ -117,7 +117,9 @@ class DatabaseCollector:
 
 
 def exposition() -> tuple[bytes, str]:
-    """The Prometheus text format of every process's metrics, and its content type."""
+    """The Prometheus text format of every process's metrics, and its content type. A process killed
+    since (whose streams no one serves any more, and which no restart has cleared yet) is left out."""
+    _forget_dead_processes(mine=False)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
     registry.register(DatabaseCollector())
