@@ -1,6 +1,7 @@
 """The server as `make run` starts it: `collectstatic`, then Daphne in a process of its own, on a socket
 made here (as tron_site/serve.py shares one with several Daphnes), against the test database."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -85,3 +86,19 @@ class DaphneServer:
                 self.process.wait()
         if self.sock:
             self.sock.close()
+
+
+@contextlib.contextmanager
+def two_servers(data_dir, **env):
+    """Two web processes on one database, as two of `make run`'s (or two nodes') would be."""
+    first = DaphneServer(data_dir, **env).start()
+    try:
+        second = DaphneServer(data_dir, **env).start()
+    except Exception:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
