@@ -27,6 +27,8 @@ class DaphneServer:
         self.env = {
             **os.environ,
             "TRON_DATA_DIR": str(data_dir),
+            # Its metrics apart from the test process's (one killed mid-stream would leave its stream counted).
+            "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "metrics"),
             "DATABASE_URL": database_url(),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": "a-test-key-" + "x" * 50,
