@@ -68,8 +68,8 @@ def admit(allowance: str, now: datetime) -> Limits:
         "minute": minute,
     }
     if not rows.update(**count):
-        _, created = CallerUsage.objects.get_or_create(allowance=allowance, day=day)
-        if not (created and rows.update(**count)):
+        CallerUsage.objects.get_or_create(allowance=allowance, day=day)  # the day's first (or a racer's)
+        if not rows.update(**count):
             retry_after = max(1, int((minute + timedelta(minutes=1) - now).total_seconds()))
             log.warning("Refused a request of %s: %s this minute", allowance, limits.requests_per_minute)
             raise CallerLimited(

@@ -1,17 +1,8 @@
 """Daily budgets: a persona that has spent its budget today (UTC) gets no more model calls until
-midnight UTC; every other persona goes on.
-
-A persona's budget is its `budget_usd`, else TRON_DEFAULT_DAILY_BUDGET_USD; empty both: no limit (and
-no check). What it spent is one row per persona and UTC day (DailySpend), so the check reads one row
-whatever the day's traffic:
-
-- before each model call, the engine takes a hold: one conditional UPDATE adds the most the call may
-  cost (`estimate`) to the row's `reserved_usd`, only if `spent_usd + reserved_usd` is still below the
-  budget. The database takes these one at a time per row, so concurrent turns cannot all pass on the
-  same stale figure: the day ends at most one call's cost over the budget;
-- when a call is recorded, its real cost is added to `spent_usd` and its hold given back, in the
-  transaction that stores the LLMCall row: `spent_usd` is the sum of the day's LLMCall costs;
-- a hold a dead server never gave back lapses after HOLD_SECONDS.
+midnight UTC. Spend per owner and day is a `Ledger` row: each model call holds its most possible cost
+by one conditional UPDATE before it is made (so concurrent calls go at most one call over), and its real
+cost is added when it is recorded. Persona budgets are one ledger (DailySpend); callers' allowances
+(agents.allowances) another.
 """
 
 import json

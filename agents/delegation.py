@@ -1,17 +1,7 @@
-"""Delegation: a persona hands a task to a team member, who works on it in the background.
-
-`open_child` opens the child's own session and process (channel `delegated`, a caller id of its own,
-`parent` the delegating conversation's process, `spawn_depth` one below it, and the delegating turn's
-principal, which the child runs with), stores the brief as its first message; `queue_child` hands it to
-the django-q2 task `agents.tasks.run_delegated` (agents.background runs the child's turn).
-
-A finished child's result (or failure) is delivered once to the conversation that delegated it: to the
-turns of the delegating persona with the same caller (`undelivered_results`), as system text after the
-persona's prompt. It is marked delivered when a turn that carried it answered, or when check_task
-reported it.
-
-Bounds: TRON_SPAWN_MAX_DEPTH (levels below a conversation) and TRON_SPAWN_MAX_CHILDREN (unfinished
-children of one process at once).
+"""Delegation: a persona hands a task to a team member, who works on it in the background. The child's
+process and session (`open_child`), its queueing, its end, and the delivery of its result to the
+conversation that delegated it; the tools are agents.tools.delegate, the child's turn
+agents.background.run_child. Bounds: TRON_SPAWN_MAX_DEPTH, TRON_SPAWN_MAX_CHILDREN.
 """
 
 import logging

@@ -713,14 +713,13 @@ class Directive(models.Model):
         return self.approved_at is None
 
 
-class DailySpend(models.Model):
-    """What one persona spent on one UTC day, and what its model calls in flight hold against its budget
-    (agents.budgets): the budget check reads one row, not the day's calls.
+class DaySpend(models.Model):
+    """Spend on one UTC day, and what model calls in flight hold against it: a row of an
+    agents.budgets.Ledger, which a check reads instead of the day's calls.
 
     `spent_usd` grows with the cost of every model call the day records (in the transaction that stores
     the LLMCall rows, so it is their sum); `reserved_usd` is what calls running now may cost at most."""
 
-    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="daily_spend")
     day = models.DateField(help_text="UTC.")
     spent_usd = models.DecimalField("spent (USD)", max_digits=16, decimal_places=9, default=0)
     reserved_usd = models.DecimalField(
@@ -731,6 +730,15 @@ class DailySpend(models.Model):
         help_text="The most the model calls running now may cost; it counts as spent until they end.",
     )
     reserved_at = models.DateTimeField(default=timezone.now, help_text="When a call last took a hold.")
+
+    class Meta:
+        abstract = True
+
+
+class DailySpend(DaySpend):
+    """What one persona spent on one UTC day, against its budget (agents.budgets)."""
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="daily_spend")
     budget_usd = models.DecimalField(
         "budget (USD)",
         max_digits=12,
@@ -752,20 +760,16 @@ class DailySpend(models.Model):
         return f"{self.persona_id and self.persona.name} {self.day}"
 
 
-class CallerUsage(models.Model):
+class CallerUsage(DaySpend):
     """What one public caller used on one UTC day, against their limits (agents.allowances): requests
-    this minute, and spend (held while calls run, like DailySpend)."""
+    this minute, and spend."""
 
     allowance = models.CharField(
         max_length=255, help_text="The caller id, or the address of callers whose id nobody vouched for."
     )
-    day = models.DateField(help_text="UTC.")
     requests = models.PositiveIntegerField(default=0, help_text="Turns begun this day.")
     minute = models.DateTimeField(null=True, blank=True, help_text="The start of the current minute.")
     minute_requests = models.PositiveIntegerField(default=0)
-    spent_usd = models.DecimalField("spent (USD)", max_digits=16, decimal_places=9, default=0)
-    reserved_usd = models.DecimalField("held (USD)", max_digits=16, decimal_places=9, default=0)
-    reserved_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "caller usage"

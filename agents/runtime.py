@@ -4,22 +4,8 @@
     end = await complete_turn(TurnInput(...))          # the whole turn; raises agents.errors.TurnError
     end = complete_turn_sync(TurnInput(...))           # the same from sync code (django-q2 tasks, commands)
 
-One task owns a turn from start to end (`TurnRunner.run`), in plain sequential steps:
-
-1. claim: the turn takes its place in its caller's line and waits while an earlier turn of the caller
-   waits or runs (up to TRON_TURN_WAIT_SECONDS, then ConversationBusy). When its time comes, one
-   transaction opens the conversation, stores the caller's words, reads what the prompt needs, and
-   holds and opens the first model call (agents.turn_store.claim). The claim is a lease the owner
-   renews while the turn runs, so a turn whose server dies frees its caller within the lease.
-2. rounds: the model streams its answer; its text goes out as it comes. When it calls the persona's
-   tools, they run and the model is called again with their results, at most TRON_TOOL_ROUNDS times
-   (then once more without tools, for an answer in words). Each call is recorded when it ends. A call
-   of one of the client's own tools ends the turn: the client runs it.
-3. finish: the last call, the turn's state (answered, failed, cancelled) and the process's outcome, in
-   one transaction, whatever ended the turn; only the owner does it, last.
-
-A consumer that goes away closes the events (`aclose()`): the owner task is cancelled where it is (the
-wait, the model's stream), records what was done, and ends. Database steps and tools finish first.
+One task owns a turn, in plain steps: claim (wait in line, then take the conversation), the model's
+rounds with the persona's tools, finish (record how it ended). docs/architecture.md, "A turn".
 """
 
 import asyncio

@@ -1,19 +1,7 @@
 """The turn store: every database step of a turn, and the only way the engine (agents.runtime) reaches
-the database. Plain sync functions; the engine runs them on its database threads (agents.dbthread).
-
-    claim(...)         the turn's place in line; when nobody of its caller is ahead, in one
-                       transaction: it runs, the caller's session (and process) is opened, their
-                       words stored, the prompt's reads made, the first model call held and opened
-    is_ahead(turn_id)  whether an earlier turn of the caller still waits or runs (a read)
-    renew(turn_id)     the holder is alive: its lease runs on
-    record_call(...)   a model call's outcome, its transcript lines, the counters, the spend
-    open_call(...)     the next model call of the turn, held against the budget
-    finish(...)        the turn's end: its last call, its state, the process's outcome
-    withdraw(turn_id)  a turn that never ran leaves the line
-    reap_lapsed()      turns whose server died: ended as failed, their open calls closed
-
-A turn's row (agents.models.Turn) is its claim: a caller's turns run one at a time, in arrival order,
-and a turn whose holder stops renewing its lease (TRON_TURN_LEASE_SECONDS) is lost with its server.
+the database. Plain sync functions, run on the engine's database threads (agents.dbthread): `claim`,
+`is_ahead`, `renew`, `record_call`, `open_call`, `finish`, `withdraw`, `reap_lapsed`. A turn's row
+(agents.models.Turn) is its place in line and its lease-held claim: docs/architecture.md, "A turn".
 """
 
 import logging

@@ -1,6 +1,7 @@
 """The server as `make run` starts it: `collectstatic`, then Daphne in a process of its own, on a socket
 made here (as tron_site/serve.py shares one with several Daphnes), against the test database."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -26,6 +27,8 @@ class DaphneServer:
         self.env = {
             **os.environ,
             "TRON_DATA_DIR": str(data_dir),
+            # Its metrics apart from the test process's (one killed mid-stream would leave its stream counted).
+            "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "metrics"),
             "DATABASE_URL": database_url(),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": "a-test-key-" + "x" * 50,
@@ -85,3 +88,19 @@ class DaphneServer:
                 self.process.wait()
         if self.sock:
             self.sock.close()
+
+
+@contextlib.contextmanager
+def two_servers(data_dir, **env):
+    """Two web processes on one database, as two of `make run`'s (or two nodes') would be."""
+    first = DaphneServer(data_dir, **env).start()
+    try:
+        second = DaphneServer(data_dir, **env).start()
+    except Exception:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()

@@ -116,8 +116,8 @@ class Migration(migrations.Migration):
                 ('minute', models.DateTimeField(blank=True, help_text='The start of the current minute.', null=True)),
                 ('minute_requests', models.PositiveIntegerField(default=0)),
                 ('spent_usd', models.DecimalField(decimal_places=9, default=0, max_digits=16, verbose_name='spent (USD)')),
-                ('reserved_usd', models.DecimalField(decimal_places=9, default=0, max_digits=16, verbose_name='held (USD)')),
-                ('reserved_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('reserved_usd', models.DecimalField(decimal_places=9, default=0, help_text='The most the model calls running now may cost; it counts as spent until they end.', max_digits=16, verbose_name='held (USD)')),
+                ('reserved_at', models.DateTimeField(default=django.utils.timezone.now, help_text='When a call last took a hold.')),
             ],
             options={
                 'verbose_name': 'caller usage',

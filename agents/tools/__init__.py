@@ -1,16 +1,7 @@
 """The tools a persona's model may call, run on the server. This module is the registry: every tool is
-listed in TOOLS below, defined in the module of what it touches, with what each kind of principal may
-do with it (agents.tools.base.Access; the table in docs/security.md).
-
-    tools_for(persona, principal)            # the tools to offer: the persona's, less those denied
-    call_tool("list_team", "{}", context)    # -> ToolResult(content, error)
-
-The registry checks the principal before a tool runs: a tool the principal may not use is not offered,
-and a call of it anyway (models do) or of another person's data under Access.OWN comes back as a tool
-error that says it is not allowed, is logged, and changes nothing. Whatever else goes wrong (an unknown
-tool, arguments that are not JSON or do not match the schema, a tool that raises) comes back as a tool
-error too, for the model to read: a tool never fails the turn. Tools are short sync functions; the
-engine runs them on its database writer thread (`acall_tool`).
+listed in TOOLS, defined in the module of what it touches with what each kind of principal may do with
+it (Access; the table in docs/security.md), and checked here before it runs. Whatever goes wrong in a
+call comes back to the model as a tool error: a tool never fails the turn.
 """
 
 import json

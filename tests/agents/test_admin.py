@@ -770,3 +770,27 @@ def test_the_persona_list_names_the_model_each_last_used(admin_client, tony, may
     rows = {row.split()[0]: row for row in changelist_rows(admin_client.get(changelist("persona")))}
     assert "gpt-4.1 (now set: gpt-4o-mini)" in rows["Tony"]
     assert "gpt-4o-mini (not used yet)" in rows["Maya"]
+
+
+def test_an_operator_lifts_a_callers_limits_from_their_use_and_approves_a_directive(admin_client, tony):
+    from agents.models import CallerAllowance, CallerUsage, Directive
+    from agents.principals import Trust
+
+    usage = CallerUsage.objects.create(allowance="+14155550100", day=NOW.date(), requests=31)
+    response = admin_client.post(
+        changelist("callerusage"), {"action": "lift_limits", "_selected_action": [usage.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert CallerAllowance.objects.get(allowance="+14155550100").unlimited
+    assert "31" in admin_client.get(changelist("callerusage")).content.decode()
+
+    waiting = Directive.objects.create(
+        persona=tony, text="Be brief.", trust=Trust.TEAM, asked_by="Slack user U1"
+    )
+    assert not Directive.objects.in_force().exists()
+    admin_client.post(
+        changelist("directive"), {"action": "approve", "_selected_action": [waiting.pk]}, follow=True
+    )
+    waiting.refresh_from_db()
+    assert waiting.approved_at is not None and waiting.approved_by == "admin"
+    assert list(Directive.objects.in_force()) == [waiting]

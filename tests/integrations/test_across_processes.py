@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from agents.models import CallerSession, Channel
-from tests.daphne import DaphneServer
+from tests import daphne
 from tests.integrations.vapi import CALL_ID, CALLER, post_vapi
 from tests.liveserver import post_chat
 
@@ -33,15 +33,8 @@ def two_servers(request, tmp_path, upstream, team):
         pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
     upstream.reset()
     env = {"OPENAI_BASE_URL": upstream.base_url, "REDIS_URL": redis_url}
-    first = DaphneServer(tmp_path, **env).start()
-    try:
-        second = DaphneServer(tmp_path, **env).start()
-    except Exception:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with daphne.two_servers(tmp_path, **env) as servers:
+        yield servers
 
 
 def test_a_calls_webhook_and_its_chat_requests_may_reach_different_processes(two_servers):

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from agents.models import LLMCall, Message, Turn
-from tests.daphne import DaphneServer
+from tests import daphne
 from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,15 +20,8 @@ LEASE = 3
 def two_servers(tmp_path, upstream, team):
     upstream.reset(tokens=[f"word{n} " for n in range(400)], token_interval=0.05)
     env = {"OPENAI_BASE_URL": upstream.base_url, "TRON_TURN_LEASE_SECONDS": str(LEASE)}
-    first = DaphneServer(tmp_path, **env).start()
-    try:
-        second = DaphneServer(tmp_path, **env).start()
-    except Exception:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with daphne.two_servers(tmp_path, **env) as servers:
+        yield servers
 
 
 def stream_until_words(server, heard: threading.Event):

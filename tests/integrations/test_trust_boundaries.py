@@ -25,7 +25,7 @@ from agents.models import (
     Turn,
 )
 from agents.principals import Trust
-from tests.daphne import DaphneServer
+from tests import daphne
 from tests.factories import make_persona
 from tests.integrations.vapi import CALL_ID, CALLER, fixture, post_vapi
 from tests.liveserver import post_chat
@@ -355,15 +355,8 @@ def two_servers(tmp_path, upstream, team):
         "TRON_PRICES": json.dumps(PRICEY),
         "TRON_TURN_WAIT_SECONDS": "60",
     }
-    first = DaphneServer(tmp_path, **env).start()
-    try:
-        second = DaphneServer(tmp_path, **env).start()
-    except Exception:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with daphne.two_servers(tmp_path, **env) as servers:
+        yield servers
 
 
 def sixteen_at_once(servers) -> list[int]:
