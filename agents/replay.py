@@ -91,7 +91,7 @@ def run_replay(replay_id: int) -> str:
         for process, record in records:
             _replay_conversation(replay, process, record)
         if replay.rubric.strip():
-            for replay_turn in replay.turns.exclude(answer="").order_by("id"):
+            for replay_turn in replay.turns.exclude(answer="").select_related("original").order_by("id"):
                 _grade(replay, replay_turn)
     except Exception as exc:
         log.exception("Replay %s failed", replay_id)
@@ -196,7 +196,8 @@ def _grade(replay: Replay, row: ReplayTurn) -> None:
             TurnInput(
                 messages=[{"role": "user", "content": request}],
                 caller=caller,
-                principal=Principal(Trust.OPERATOR, name=f"replay {replay.pk}"),
+                # An operator's evaluation, of a caller's words: their id says whose words its process holds.
+                principal=Principal(Trust.OPERATOR, _caller_of(row), f"replay {replay.pk}"),
                 persona_name=replay.persona.name,
                 task=f"Replay {replay.pk}: grade turn {row.position}",
                 persona_tools=False,
@@ -213,6 +214,10 @@ def _grade(replay: Replay, row: ReplayTurn) -> None:
     (row.original_grade, row.original_reason), (row.grade, row.reason) = grades["A"], grades["B"]
     row.save()
     Replay.objects.filter(pk=replay.pk).update(graded=F("graded") + 1)
+
+
+def _caller_of(row: ReplayTurn) -> str:
+    return row.original.principal_caller_id if row.original is not None else ""
 
 
 GRADE_RANGE = range(1, 11)

@@ -144,6 +144,8 @@ def test_a_candidate_answers_the_recorded_turns_and_is_compared_graded_and_appli
     assert "Launch is soon." in judge_first.body["messages"][-1]["content"]
     assert "We launch on 12 March." in judge_first.body["messages"][-1]["content"]
     assert "tools" not in judge_first.body
+    judge = Process.objects.get(pk=replay.turns.first().judge_process_id)
+    assert (judge.channel, judge.principal_caller_id) == ("replay", "req-ada")  # whose words it holds
 
     page = admin_client.get(page_url).content.decode()
     assert 'http-equiv="refresh"' not in page and "completed: 2 of 2 turns answered, 2 graded" in page
