@@ -167,7 +167,7 @@ def tool_calls(event: VapiEvent) -> dict:
         arguments = call["arguments"]
         if not isinstance(arguments, str | dict | type(None)):
             arguments = json.dumps(arguments)  # not an object: the tool's schema check says so
-        result = call_tool(call["name"], arguments, context)
+        result = call_tool(call["name"], arguments, context, call_id=call["id"])
         results.append(
             {
                 "toolCallId": call["id"],

@@ -249,3 +249,4 @@ def test_vapis_tool_calls_continue_its_trace(live_tron, chat_setup, team, traced
     assert (webhook.trace_id, webhook.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
     tools = spans.named("execute_tool ")
     assert tools and all(span.parent_span_id == webhook.span_id for span in tools)
+    assert all(span.attributes["gen_ai.tool.call.id"] for span in tools)
