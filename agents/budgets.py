@@ -24,7 +24,7 @@ from .models import DailySpend, Persona
 
 log = logging.getLogger(__name__)
 
-HOLD_SECONDS = 600  # agents.sessions.CLAIM_SECONDS: longer than any turn runs
+HOLD_SECONDS = 600  # a backstop, longer than any turn runs: a lost turn's holds come back when its lease lapses (turn_store.reap_lapsed)
 # The answer a hold assumes when the request sets no max_tokens: longer than a conversation's answers.
 RESERVED_OUTPUT_TOKENS = 4096
 ZERO = Decimal(0)
