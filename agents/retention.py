@@ -32,13 +32,17 @@ def cutoff(days: int, now=None):
 
 
 def in_batches(queryset, change) -> int:
-    """Apply `change(queryset of at most BATCH rows)` until `queryset` matches nothing; returns how many
-    rows were changed. `queryset` must stop matching a row once it is changed."""
-    done = 0
-    while ids := list(queryset.order_by("pk").values_list("pk", flat=True)[:BATCH]):
+    """Apply `change(queryset of at most BATCH rows)` to the rows `queryset` matches, BATCH at a time in
+    primary-key order, each batch one statement; returns how many rows were changed. One pass: each
+    batch is looked for after the last one, not from the table's start again."""
+    done, last = 0, None
+    while True:
+        rows = queryset if last is None else queryset.filter(pk__gt=last)
+        ids = list(rows.order_by("pk").values_list("pk", flat=True)[:BATCH])
+        if not ids:
+            return done
         change(queryset.model.objects.filter(pk__in=ids))
-        done += len(ids)
-    return done
+        done, last = done + len(ids), ids[-1]
 
 
 def _delete(rows):
