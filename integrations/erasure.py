@@ -34,7 +34,8 @@ def erasure_subject(who) -> None:
     users = set(SlackMessage.objects.filter(user__in=who.given).values_list("user", flat=True))
     for thread in SlackThread.objects.filter(messages__user__in=users).distinct():
         who.caller_ids.add(thread.caller_id)
-    who.names |= {slack_principal("", user).name for user in users}
+    # Turns ran for a Slack user under this name, even once retention has pruned their Slack messages.
+    who.names |= {slack_principal("", value).name for value in who.given}
 
 
 def _threads(caller_ids) -> Q:

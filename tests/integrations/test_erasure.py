@@ -178,6 +178,28 @@ def test_nothing_about_an_erased_caller_remains_in_any_table(
     assert call.cost_usd > Decimal(0) and call.principal_caller_id == "" and call.summary == ""
 
 
+@pytest.mark.parametrize(
+    ("channel", "named", "other_id"),
+    [("vapi", "+1 (415) 555-1234", "call-abc"), ("elevenlabs", "user-42", "conv-conv_abc")],
+)
+def test_the_ids_a_call_had_before_its_caller_was_known_are_erased_too(team, channel, named, other_id):
+    """A VAPI call is `call-<id>` until its number is known, an ElevenLabs conversation `conv-<id>`
+    until its user is: their sessions name the call, so erasing the caller finds those too."""
+    from tests.factories import make_message, make_process, make_session
+
+    caller = CALLER if channel == "vapi" else named
+    call_id = "abc" if channel == "vapi" else "conv_abc"
+    make_session(caller, make_process(team["tony"]), channel=channel, provider_call_id=call_id)
+    earlier = make_session(other_id, make_process(team["tony"]), channel=channel, provider_call_id=call_id)
+    make_message(earlier.process, "user", PHRASE)
+    bob = make_session(BOB_PHONE, make_process(team["tony"]), channel="vapi", provider_call_id="other")
+
+    call_command("erase_caller", named, stdout=StringIO())
+
+    assert list(CallerSession.objects.values_list("pk", flat=True)) == [bob.pk]
+    assert not Message.objects.exists()
+
+
 def test_a_caller_in_a_turn_is_refused_and_nothing_is_erased(team):
     from tests.factories import make_process, make_session
 
