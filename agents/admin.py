@@ -5,7 +5,8 @@ LLM calls) is written by the system: the admin shows it read-only, lets superuse
 a few operator actions that go through the models' own methods (`Process.finish`).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
@@ -19,6 +20,7 @@ from django.utils.http import urlencode
 from . import budgets, pricing, spend
 from .conversation import conversation
 from .display import compact, ellipsis, human_duration, milliseconds, usd
+from .erasure import CallerBusy, erase
 from .live import LiveState, live_state, session_state, since_text
 from .llm import get_provider
 from .models import (
@@ -532,7 +534,7 @@ class CallerSessionAdmin(SystemWrittenAdmin):
     list_filter = ["channel", SessionStateFilter, "process__persona"]
     list_select_related = ["process__persona"]
     search_fields = ["caller_id", "provider_call_id", "^process__public_id"]
-    actions = ["end_sessions"]
+    actions = ["end_sessions", "erase_callers"]
     fields = [
         "caller_id",
         "process",
@@ -578,6 +580,39 @@ class CallerSessionAdmin(SystemWrittenAdmin):
         # end_session's conditional UPDATE lets a concurrent end (idle sweep, hang-up) win cleanly.
         ended = sum(end_session(session) for session in queryset.filter(ended_at__isnull=True))
         self.message_user(request, f"Ended {ended} session(s).")
+
+    def has_erase_permission(self, request):
+        return request.user.is_superuser
+
+    @admin.action(description="Erase everything about these callers…", permissions=["erase"])
+    def erase_callers(self, request, queryset):
+        """A caller who asked to be forgotten (agents.erasure), after a confirmation page, as Django's
+        own "Delete selected" asks."""
+        callers = sorted(set(queryset.values_list("caller_id", flat=True)))
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase everything about these callers?",
+                "opts": self.opts,
+                "callers": callers,
+                "selected": queryset.values_list("pk", flat=True),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/agents/callersession/erase_callers.html", context)
+        try:
+            erased = erase(callers, by=f"admin user {request.user.get_username()}")
+        except CallerBusy as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        self.message_user(request, f"Erased {len(callers)} caller(s): {erased.summary()}.")
+        if erased.trace_ids:
+            self.message_user(
+                request,
+                "Their conversations' traces, to delete in the tracing backend: "
+                + " ".join(erased.trace_ids),
+                messages.WARNING,
+            )
+        return None
 
 
 # --- Caller memory --------------------------------------------------------------------------------

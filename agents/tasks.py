@@ -3,6 +3,7 @@
 from . import tracing
 from .background import remember_conversation, run_child
 from .replay import run_replay as replay
+from .retention import apply_retention
 from .sessions import end_idle_sessions
 from .turn_store import reap_lapsed
 
@@ -29,3 +30,10 @@ def run_delegated(process_id: int, traceparent: str = "") -> str:
 def run_replay(replay_id: int) -> str:
     """A replay an operator made in the admin: the candidate's answers, then the judge's grades."""
     return replay(replay_id)
+
+
+def keep_within_retention() -> str:
+    """Hourly: callers' words older than TRON_KEEP_TRANSCRIPTS_DAYS and TRON_KEEP_LLM_CALLS_DAYS go
+    (agents.retention); costs and counters stay."""
+    done = apply_retention()
+    return ", ".join(f"{count} {kind}" for kind, count in done.items()) or "nothing to prune (kept forever)"

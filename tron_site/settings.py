@@ -319,6 +319,12 @@ TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
 # One message longer than this is refused (413) and stored nowhere.
 TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
+# Retention (agents.retention, hourly): days callers' words are kept; 0 keeps them forever. Transcripts
+# (messages, sessions, turns, replayed words, a call's summary), LLM calls' request and error text (the
+# rows, with tokens and cost, stay), Slack messages. Costs and counters are never pruned.
+TRON_KEEP_TRANSCRIPTS_DAYS = env_int("TRON_KEEP_TRANSCRIPTS_DAYS", 0, minimum=0)
+TRON_KEEP_LLM_CALLS_DAYS = env_int("TRON_KEEP_LLM_CALLS_DAYS", 0, minimum=0)
+TRON_KEEP_SLACK_DAYS = env_int("TRON_KEEP_SLACK_DAYS", 0, minimum=0)
 # A caller's turns run one at a time: a second request waits this long for the first, then gets a 409.
 TRON_TURN_WAIT_SECONDS = env_int("TRON_TURN_WAIT_SECONDS", 30, minimum=0)
 # A running turn renews its claim on its caller's conversation; one whose server died lapses this long

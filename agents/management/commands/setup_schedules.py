@@ -27,11 +27,24 @@ SCHEDULES = [
         "minutes": 1,
         "repeats": -1,
     },
+    {
+        # Callers' words past TRON_KEEP_TRANSCRIPTS_DAYS / TRON_KEEP_LLM_CALLS_DAYS (agents.retention).
+        "name": "agents: retention",
+        "func": "agents.tasks.keep_within_retention",
+        "schedule_type": Schedule.HOURLY,
+        "repeats": -1,
+    },
+    {
+        "name": "integrations: Slack retention",  # Slack messages past TRON_KEEP_SLACK_DAYS
+        "func": "integrations.slack.retention.prune_old_messages",
+        "schedule_type": Schedule.HOURLY,
+        "repeats": -1,
+    },
 ]
 
 
 class Command(BaseCommand):
-    help = "Create or update the periodic tasks (idle-session sweep, waiting Slack threads, the personas' life loops)."
+    help = "Create or update the periodic tasks (idle-session sweep, waiting Slack threads, retention, the personas' life loops)."
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
