@@ -69,7 +69,7 @@ def admit(allowance: str, now: datetime) -> Limits:
     }
     if not rows.update(**count):
         CallerUsage.objects.get_or_create(allowance=allowance, day=day)  # the day's first (or a racer's)
-        if not rows.update(**count):
+        if not rows.update(**count) and limits.requests_per_minute is not None:
             retry_after = max(1, int((minute + timedelta(minutes=1) - now).total_seconds()))
             log.warning("Refused a request of %s: %s this minute", allowance, limits.requests_per_minute)
             raise CallerLimited(

@@ -2,6 +2,10 @@
 the database. Plain sync functions, run on the engine's database threads (agents.dbthread): `claim`,
 `is_ahead`, `renew`, `record_call`, `open_call`, `finish`, `withdraw`, `reap_lapsed`. A turn's row
 (agents.models.Turn) is its place in line and its lease-held claim: docs/architecture.md, "A turn".
+
+Rows that turns of different callers share are updated in one order in every transaction: the caller's
+usage row (callers may share an allowance, e.g. one address), then the persona's day of spend. On
+PostgreSQL the claim's order (usage, then day) against the finish's (day, then usage) deadlocked.
 """
 
 import logging
@@ -234,8 +238,9 @@ def _hold(persona: Persona, request: LLMRequest, allowance: str, limits, now):
     if budget is None and limits is None:
         return None, None
     estimate = budgets.estimate(request)
-    held = budgets.hold(persona, estimate, now) if budget is not None else None
+    # The caller's usage row before the persona's day: the module's one order.
     caller_held = allowances.hold(allowance, limits, estimate, now) if limits is not None else None
+    held = budgets.hold(persona, estimate, now) if budget is not None else None
     return held, caller_held
 
 
@@ -304,12 +309,12 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
         cost_usd=F("cost_usd") + cost,
         error=F("error") if process_error is None else process_error,
     )
-    held = [call.held] if call.held else []
-    if cost or held:
-        budgets.settle(session.process.persona_id, cost, held)
     caller_held = [call.caller_held] if call.caller_held else []
     if allowance and (cost or caller_held):
         allowances.settle(allowance, cost, caller_held)
+    held = [call.held] if call.held else []
+    if cost or held:
+        budgets.settle(session.process.persona_id, cost, held)
 
 
 def finish(
@@ -405,12 +410,12 @@ def reap_lapsed(caller_id: str | None = None, now=None) -> int:
                 error=LOST,
             )
             day = (turn.started_at or turn.arrived_at).astimezone(UTC).date()
-            holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
-            if cost or holds:
-                budgets.settle(turn.process.persona_id, cost, holds, now=now)
             caller_holds = [budgets.Hold(day, turn.caller_held_usd)] if turn.caller_held_usd else []
             if turn.allowance and (cost or caller_holds):
                 allowances.settle(turn.allowance, cost, caller_holds, now=now)
+            holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
+            if cost or holds:
+                budgets.settle(turn.process.persona_id, cost, holds, now=now)
             Turn.objects.filter(pk=turn.pk).update(state=Turn.State.FAILED, error=LOST, finished_at=now)
             log.warning("Turn %s of %s was lost with its server; ended as failed", turn.pk, turn.caller_id)
     return lost

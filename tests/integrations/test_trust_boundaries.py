@@ -390,3 +390,33 @@ def test_limits_hold_across_two_web_processes_with_concurrent_clients(two_server
     assert set(codes) <= {200, 429} and answered >= 1
     assert usage.spent_usd == answered * Decimal("0.05") <= Decimal("0.30") + Decimal("0.05")
     assert usage.reserved_usd == 0
+
+
+@pytest.fixture
+def budgeted_tony(team):
+    team["tony"].budget_usd = Decimal("1000")  # before the servers start and read him
+    team["tony"].save()
+
+
+def test_callers_sharing_an_address_and_a_budgeted_persona_are_all_answered_at_once(
+    budgeted_tony, two_servers, upstream
+):
+    """Every turn updates the address's usage row and the persona's day; on PostgreSQL, turns that took
+    them in opposite orders (one's claim against another's finish) deadlocked and answered 500s."""
+    upstream.reset(model="pricey", tokens=["ok"], prompt_tokens=4, first_token_delay=0.01)
+    CallerAllowance.objects.create(
+        allowance="address:127.0.0.1", requests_per_minute=1000, daily_spend_usd=Decimal("1000")
+    )
+
+    def one_caller(n):  # each caller's turns one after another, so claims and finishes interleave
+        return [
+            ask(two_servers[(n + turn) % 2], {"X-Request-ID": f"racer-{n}"}, max_tokens=5).status_code
+            for turn in range(5)
+        ]
+
+    with ThreadPoolExecutor(32) as pool:
+        codes = [code for codes in pool.map(one_caller, range(32)) for code in codes]
+
+    assert codes == [200] * 160
+    usage = CallerUsage.objects.get()
+    assert (usage.requests, usage.reserved_usd) == (160, 0)
