@@ -111,6 +111,17 @@ if TRON_PUBLIC_URL and urlparse(TRON_PUBLIC_URL).scheme not in ("http", "https")
     )
 # Caddy's on-demand TLS asks /internal/caddy-ask whether to issue a certificate for a domain.
 TRON_BASE_DOMAIN = env_str("TRON_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
+# Every request comes through a proxy that terminates HTTPS, redirects plain HTTP and sets
+# X-Forwarded-For and -Proto (deploy/Caddyfile): Daphne takes the client's address and scheme from them
+# (tron_site/serve.py), cookies are sent over HTTPS only, and browsers are told to keep to HTTPS.
+TRON_BEHIND_HTTPS_PROXY = env_bool("TRON_BEHIND_HTTPS_PROXY", default=False)
+if TRON_BEHIND_HTTPS_PROXY:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True  # the subdomains of TRON_BASE_DOMAIN are this server's too
+    # The proxy redirects HTTP (Django's redirect would also send Caddy's own health checks and
+    # certificate questions, which come over plain HTTP, away); HSTS preloading is the owner's choice.
+    SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W021"]
 
 # The control API's list endpoints return at most this many rows unless `limit` asks for more.
 TRON_API_PAGE_SIZE = env_int("TRON_API_PAGE_SIZE", 50, minimum=1, maximum=1000)
