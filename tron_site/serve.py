@@ -56,15 +56,18 @@ def startup_warnings(host: str, token: str, vapi_secret: str = "", chat_key: str
     return warnings
 
 
-def commands(host: str, port: int, fds: list[int | str] = ()) -> list[list[str]]:
+def commands(host: str, port: int, fds: list[int | str] = (), proxy_headers: bool = False) -> list[list[str]]:
     """The Daphne command(s) and the worker's: with no `fds` one Daphne that binds the address itself,
-    else one Daphne on each listening socket (`listening_sockets`)."""
+    else one Daphne on each listening socket (`listening_sockets`). With `proxy_headers`
+    (TRON_BEHIND_HTTPS_PROXY), Daphne takes the client's address and scheme from the proxy's
+    X-Forwarded-For and X-Forwarded-Proto."""
     # No --http-timeout: Daphne would cut long SSE streams.
     app = "tron_site.asgi:application"
+    proxy = ["--proxy-headers"] if proxy_headers else []
     if not fds:
-        web = [[sys.executable, "-m", "daphne", "-b", host, "-p", str(port), app]]
+        web = [[sys.executable, "-m", "daphne", *proxy, "-b", host, "-p", str(port), app]]
     else:
-        web = [[sys.executable, "-m", "daphne", "--fd", str(fd), app] for fd in fds]
+        web = [[sys.executable, "-m", "daphne", *proxy, "--fd", str(fd), app] for fd in fds]
     return [*web, [sys.executable, "manage.py", "qcluster"]]
 
 
@@ -210,10 +213,38 @@ def web_cpus(count: int, pin: bool = True) -> list[int | None]:
     return [cpus[i % len(cpus)] for i in range(count)]
 
 
+ROLES = ("all", "web", "worker")
+
+
+def node_children(role: str, settings, fds: list[int | str] = ()) -> list[Child]:
+    """The processes this `serve` runs: all of a node's (`make run`), or one half of them, for a service
+    manager that runs them as two services (deploy/systemd): the web processes (with the local model's
+    process, which the worker of the same machine reaches on its socket) or the worker."""
+    *web, worker = commands(settings.TRON_HOST, settings.TRON_PORT, fds, settings.TRON_BEHIND_HTTPS_PROXY)
+    children = []
+    if role != "worker":
+        if settings.TRON_LLM == "local":
+            children.append(Child("model process", MODEL_COMMAND, essential=False))
+        cpus = web_cpus(len(web), settings.TRON_PIN_WEB_PROCESSES)
+        children += [
+            Child(f"web process {i + 1}", cmd, fds=tuple(fds[i : i + 1]), cpu=cpus[i])
+            for i, cmd in enumerate(web)
+        ]
+    if role != "web":
+        children.append(Child("worker", worker))
+    return children
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dry-run", action="store_true", help="print the commands and warnings, start nothing"
+    )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all: the web processes and the worker (make run); web or worker: only those (deploy/systemd)",
     )
     args = parser.parse_args(argv)
 
@@ -222,31 +253,25 @@ def main(argv=None) -> int:
 
     django.setup()
     host, port, processes = settings.TRON_HOST, settings.TRON_PORT, settings.TRON_WEB_PROCESSES
-    for warning in startup_warnings(
-        host, settings.TRON_API_TOKEN, settings.VAPI_SECRET, settings.TRON_CHAT_API_KEY
-    ):
+    serves_web = args.role != "worker"
+    secrets = (settings.TRON_API_TOKEN, settings.VAPI_SECRET, settings.TRON_CHAT_API_KEY)
+    for warning in startup_warnings(host, *secrets) if serves_web else []:  # the worker alone binds nothing
         log.warning(warning)
     if args.dry_run:
         shown = [f"<socket {i + 1}>" for i in range(processes)] if processes > 1 else []
-        for cmd in ([MODEL_COMMAND] if settings.TRON_LLM == "local" else []) + commands(host, port, shown):
-            print(" ".join(cmd))
+        for child in node_children(args.role, settings, shown):
+            print(" ".join(child.command))
         return 0
 
-    socks = listening_sockets(host, port, processes) if processes > 1 else []  # open until we exit
+    # Open until we exit; none for the worker alone, which must not share the web processes' port.
+    socks = listening_sockets(host, port, processes) if serves_web and processes > 1 else []
     fds = [sock.fileno() for sock in socks]
-    print(
-        f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.", flush=True
-    )
-    *web, worker = commands(host, port, fds)
-    cpus = web_cpus(len(web), settings.TRON_PIN_WEB_PROCESSES)
-    children = [
-        Child(f"web process {i + 1}", cmd, fds=tuple(fds[i : i + 1]), cpu=cpus[i])
-        for i, cmd in enumerate(web)
-    ]
-    children.append(Child("worker", worker))
-    if settings.TRON_LLM == "local":
-        children.insert(0, Child("model process", MODEL_COMMAND, essential=False))
-    return supervise(children)
+    if serves_web:
+        print(
+            f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.",
+            flush=True,
+        )
+    return supervise(node_children(args.role, settings, fds))
 
 
 if __name__ == "__main__":
