@@ -1,20 +1,25 @@
 """Start and supervise Tron's processes: the web server (Daphne), the task worker (django-q2's
 qcluster) and, with the local provider, the model process (`manage.py serve_model`).
 
-`make run` ends here. A process that dies, by a signal or an exit status, is logged and started again
-(`supervise`). Ctrl-C (or SIGTERM) stops them all and exits 0; a web process or worker that keeps
+`make run` ends here. The "Tron: http://…" line is printed once the server answers 200 on
+/health/ready (`announce_when_ready`); until then, every few seconds, what it is waiting for. A process
+that dies, by a signal or an exit status, is logged and started again (`supervise`). Ctrl-C (or SIGTERM) stops them all and exits 0; a web process or worker that keeps
 dying stops them all and exits 1. `--dry-run` prints what would start and exits.
 """
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -172,6 +177,60 @@ def supervise(children: list[Child], poll_seconds: float = 0.2) -> int:
     return status
 
 
+READY_POLL_SECONDS = 0.2
+WAITING_REPORT_SECONDS = 5.0  # how often "not ready yet" is repeated while the server is not ready
+
+
+def local_url(host: str, port: int) -> str:
+    """The server's address as this machine reaches it (a wildcard address is reached on loopback)."""
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def host_header(allowed_hosts: list[str], fallback: str) -> str:
+    """A Host that DJANGO_ALLOWED_HOSTS accepts (Django answers 400 to any other): the first name it
+    lists, else (`*`, or nothing) the address asked."""
+    for allowed in allowed_hosts:
+        if allowed != "*":
+            return allowed.lstrip(".")  # ".example.com" also matches example.com
+    return fallback
+
+
+def readiness(url: str, host: str) -> tuple[bool, str]:
+    """(ready, what is missing) from GET {url}/health/ready."""
+    request = urllib.request.Request(f"{url}/health/ready", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status == 200, ""
+    except urllib.error.HTTPError as exc:
+        try:
+            missing = json.loads(exc.read()).get("missing") or {}
+            return False, "; ".join(f"{check}: {reason}" for check, reason in missing.items())
+        except ValueError:
+            return False, f"/health/ready answered {exc.code}"
+    except OSError as exc:  # not listening yet
+        return False, f"the web server does not answer yet ({getattr(exc, 'reason', exc)})"
+
+
+def announce_when_ready(url: str, host: str, line: str, stop: threading.Event) -> None:
+    """Print `line` once /health/ready answers 200; until then, at most every WAITING_REPORT_SECONDS,
+    what is missing. Runs in a thread of its own while the supervisor supervises."""
+    reported = None
+    while not stop.is_set():
+        ready, missing = readiness(url, host)
+        if ready:
+            print(line, flush=True)
+            return
+        if reported is None or time.monotonic() - reported >= WAITING_REPORT_SECONDS:
+            print(f"Tron: not ready yet: {missing}", flush=True)
+            reported = time.monotonic()
+        stop.wait(READY_POLL_SECONDS)
+
+
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """The listening sockets of `count` web processes. On Linux each process gets a socket of its own
     on the one address (SO_REUSEPORT), and the kernel spreads new connections over them by their
@@ -266,12 +325,22 @@ def main(argv=None) -> int:
     # Open until we exit; none for the worker alone, which must not share the web processes' port.
     socks = listening_sockets(host, port, processes) if serves_web and processes > 1 else []
     fds = [sock.fileno() for sock in socks]
-    if serves_web:
-        print(
-            f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops.",
-            flush=True,
-        )
-    return supervise(node_children(args.role, settings, fds))
+    children = node_children(args.role, settings, fds)
+    if not serves_web:
+        return supervise(children)
+    url = local_url(host, port)
+    line = f"Tron: http://{host}:{port}/  (admin at /admin/, API docs at /api/docs). Ctrl-C stops."
+    stop = threading.Event()
+    announcer = threading.Thread(
+        target=announce_when_ready,
+        args=(url, host_header(settings.ALLOWED_HOSTS, url.split("//")[1]), line, stop),
+        daemon=True,
+    )
+    announcer.start()
+    try:
+        return supervise(children)
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":
