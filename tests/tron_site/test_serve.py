@@ -253,3 +253,31 @@ def test_the_model_process_is_never_given_up_on(monkeypatch):
     assert supervise([model, web], poll_seconds=0.01) == 0
     timer.join()
     assert not web.running()
+
+
+MODEL = "manage.py serve_model"
+WEB = "-m daphne --proxy-headers -b 127.0.0.1 -p 3998 tron_site.asgi:application"
+WORKER = "manage.py qcluster"
+
+
+@pytest.mark.parametrize(
+    "role, expected", [("web", [MODEL, WEB]), ("worker", [WORKER]), ("all", [MODEL, WEB, WORKER])]
+)
+def test_a_role_runs_the_web_processes_or_the_worker_as_deploy_systemd_starts_them(role, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRON_")}
+    env.update(
+        TRON_PORT="3998",
+        TRON_WEB_PROCESSES="1",
+        TRON_BEHIND_HTTPS_PROXY="true",
+        DATABASE_URL="sqlite:///:memory:",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tron_site.serve", "--dry-run", "--role", role],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # Behind Caddy, Daphne reads the client's address from X-Forwarded-For (the web role, not the worker).
+    assert [line.split(" ", 1)[1] for line in result.stdout.splitlines()] == expected
