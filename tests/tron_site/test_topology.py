@@ -258,9 +258,11 @@ class Topology:
             if node.web:
                 node.stop()
         self.slack.stop()
-        for node in self.nodes:
-            tail = (self.tmp / f"{node.name}.log").read_text(errors="replace").splitlines()[-20:]
-            print(f"--- {node.name} log tail ---", *tail, sep="\n")
+        logs = [self.tmp / f"{node.name}.log" for node in self.nodes] + [self.tmp / "caddy.log"]
+        for path in logs:  # shown when the test fails: what went wrong where
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            lines = [line for line in lines if "/health/ready" not in line and '"level":"info"' not in line]
+            print(f"--- {path.name}, last lines ---", *lines[-25:], sep="\n")
 
 
 @pytest.fixture
