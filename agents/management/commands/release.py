@@ -17,7 +17,9 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Once per release, before the nodes restart: deployment checks, migrate, team, schedules, admin user."
+    help = (
+        "Once per release, before the nodes restart: deployment checks, migrate, team, schedules, admin user."
+    )
 
     def handle(self, *args, verbosity=1, **options):
         call_command("check", deploy=True, fail_level="WARNING", verbosity=verbosity)
