@@ -3,8 +3,9 @@
 `/health` says the process is alive; this says it is worth sending callers to. Each check that fails
 names itself in the answer (`missing`): the database does not answer, migrations are not all applied
 (Django's own migration plan, as `migrate --check` computes it; once empty it stays so for the life of
-the process), or the local model cannot answer (when it is the provider: agents/llm/local.py asks it).
-Remote upstreams are not asked (see LLMProvider.unready).
+the process), the local model cannot answer (when it is the provider: agents/llm/local.py asks it), or
+the node is draining before it stops (tron_site/web.py). Remote upstreams are not asked (see
+LLMProvider.unready).
 """
 
 import logging
@@ -13,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from agents.llm import get_provider
+from agents.runtime import taking_turns
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,8 @@ _migrated = False  # every migration was applied when last looked: a running nod
 def missing() -> dict[str, str]:
     """{check: what is wrong} for each check that fails; empty when the node is ready."""
     problems = {}
+    if not taking_turns():
+        problems["draining"] = "this node is stopping: it finishes its turns in flight and takes no new ones"
     connection = connections[DEFAULT_DB_ALIAS]
     try:
         with connection.cursor() as cursor:

@@ -3,8 +3,10 @@ qcluster) and, with the local provider, the model process (`manage.py serve_mode
 
 `make run` ends here. The "Tron: http://…" line is printed once the server answers 200 on
 /health/ready (`announce_when_ready`); until then, every few seconds, what it is waiting for. A process
-that dies, by a signal or an exit status, is logged and started again (`supervise`). Ctrl-C (or SIGTERM) stops them all and exits 0; a web process or worker that keeps
-dying stops them all and exits 1. `--dry-run` prints what would start and exits.
+that dies, by a signal or an exit status, is logged and started again (`supervise`). Ctrl-C (or SIGTERM) stops them all and exits 0: the web processes (tron_site/web.py)
+and the worker first, each given TRON_DRAIN_SECONDS (+ STOP_MARGIN_SECONDS) to finish what it runs,
+then the model process they use; a web process or worker that keeps dying stops them all and exits 1.
+`--dry-run` prints what would start and exits.
 """
 
 import argparse
@@ -66,13 +68,14 @@ def commands(host: str, port: int, fds: list[int | str] = (), proxy_headers: boo
     else one Daphne on each listening socket (`listening_sockets`). With `proxy_headers`
     (TRON_BEHIND_HTTPS_PROXY), Daphne takes the client's address and scheme from the proxy's
     X-Forwarded-For and X-Forwarded-Proto."""
-    # No --http-timeout: Daphne would cut long SSE streams.
+    # Daphne's command line, which drains on SIGTERM (tron_site/web.py). No --http-timeout: Daphne would
+    # cut long SSE streams.
     app = "tron_site.asgi:application"
     proxy = ["--proxy-headers"] if proxy_headers else []
     if not fds:
-        web = [[sys.executable, "-m", "daphne", *proxy, "-b", host, "-p", str(port), app]]
+        web = [[sys.executable, "-m", "tron_site.web", *proxy, "-b", host, "-p", str(port), app]]
     else:
-        web = [[sys.executable, "-m", "daphne", *proxy, "--fd", str(fd), app] for fd in fds]
+        web = [[sys.executable, "-m", "tron_site.web", *proxy, "--fd", str(fd), app] for fd in fds]
     return [*web, [sys.executable, "manage.py", "qcluster"]]
 
 
@@ -86,6 +89,10 @@ MODEL_COMMAND = [sys.executable, "manage.py", "serve_model"]
 MAX_BACKOFF = 30.0
 CRASH_LIMIT = 5
 CRASH_WINDOW = 60.0
+# Stopping: the web processes and the worker get TRON_DRAIN_SECONDS and this margin to exit before they
+# are killed; the model process (which they need until then) gets STOP_SECONDS after them.
+STOP_MARGIN_SECONDS = 10.0
+STOP_SECONDS = 15.0
 
 
 def describe_exit(returncode: int) -> str:
@@ -102,6 +109,7 @@ class Child:
     name: str
     command: list[str]
     essential: bool = True  # its crash loop stops the whole server
+    serves_others: bool = False  # stopped only once the others have stopped (the model process)
     fds: tuple[int, ...] = ()  # file descriptors it inherits (a web process: its listening socket)
     cpu: int | None = None  # the core it is kept on (`web_cpus`), or None to run anywhere
     process: subprocess.Popen | None = None
@@ -134,9 +142,10 @@ class Child:
         return True
 
 
-def supervise(children: list[Child], poll_seconds: float = 0.2) -> int:
+def supervise(children: list[Child], poll_seconds: float = 0.2, stop_seconds: float = STOP_SECONDS) -> int:
     """Run the children until SIGTERM or SIGINT (then 0), restarting any that dies; 1 if one that is
-    essential keeps dying. Stopping sends SIGTERM to all, and SIGKILL to those still up 15 s later."""
+    essential keeps dying. Stopping sends SIGTERM to all but those that serve others, and SIGKILL to
+    those still up `stop_seconds` later; then the same to those that serve others, with STOP_SECONDS."""
     stopping = []
 
     def stop(signum=None, frame=None):
@@ -162,19 +171,26 @@ def supervise(children: list[Child], poll_seconds: float = 0.2) -> int:
     finally:
         # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored (background jobs), and children
         # inherit that; Daphne, qcluster and the model process all shut down cleanly on SIGTERM.
-        alive = [child.process for child in children if child.running()]
-        for process in alive:
-            process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in alive:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop([child for child in children if not child.serves_others], stop_seconds)
+        _stop([child for child in children if child.serves_others], STOP_SECONDS)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return status
+
+
+def _stop(children: list[Child], seconds: float) -> None:
+    """SIGTERM to those running, SIGKILL to those still running `seconds` later."""
+    alive = [child for child in children if child.running()]
+    for child in alive:
+        child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for child in alive:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.error("%s (pid %d) did not stop within %.0fs: killed", child.name, child.process.pid, seconds)
+            child.process.kill()
+            child.process.wait()
 
 
 READY_POLL_SECONDS = 0.2
@@ -283,7 +299,7 @@ def node_children(role: str, settings, fds: list[int | str] = ()) -> list[Child]
     children = []
     if role != "worker":
         if settings.TRON_LLM == "local":
-            children.append(Child("model process", MODEL_COMMAND, essential=False))
+            children.append(Child("model process", MODEL_COMMAND, essential=False, serves_others=True))
         cpus = web_cpus(len(web), settings.TRON_PIN_WEB_PROCESSES)
         children += [
             Child(f"web process {i + 1}", cmd, fds=tuple(fds[i : i + 1]), cpu=cpus[i])
@@ -338,7 +354,7 @@ def main(argv=None) -> int:
     )
     announcer.start()
     try:
-        return supervise(children)
+        return supervise(children, stop_seconds=settings.TRON_DRAIN_SECONDS + STOP_MARGIN_SECONDS)
     finally:
         stop.set()
 

@@ -256,6 +256,9 @@ TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
 # Daphne processes `make run` starts on the one port: one per core, at most 8 (docs/decisions.md).
 # The local model runs in a process of its own that they all share, so it needs no fewer.
 TRON_WEB_PROCESSES = env_int("TRON_WEB_PROCESSES", min(os.cpu_count() or 1, 8), minimum=1, maximum=64)
+# On SIGTERM a web process takes no new turns and gives those running this long to finish; any still
+# running then is ended as failed, recorded, and the process exits 0 (tron_site/web.py).
+TRON_DRAIN_SECONDS = env_int("TRON_DRAIN_SECONDS", 25, minimum=0, maximum=3600)
 # Several web processes: each kept on a core of its own (Linux), threads and all (docs/decisions.md).
 TRON_PIN_WEB_PROCESSES = env_bool("TRON_PIN_WEB_PROCESSES", default=True)
 TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model
