@@ -17,7 +17,7 @@ from tests import daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TOKENS = [f"w{n} " for n in range(30)]  # 1.5 s a stream at 50 ms a token
+TOKENS = [f"w{n} " for n in range(40)]  # 2 s a stream at 50 ms a token
 CALLERS = 6
 
 
@@ -90,9 +90,12 @@ def test_a_node_stopped_mid_stream_finishes_its_streams_refuses_new_turns_and_ex
         for caller in callers:
             caller.start()
 
-        def streaming_on_first() -> bool:
+        def streaming_on_first() -> bool:  # a stream has just begun there: the drain will last a while
             return any(
-                r["node"] == 0 and r.get("status") == 200 and "ended" not in r
+                r["node"] == 0
+                and r.get("status") == 200
+                and "ended" not in r
+                and time.monotonic() - r["at"] < 0.5
                 for c in callers
                 for r in c.results
             )
@@ -106,6 +109,12 @@ def test_a_node_stopped_mid_stream_finishes_its_streams_refuses_new_turns_and_ex
         stopping.sock.close()
         signalled = time.monotonic()
         stopping.process.send_signal(signal.SIGTERM)
+        # One more caller asks the stopping node at once, until it is refused (the callers above may
+        # all be busy elsewhere while it drains).
+        probes = []
+        while stopping.process.poll() is None and not any(r.get("status") == 503 for r in probes):
+            probes.append({"node": 0})
+            stream_turn(nodes[0]["url"], "probe", f"probe {len(probes)}", probes[-1])
         assert stopping.process.wait(timeout=60) == 0
         exited = time.monotonic()
         time.sleep(2)  # the callers go on with the other node alone
@@ -113,7 +122,7 @@ def test_a_node_stopped_mid_stream_finishes_its_streams_refuses_new_turns_and_ex
         for caller in callers:
             caller.join(timeout=60)
 
-    results = [r for c in callers for r in c.results]
+    results = [r for c in callers for r in c.results] + probes
     on_first = [r for r in results if r["node"] == 0]
     # Every stream that started on the stopped node finished, all its words and [DONE].
     started = [r for r in on_first if r.get("status") == 200]
