@@ -57,6 +57,13 @@ class Overloaded(TurnError):
     code = "server_overloaded"
 
 
+class ServerDraining(TurnError):
+    """This server is stopping (SIGTERM): it finishes the turns it runs and takes no new ones. Another
+    node (or this one, restarted) takes the request; `retry_after` says when to ask again."""
+
+    code = "server_draining"
+
+
 # -- the model could not answer ----------------------------------------------------------------------
 
 
@@ -85,6 +92,15 @@ class UpstreamFailed(TurnError):
     code = "upstream_error"
 
 
+# -- the server stopped ----------------------------------------------------------------------------------
+
+
+class ServerStopped(TurnError):
+    """The turn was still running when its server stopped, TRON_DRAIN_SECONDS after SIGTERM."""
+
+    code = "server_stopped"
+
+
 # -- ours ----------------------------------------------------------------------------------------------
 
 
@@ -95,4 +111,4 @@ class InternalError(TurnError):
 
 
 # Turns that fail with these never began: nothing they asked for is stored.
-REFUSED = (MessageTooLong, NoPersona, ConversationBusy, OverBudget, CallerLimited, Overloaded)
+REFUSED = (MessageTooLong, NoPersona, ConversationBusy, OverBudget, CallerLimited, Overloaded, ServerDraining)

@@ -22,7 +22,7 @@ from . import metrics, tokens, tracing, turn_store
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .delegation import Delivery, undelivered_results
-from .errors import ConversationBusy, InternalError, TurnError, UpstreamFailed
+from .errors import ConversationBusy, InternalError, ServerDraining, ServerStopped, TurnError, UpstreamFailed
 from .llm import get_provider
 from .llm.base import LLMProvider, LLMRequest, ToolCall, Usage, own_clients
 from .models import CallerSession, LLMCall, Persona, Turn
@@ -35,6 +35,7 @@ from .turn_store import Begun, Call, CallOutcome, Claim, ToolRun
 log = logging.getLogger(__name__)
 
 WAIT_POLL_SECONDS = 0.05  # how often a turn waiting for its caller's earlier turn looks again
+DRAIN_RETRY_AFTER = 1  # seconds a caller refused by a draining server waits (another node answers now)
 
 
 @dataclass
@@ -208,6 +209,7 @@ class TurnRunner:
         self.client_tools: set[str] = set()
         self.extra: list[str] = []
         self.span = None  # the turn's span while tracing is on (agents.tracing)
+        self.stopped: ServerStopped | None = None  # set when the server ends the turn as it stops
         # A replay's recorded results of the tools that write, taken in order as the candidate calls them.
         replaying = turn_input.replaying
         self.recorded = list(replaying.tool_results) if replaying is not None else None
@@ -220,6 +222,12 @@ class TurnRunner:
         with tracing.span("invoke_agent", self._span_attributes(), parent=parent) as self.span:
             state, error = Turn.State.ANSWERED, None
             try:
+                if _draining:
+                    raise ServerDraining(
+                        "This server is stopping and takes no new turns; send the request again (another "
+                        "server answers it).",
+                        retry_after=DRAIN_RETRY_AFTER,
+                    )
                 refuse_oversized(self.input.messages)
                 self.begun = await self._claim()
                 self.pending = Round(self.begun.call, model=self.begun.call.request.model)
@@ -230,7 +238,9 @@ class TurnRunner:
             except TurnError as exc:
                 state, error = Turn.State.FAILED, exc
             except asyncio.CancelledError:
-                state = Turn.State.CANCELLED
+                state, error = (
+                    (Turn.State.FAILED, self.stopped) if self.stopped else (Turn.State.CANCELLED, None)
+                )
                 _uncancel()
             except Exception:
                 log.exception("A turn of %s failed in the server", self.input.caller.caller_id)
@@ -527,7 +537,9 @@ class TurnRunner:
         last = None
         if self.pending is not None:
             round_ = self.pending
-            outcome = round_.outcome(cancelled=state == Turn.State.CANCELLED)
+            if self.stopped is not None and round_.error is None:
+                round_.error = self.stopped  # its call says why it was cut, as the turn does
+            outcome = round_.outcome(cancelled=state == Turn.State.CANCELLED or self.stopped is not None)
             if round_.exchange is not None:
                 outcome.lines = round_.exchange
             elif (answer := round_.answer()) is not None:
@@ -641,7 +653,9 @@ def elapsed_ms(since: float) -> int:
     return int((time.monotonic() - since) * 1000)
 
 
-_running: set[asyncio.Task] = set()  # the owner tasks of running turns (the loop keeps only weak references)
+# The owner tasks of running turns, with their runners (the loop keeps only weak references to tasks).
+_running: dict[asyncio.Task, TurnRunner] = {}
+_draining = False  # set once, when the server stops (stop_taking_turns)
 
 
 def run_turn(
@@ -651,14 +665,50 @@ def run_turn(
     comes after that long without one. Call from a running event loop."""
     runner = TurnRunner(turn_input, provider or get_provider())
     owner = asyncio.ensure_future(runner.run())
-    _running.add(owner)
-    owner.add_done_callback(_running.discard)
+    _running[owner] = runner
+    owner.add_done_callback(lambda task: _running.pop(task, None))
     return TurnEvents(runner, owner, idle_seconds)
 
 
 def turns_in_flight() -> int:
     """Turns this process runs now."""
     return len(_running)
+
+
+# -- stopping: a server that drains (tron_site/web.py) ----------------------------------------------------
+
+
+def stop_taking_turns() -> None:
+    """From now on every new turn of this process fails at once with ServerDraining (the edges answer
+    503 with Retry-After, or their equivalent); the turns running go on."""
+    global _draining
+    _draining = True
+
+
+def taking_turns() -> bool:
+    return not _draining
+
+
+async def finish_turns(seconds: float) -> int:
+    """Wait until this process's running turns have ended, at most `seconds`; then end those still
+    running as failed (ServerStopped: their calls and words are recorded as far as they got) and wait
+    until they are recorded. Returns how many were ended so."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while _running:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            break
+        await asyncio.wait(list(_running), timeout=remaining)
+    left = list(_running.items())
+    for owner, runner in left:
+        runner.stopped = ServerStopped(
+            f"The server stopped before the turn finished ({seconds:g} s after it was told to stop, "
+            "TRON_DRAIN_SECONDS); send the request again."
+        )
+        owner.cancel()
+    if left:
+        await asyncio.wait([owner for owner, _ in left])  # the owners record their turns; they never raise
+    return len(left)
 
 
 class TurnEvents:

@@ -135,6 +135,11 @@ async def chat(request, channel: str | None = None):
             if caller.channel == Channel.VAPI and isinstance(event.error, errors.CallerLimited):
                 # A phone caller hears a refusal rather than VAPI's error tone; nothing is stored.
                 return Reply(payload, persona, headers).spoken(LIMIT_REACHED_SPOKEN)
+            if caller.channel == Channel.VAPI and isinstance(event.error, errors.ServerDraining):
+                # VAPI does not send a turn elsewhere on a 503: the caller would hear its error tone and
+                # the call could end. They hear a request to repeat; nothing is stored, and their next
+                # words reach a server that takes turns (the proxy has taken this one out by then).
+                return Reply(payload, persona, headers).spoken(DRAINING_SPOKEN)
             return _llm_error_response(event.error, headers)
         reply = Reply(payload, persona, headers)
         if payload.stream:
@@ -149,6 +154,7 @@ async def chat(request, channel: str | None = None):
         raise
 
 
+DRAINING_SPOKEN = "Sorry, I missed that. Could you say it again?"
 LIMIT_REACHED_SPOKEN = (
     "Sorry, this line can't take more from your number right now. Please call again a little later."
 )
@@ -163,10 +169,12 @@ STATUS = {
     errors.OverBudget: 429,
     errors.CallerLimited: 429,
     errors.Overloaded: 503,
+    errors.ServerDraining: 503,
     errors.ModelUnavailable: 503,
     errors.UpstreamRejected: 400,
     errors.UpstreamTimeout: 504,
     errors.UpstreamFailed: 502,
+    errors.ServerStopped: 503,
     errors.InternalError: 500,
 }
 

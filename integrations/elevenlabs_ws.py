@@ -9,6 +9,9 @@
     user_activity, pong, audio chunks    ->  accepted (audio is ignored: text only)
                                          <-  ping {event_id} every PING_SECONDS
     a frame that is not the protocol     ->  error {error_event}; the connection stays
+    (the server is stopping)             <-  error 1012 ("service restart": connect again), then the
+                                             socket closes (a new socket at once; an open one when
+                                             its next message would start a turn)
 
 `agent_id` in the query names the persona. Each socket is one conversation: a session and a process of
 its own (the caller is `user-<user_id>` when the client names its user, else `conv-<conversation id>`),
@@ -35,7 +38,7 @@ from agents.dbthread import db_write, release_connection
 from agents.memory import remember_later
 from agents.models import CallerSession, Channel
 from agents.personas import resolve_persona
-from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn
+from agents.runtime import Opened, Text, TurnEnd, TurnFailed, TurnInput, run_turn, taking_turns
 
 from . import broadcast
 from .conversations import end_conversation, start_conversation
@@ -55,13 +58,16 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "convai"
 BEARER_SUBPROTOCOL = "bearer."
+RESTARTING = 1012  # WebSocket's "service restart": this server stops; connect again
 PING_SECONDS = 20.0  # ElevenLabs' own server pings about this often; clients answer with a pong
 AUDIO_FORMAT = "pcm_16000"  # announced (the client SDKs read it); no audio is sent or read
 TASK = "ElevenLabs conversation"
 
 # The `code` of the error event the socket sends for each error of the core (agents.errors), as
-# WebSocket close codes read: 1008 the message itself, 1013 try again later, 1011 the server. The
-# socket stays open: the caller may go on.
+# WebSocket close codes read: 1008 the message itself, 1013 try again later, 1011 the server, 1012 the
+# server restarts. The socket stays open (the caller may go on), except after 1012: then it closes
+# (with 1000 and a reason: Daphne lets an application close only with 1000 or 3000-4999), and the
+# client connects again, to a server that takes turns.
 ERROR_CODES = {
     errors.MessageTooLong: 1008,
     errors.UpstreamRejected: 1008,
@@ -70,6 +76,8 @@ ERROR_CODES = {
     errors.CallerLimited: 1013,
     errors.Overloaded: 1013,
     errors.ModelUnavailable: 1013,
+    errors.ServerDraining: 1012,
+    errors.ServerStopped: 1012,
     errors.NoPersona: 1011,
     errors.UpstreamTimeout: 1011,
     errors.UpstreamFailed: 1011,
@@ -86,6 +94,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not self._authorized():
             await self.close()  # before accept: the handshake is refused (403)
             return
+        offered = self.scope.get("subprotocols") or []
+        if not taking_turns():  # the server is stopping: the client connects again, elsewhere
+            await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+            await self._restarting(errors.ServerDraining("This server is stopping; connect again."))
+            return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.persona_name = (query.get("agent_id") or [""])[0].strip() or None
         self.conversation_id = f"conv_{secrets.token_hex(12)}"
@@ -97,7 +110,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.event_id = 0
         self.pings: dict[int, float] = {}
         self.ping_ms: int | None = None
-        offered = self.scope.get("subprotocols") or []
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
         self.pinger = asyncio.ensure_future(self._ping_forever())
 
@@ -243,7 +255,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                         if started:
                             await self._part("stop", "", event_id)
                         error = event.error
-                        await self._error(error.message, error.code, code=error_code(error))
+                        if error_code(error) == RESTARTING:
+                            await self._restarting(error)
+                        else:
+                            await self._error(error.message, error.code, code=error_code(error))
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug of ours, or the socket gone mid-reply: the connection must not die of it
@@ -297,6 +312,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, kind: str, **payload):
         await self.send(text_data=json.dumps({"type": kind, **payload}, ensure_ascii=False))
+
+    async def _restarting(self, error: errors.TurnError):
+        await self._error(error.message, error.code, code=RESTARTING)
+        await self.close(code=1000, reason="The server is restarting: connect again.")
 
     async def _refuse(self, message: str):
         await self._error(message, "invalid_message", code=1008)

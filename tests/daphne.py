@@ -1,4 +1,4 @@
-"""The server as `make run` starts it: `collectstatic`, then Daphne in a process of its own, on a socket
+"""The server as `make run` starts it: `collectstatic`, then Daphne (tron_site.web) in a process of its own, on a socket
 made here (as tron_site/serve.py shares one with several Daphnes), against the test database."""
 
 import contextlib
@@ -54,7 +54,14 @@ class DaphneServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.set_inheritable(True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(self.sock.fileno()), "tron_site.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "tron_site.web",
+                "--fd",
+                str(self.sock.fileno()),
+                "tron_site.asgi:application",
+            ],
             cwd=settings.BASE_DIR,
             env=self.env,
             pass_fds=(self.sock.fileno(),),

@@ -111,6 +111,17 @@ if TRON_PUBLIC_URL and urlparse(TRON_PUBLIC_URL).scheme not in ("http", "https")
     )
 # Caddy's on-demand TLS asks /internal/caddy-ask whether to issue a certificate for a domain.
 TRON_BASE_DOMAIN = env_str("TRON_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
+# Every request comes through a proxy that terminates HTTPS, redirects plain HTTP and sets
+# X-Forwarded-For and -Proto (deploy/Caddyfile): Daphne takes the client's address and scheme from them
+# (tron_site/serve.py), cookies are sent over HTTPS only, and browsers are told to keep to HTTPS.
+TRON_BEHIND_HTTPS_PROXY = env_bool("TRON_BEHIND_HTTPS_PROXY", default=False)
+if TRON_BEHIND_HTTPS_PROXY:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True  # the subdomains of TRON_BASE_DOMAIN are this server's too
+    # The proxy redirects HTTP (Django's redirect would also send Caddy's own health checks and
+    # certificate questions, which come over plain HTTP, away); HSTS preloading is the owner's choice.
+    SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W021"]
 
 # The control API's list endpoints return at most this many rows unless `limit` asks for more.
 TRON_API_PAGE_SIZE = env_int("TRON_API_PAGE_SIZE", 50, minimum=1, maximum=1000)
@@ -245,6 +256,9 @@ TRON_MODEL = env_str("TRON_MODEL", "gpt-4o-mini")
 # Daphne processes `make run` starts on the one port: one per core, at most 8 (docs/decisions.md).
 # The local model runs in a process of its own that they all share, so it needs no fewer.
 TRON_WEB_PROCESSES = env_int("TRON_WEB_PROCESSES", min(os.cpu_count() or 1, 8), minimum=1, maximum=64)
+# On SIGTERM a web process takes no new turns and gives those running this long to finish; any still
+# running then is ended as failed, recorded, and the process exits 0 (tron_site/web.py).
+TRON_DRAIN_SECONDS = env_int("TRON_DRAIN_SECONDS", 25, minimum=0, maximum=3600)
 # Several web processes: each kept on a core of its own (Linux), threads and all (docs/decisions.md).
 TRON_PIN_WEB_PROCESSES = env_bool("TRON_PIN_WEB_PROCESSES", default=True)
 TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model

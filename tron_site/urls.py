@@ -9,6 +9,7 @@ from .api import api, chat_api, internal_api, webhooks_api
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
+    path("health/ready", views.ready, name="health-ready"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -1,4 +1,4 @@
-"""The site's own pages: the landing page, the health check and the Prometheus metrics."""
+"""The site's own pages: the landing page, the health and readiness checks and the Prometheus metrics."""
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -6,6 +6,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from agents import metrics as tron_metrics
+
+from . import readiness
 
 
 @require_safe
@@ -19,6 +21,24 @@ def home(request):
 @require_safe
 def health(request):
     return JsonResponse({"status": "ok"})
+
+
+# A proxy sends callers only to nodes that answer 200 here (tron_site/readiness.py). 503 names what is
+# missing; Retry-After is how soon to ask again.
+READY_RETRY_AFTER = 2
+
+
+@csrf_exempt
+@require_safe
+def ready(request):
+    problems = readiness.missing()
+    if problems:
+        return JsonResponse(
+            {"status": "unavailable", "missing": problems},
+            status=503,
+            headers={"Retry-After": str(READY_RETRY_AFTER)},
+        )
+    return JsonResponse({"status": "ready"})
 
 
 @csrf_exempt

@@ -112,6 +112,11 @@ class LLMProvider:
     def prepare(self) -> None:
         """Called once when a server process starts: do now what the first request would pay for."""
 
+    def unready(self) -> str | None:
+        """Why this provider cannot answer now (/health/ready), or None. A remote upstream is not asked:
+        its outage is every node's, and taking them all out of the proxy would not help."""
+        return None
+
     async def aclose(self) -> None:
         """Close what this provider holds open for the running event loop (its connections)."""
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,10 @@ RESTART_RETRY_AFTER = 2  # seconds a client is told to wait while the model proc
 # How long a command waits for the model process it started: the packaged model is up in about 1.5 s,
 # a large file named by TRON_LOCAL_MODEL_PATH takes longer.
 MODEL_START_SECONDS = 60
+# /health/ready asks the model process for one token (`answers`); a process that sends nothing this long
+# cannot answer. A good answer holds this long, so a proxy's health checks do not each take the model.
+PROBE_SECONDS = 3.0
+READY_HOLDS_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,16 @@ class LocalProvider(LLMProvider):
 
     def context_tokens(self) -> int:
         return N_CTX - settings.TRON_LOCAL_MAX_TOKENS
+
+    answered_until = 0.0  # monotonic time until which the last good probe holds
+
+    def unready(self) -> str | None:
+        if time.monotonic() < self.answered_until:
+            return None
+        reason = answers(settings.TRON_LOCAL_MODEL_SOCKET)
+        if reason is None:
+            self.answered_until = time.monotonic() + READY_HOLDS_SECONDS
+        return reason
 
     async def stream(self, request: LLMRequest):
         """accepted, then text deltas as tokens come, then the model's exact usage, then the finish
@@ -137,6 +152,29 @@ async def _measured_after_cancel(reader, writer, prompt_tokens: int, completion_
                 elif frame.get("event") == "end":
                     return Usage(frame["prompt_tokens"], frame["completion_tokens"])
     return Usage(prompt_tokens, completion_tokens)
+
+
+def answers(path) -> str | None:
+    """Whether the model process on `path` can answer: None when it takes a one-token request (or is
+    busy answering others: it queues it, or its queue is full), else why not. Our side closes after
+    the first frame, which cancels the request within a token."""
+    request = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "temperature": 0}
+    try:
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(PROBE_SECONDS)
+            probe.connect(str(path))
+            probe.sendall(json.dumps(request).encode() + b"\n")
+            with probe.makefile("rb") as reader:
+                line = reader.readline()
+    except OSError as exc:  # not listening, refused, or silent for PROBE_SECONDS (socket.timeout)
+        return f"the local model process does not answer on {path} ({exc.strerror or exc}); it is starting or restarting"
+    try:
+        frame = json.loads(line)
+    except ValueError:
+        return "the local model process closed the connection without answering"
+    if frame.get("event") in ("accepted", "queued") or frame.get("code") == "model_busy":
+        return None
+    return f"the local model could not answer a test request: {frame.get('message', frame)}"
 
 
 @contextlib.contextmanager

@@ -108,7 +108,7 @@ def _ok(call) -> bool:
 def test_a_killed_model_process_costs_its_answer_and_is_started_again(tron):
     serve, base, log = tron
     [model] = _pids(serve.pid, "serve_model")  # one model process...
-    assert len(_pids(serve.pid, "daphne")) == 2  # ...for both web processes
+    assert len(_pids(serve.pid, "tron_site.web")) == 2  # ...for both web processes
 
     body = {
         "model": "tony",
@@ -138,9 +138,11 @@ def test_a_killed_model_process_costs_its_answer_and_is_started_again(tron):
     assert restarted != model
     assert f"model process (pid {model}) was killed by SIGKILL" in log.read_text()
 
-    web = _pids(serve.pid, "daphne")[0]
+    web = _pids(serve.pid, "tron_site.web")[0]
     os.kill(web, signal.SIGKILL)
-    _wait_for(lambda: web not in _pids(serve.pid, "daphne") and len(_pids(serve.pid, "daphne")) == 2)
+    _wait_for(
+        lambda: web not in _pids(serve.pid, "tron_site.web") and len(_pids(serve.pid, "tron_site.web")) == 2
+    )
     assert re.search(rf"web process \d \(pid {web}\) was killed by SIGKILL", log.read_text())
     assert _chat(base).status_code == 200
     assert json.loads(httpx2.get(f"{base}/health", timeout=10).text)["status"] == "ok"

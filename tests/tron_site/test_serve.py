@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_it_starts_daphne_on_the_configured_address_and_the_worker():
     web, worker = commands("127.0.0.1", 3000)
-    assert web[1:] == ["-m", "daphne", "-b", "127.0.0.1", "-p", "3000", "tron_site.asgi:application"]
+    assert web[1:] == ["-m", "tron_site.web", "-b", "127.0.0.1", "-p", "3000", "tron_site.asgi:application"]
     assert "--http-timeout" not in web  # long SSE streams must not be cut
     assert worker[1:] == ["manage.py", "qcluster"]
 
@@ -88,8 +88,8 @@ def _alive(pid: int) -> bool:
 def test_each_web_process_serves_a_listening_socket_of_its_own():
     *web, worker = commands("127.0.0.1", 3000, fds=[7, 8])
     assert [cmd[1:] for cmd in web] == [
-        ["-m", "daphne", "--fd", "7", "tron_site.asgi:application"],
-        ["-m", "daphne", "--fd", "8", "tron_site.asgi:application"],
+        ["-m", "tron_site.web", "--fd", "7", "tron_site.asgi:application"],
+        ["-m", "tron_site.web", "--fd", "8", "tron_site.asgi:application"],
     ]
     assert worker[1:] == ["manage.py", "qcluster"]
 
@@ -158,7 +158,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
         children = _children_of(serve.pid)
         assert len(children) == web_processes + 2  # daphne(s), qcluster and the local model's process
         if web_processes > 1 and len(os.sched_getaffinity(0)) > 1:
-            web = [pid for pid in children if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            web = [pid for pid in children if b"tron_site.web" in Path(f"/proc/{pid}/cmdline").read_bytes()]
             assert sorted(len(os.sched_getaffinity(pid)) for pid in web) == [1, 1]  # a core each
             assert len({*os.sched_getaffinity(web[0]), *os.sched_getaffinity(web[1])}) == 2
         serve.send_signal(getattr(signal, sig))
@@ -253,3 +253,80 @@ def test_the_model_process_is_never_given_up_on(monkeypatch):
     assert supervise([model, web], poll_seconds=0.01) == 0
     timer.join()
     assert not web.running()
+
+
+def test_stopping_waits_for_the_web_processes_before_it_stops_the_model_process(tmp_path):
+    """A web process drains on SIGTERM (tron_site/web.py) and uses the model process meanwhile: the
+    model process gets its SIGTERM only once the web process has exited."""
+
+    log = tmp_path / "log"
+    draining = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(0.5)\n"
+        f"    open({str(log)!r}, 'a').write('web exited\\n')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(60)\n"
+    )
+    model_stops = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    open({str(log)!r}, 'a').write('model stopped\\n')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(60)\n"
+    )
+    model = Child("model process", [sys.executable, "-c", model_stops], essential=False, serves_others=True)
+    web = Child("web process 1", [sys.executable, "-c", draining])
+    timer = _after(0.5, _stop_supervisor)
+    assert supervise([model, web], poll_seconds=0.02, stop_seconds=30) == 0
+    timer.join()
+    # Each exited when told (one killed would have written nothing), the model process last.
+    assert log.read_text().splitlines() == ["web exited", "model stopped"]
+    assert (web.process.returncode, model.process.returncode) == (0, 0)
+
+
+def test_a_child_that_overruns_the_bound_is_killed(caplog):
+    web = Child(
+        "web process 1",
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+        ],
+    )
+    timer = _after(0.5, _stop_supervisor)
+    with caplog.at_level("ERROR", logger="tron_site.serve"):
+        assert supervise([web], poll_seconds=0.02, stop_seconds=0.5) == 0
+    timer.join()
+    assert web.process.returncode == -9
+    assert "did not stop within" in caplog.text
+
+
+MODEL = "manage.py serve_model"
+WEB = "-m tron_site.web --proxy-headers -b 127.0.0.1 -p 3998 tron_site.asgi:application"
+WORKER = "manage.py qcluster"
+
+
+@pytest.mark.parametrize(
+    "role, expected", [("web", [MODEL, WEB]), ("worker", [WORKER]), ("all", [MODEL, WEB, WORKER])]
+)
+def test_a_role_runs_the_web_processes_or_the_worker_as_deploy_systemd_starts_them(role, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRON_")}
+    env.update(
+        TRON_PORT="3998",
+        TRON_WEB_PROCESSES="1",
+        TRON_BEHIND_HTTPS_PROXY="true",
+        DATABASE_URL="sqlite:///:memory:",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tron_site.serve", "--dry-run", "--role", role],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # Behind Caddy, Daphne reads the client's address from X-Forwarded-For (the web role, not the worker).
+    assert [line.split(" ", 1)[1] for line in result.stdout.splitlines()] == expected
