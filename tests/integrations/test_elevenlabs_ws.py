@@ -320,11 +320,12 @@ def test_a_real_websocket_client_holds_a_conversation(live_tron, chat_setup, tea
         ws.close()
     assert parts(received) == [("start", ""), ("delta", "Hi"), ("delta", " there"), ("stop", "")]
     assert received[-1]["agent_response_event"]["agent_response"] == "Hi there"
-    # The server ends the conversation when the socket closes: let it finish writing before the test
-    # database is flushed (on PostgreSQL the flush deadlocked with that write).
-    wait_for(
-        lambda: Process.objects.filter(channel=Channel.ELEVENLABS, status=Process.Status.COMPLETED).exists()
-    )
+    # The server ends the conversation when the socket closes, then its memory writer runs (inline, as
+    # tests run tasks): let both finish writing before the test database is flushed (on PostgreSQL the
+    # flush deadlocked with those writes).
+    ended = (Process.Status.COMPLETED, Process.Status.FAILED)
+    wait_for(lambda: Process.objects.filter(channel=Channel.ELEVENLABS, status__in=ended).exists())
+    wait_for(lambda: Process.objects.filter(channel=Channel.MEMORY, status__in=ended).exists())
 
 
 @pytest.mark.parametrize("path", ["/ws/nothing", "/v1/convai"])
