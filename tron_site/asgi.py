@@ -72,7 +72,7 @@ def _housekeeping_for_the_site_only() -> None:
     sync, so each request's handler runs them on a thread before the view: a thread hop on the way to
     every first token. The chat handler's requests use no connection of their request's thread (a
     turn's database work runs on agents.dbthread's threads), so the receivers are left to the site's
-    handler: 0.37 ms less from a chat request's arrival to its view (0.88 -> 0.51 ms, one stream)."""
+    handler: a thread hop less on the way to the first token (docs/benchmarks.md)."""
     for receiver in (reset_queries, close_old_connections):
         request_started.disconnect(receiver)
         request_started.connect(receiver, sender=ASGIHandler)
@@ -92,9 +92,7 @@ site_asgi_app = ServeStaticASGI(django_asgi_app, root=static_root, prefix=settin
 
 # A web process's helper threads (the database threads, the request signals' thread) wait for the GIL
 # while the event loop works, and hold it as long once they have it: Python's switch interval, 5 ms by
-# default. At 1 ms the loop gets it back sooner: 0.2-0.5 ms off the median added time to first token
-# and about 1 ms off the 99th percentile at 20 concurrent streams, with no more CPU per stream
-# (docs/benchmarks.md).
+# default. At 1 ms the loop gets it back sooner (docs/decisions.md, "1 ms GIL switch interval").
 WEB_SWITCH_INTERVAL = 0.001
 
 
