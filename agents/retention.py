@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from .erasure import REPLAY_WORDS
 from .models import CallerSession, Channel, LLMCall, Message, Process, ReplayTurn, Turn
 
 BATCH = 500
@@ -55,14 +56,6 @@ PROCESS_WORDS = {
     "allowance": "",
     "summary": "",
     "result": "",
-}
-REPLAY_WORDS = {
-    "said": "",
-    "original_answer": "",
-    "answer": "",
-    "original_reason": "",
-    "reason": "",
-    "error": "",
 }
 
 
