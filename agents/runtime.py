@@ -656,6 +656,7 @@ def elapsed_ms(since: float) -> int:
 # The owner tasks of running turns, with their runners (the loop keeps only weak references to tasks).
 _running: dict[asyncio.Task, TurnRunner] = {}
 _draining = False  # set once, when the server stops (stop_taking_turns)
+_stop_announced = False  # set once, when the server is told to stop (announce_stop)
 
 
 def run_turn(
@@ -678,15 +679,27 @@ def turns_in_flight() -> int:
 # -- stopping: a server that drains (tron_site/web.py) ----------------------------------------------------
 
 
+def announce_stop() -> None:
+    """Say the process is about to stop (/health/ready answers 503, so a proxy sends new callers
+    elsewhere) while it still takes turns."""
+    global _stop_announced
+    _stop_announced = True
+
+
 def stop_taking_turns() -> None:
     """From now on every new turn of this process fails at once with ServerDraining (the edges answer
     503 with Retry-After, or their equivalent); the turns running go on."""
     global _draining
+    announce_stop()
     _draining = True
 
 
 def taking_turns() -> bool:
     return not _draining
+
+
+def stop_announced() -> bool:
+    return _stop_announced
 
 
 async def finish_turns(seconds: float) -> int:

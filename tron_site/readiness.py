@@ -14,7 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from agents.llm import get_provider
-from agents.runtime import taking_turns
+from agents.runtime import stop_announced, taking_turns
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ def missing() -> dict[str, str]:
     problems = {}
     if not taking_turns():
         problems["draining"] = "this node is stopping: it finishes its turns in flight and takes no new ones"
+    elif stop_announced():
+        problems["draining"] = "this node is about to stop: it takes turns a few seconds more, then drains"
     connection = connections[DEFAULT_DB_ALIAS]
     try:
         with connection.cursor() as cursor:

@@ -354,7 +354,12 @@ def main(argv=None) -> int:
     )
     announcer.start()
     try:
-        return supervise(children, stop_seconds=settings.TRON_DRAIN_SECONDS + STOP_MARGIN_SECONDS)
+        return supervise(
+            children,
+            stop_seconds=settings.TRON_DRAIN_NOTICE_SECONDS
+            + settings.TRON_DRAIN_SECONDS
+            + STOP_MARGIN_SECONDS,
+        )
     finally:
         stop.set()
 

@@ -259,6 +259,7 @@ TRON_WEB_PROCESSES = env_int("TRON_WEB_PROCESSES", min(os.cpu_count() or 1, 8), 
 # On SIGTERM a web process takes no new turns and gives those running this long to finish; any still
 # running then is ended as failed, recorded, and the process exits 0 (tron_site/web.py).
 TRON_DRAIN_SECONDS = env_int("TRON_DRAIN_SECONDS", 25, minimum=0, maximum=3600)
+TRON_DRAIN_NOTICE_SECONDS = env_int("TRON_DRAIN_NOTICE_SECONDS", 0, minimum=0, maximum=300)
 # Several web processes: each kept on a core of its own (Linux), threads and all (docs/decisions.md).
 TRON_PIN_WEB_PROCESSES = env_bool("TRON_PIN_WEB_PROCESSES", default=True)
 TRON_LLM_TIMEOUT = env_int("TRON_LLM_TIMEOUT", 120, minimum=1)  # seconds without a byte from the model

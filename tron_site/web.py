@@ -6,8 +6,10 @@ takes Daphne's own options (`-b`/`-p`, `--fd`, ...) and runs Daphne's own comman
 made through its public hook (`CommandLineInterface.server_class`): on SIGTERM or SIGINT the server
 does not stop its reactor at once, which would cut every stream. Instead
 
+0. for TRON_DRAIN_NOTICE_SECONDS, /health/ready answers 503 `draining` while turns are still taken, so
+   a proxy's health check moves new callers to other nodes before any is refused;
 1. it stops taking turns (agents.runtime.stop_taking_turns): new chat requests get 503 with
-   Retry-After, /health/ready 503 `draining`, a new ElevenLabs socket is closed with 1012;
+   Retry-After, a new ElevenLabs socket is closed with 1012;
 2. it waits up to TRON_DRAIN_SECONDS for the turns it runs and the HTTP responses it sends to end;
 3. a turn still running then is ended as failed ("the server stopped ..."), and recorded;
 4. it stops Daphne (Server.stop) and exits 0: the stop was asked for.
@@ -68,9 +70,13 @@ class DrainingServer(Server):
         from django.conf import settings
 
         from agents.llm import get_provider
-        from agents.runtime import finish_turns, stop_taking_turns, turns_in_flight
+        from agents.runtime import announce_stop, finish_turns, stop_taking_turns, turns_in_flight
 
-        seconds = settings.TRON_DRAIN_SECONDS
+        notice, seconds = settings.TRON_DRAIN_NOTICE_SECONDS, settings.TRON_DRAIN_SECONDS
+        if notice:
+            announce_stop()
+            log.info("%s: not ready; taking turns %d s more while proxies notice", name, notice)
+            await asyncio.sleep(notice)
         stop_taking_turns()
         log.info(
             "%s: taking no new turns; %d running, given %d s to finish", name, turns_in_flight(), seconds

@@ -270,3 +270,35 @@ def _wait_for(condition, seconds=30.0):
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
     return result
+
+
+def test_before_it_drains_a_node_says_it_is_not_ready_while_it_still_answers(tmp_path, upstream, team):
+    """TRON_DRAIN_NOTICE_SECONDS: a proxy's health check sees 503 first and moves new callers away; a
+    caller who reaches the node meanwhile is still answered, not refused."""
+    upstream.reset(tokens=["Still", " here"])
+    server = daphne.DaphneServer(
+        tmp_path, OPENAI_BASE_URL=upstream.base_url, TRON_DRAIN_NOTICE_SECONDS="3", TRON_DRAIN_SECONDS="5"
+    ).start()
+
+    def ask(caller):
+        return httpx2.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "tony", "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"X-Request-ID": caller},
+            timeout=10,
+        )
+
+    try:
+        server.process.send_signal(signal.SIGTERM)
+        ready = _wait_for(
+            lambda: (r := httpx2.get(f"{server.url}/health/ready", timeout=10)).status_code == 503 and r
+        )
+        assert "draining" in ready.json()["missing"]
+        answered = ask("during-the-notice")
+        assert answered.status_code == 200
+        assert answered.json()["choices"][0]["message"]["content"] == "Still here"
+        refused = _wait_for(lambda: (r := ask("after-the-notice")).status_code == 503 and r)
+        assert refused.json()["error"]["code"] == "server_draining"
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        server.stop()
