@@ -56,6 +56,7 @@ PROCESS_WORDS = {
     "allowance": "",
     "summary": "",
     "result": "",
+    "error": "",
 }
 
 

@@ -388,34 +388,43 @@ def reap_lapsed(caller_id: str | None = None, now=None) -> int:
     if caller_id is not None:
         lapsed = lapsed.filter(caller_id=caller_id)
     lost = 0
-    with transaction.atomic():
-        for turn in lapsed.select_for_update(of=("self",)).select_related("process"):
-            if turn.state == Turn.State.WAITING or turn.process is None:
-                turn.delete()
-                continue
-            lost += 1
-            open_calls = LLMCall.objects.filter(turn=turn, finished_at__isnull=True)
-            cost = Decimal(0)
-            for row in open_calls:
-                row_cost = pricing.cost_usd(row.model, row.input_tokens, 0)
-                cost += row_cost
-                LLMCall.objects.filter(pk=row.pk).update(
-                    finish_reason="lost", error=LOST, cost_usd=row_cost, finished_at=now
-                )
-            Process.objects.filter(pk=turn.process_id).update(
-                input_tokens=F("input_tokens")
-                + sum(row.input_tokens for row in open_calls),  # evaluated before the update above
-                llm_calls=F("llm_calls") + len(open_calls),
-                cost_usd=F("cost_usd") + cost,
-                error=LOST,
-            )
-            day = (turn.started_at or turn.arrived_at).astimezone(UTC).date()
-            caller_holds = [budgets.Hold(day, turn.caller_held_usd)] if turn.caller_held_usd else []
-            if turn.allowance and (cost or caller_holds):
-                allowances.settle(turn.allowance, cost, caller_holds, now=now)
-            holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
-            if cost or holds:
-                budgets.settle(turn.process.persona_id, cost, holds, now=now)
-            Turn.objects.filter(pk=turn.pk).update(state=Turn.State.FAILED, error=LOST, finished_at=now)
-            log.warning("Turn %s of %s was lost with its server; ended as failed", turn.pk, turn.caller_id)
+    for turn_id in list(lapsed.values_list("pk", flat=True)):
+        # A transaction per turn: each takes the rows turns share in the module's order (a sweep of
+        # several in one transaction took one caller's usage row after the persona's day).
+        with transaction.atomic():
+            turn = lapsed.filter(pk=turn_id).select_for_update(of=("self",)).select_related("process").first()
+            if turn is not None and _reap(turn, now):
+                lost += 1
     return lost
+
+
+def _reap(turn: Turn, now) -> bool:
+    """End one lapsed turn (locked); True when it was running."""
+    if turn.state == Turn.State.WAITING or turn.process is None:
+        turn.delete()
+        return False
+    open_calls = LLMCall.objects.filter(turn=turn, finished_at__isnull=True)
+    cost = Decimal(0)
+    for row in open_calls:
+        row_cost = pricing.cost_usd(row.model, row.input_tokens, 0)
+        cost += row_cost
+        LLMCall.objects.filter(pk=row.pk).update(
+            finish_reason="lost", error=LOST, cost_usd=row_cost, finished_at=now
+        )
+    Process.objects.filter(pk=turn.process_id).update(
+        input_tokens=F("input_tokens")
+        + sum(row.input_tokens for row in open_calls),  # evaluated before the update above
+        llm_calls=F("llm_calls") + len(open_calls),
+        cost_usd=F("cost_usd") + cost,
+        error=LOST,
+    )
+    day = (turn.started_at or turn.arrived_at).astimezone(UTC).date()
+    caller_holds = [budgets.Hold(day, turn.caller_held_usd)] if turn.caller_held_usd else []
+    if turn.allowance and (cost or caller_holds):
+        allowances.settle(turn.allowance, cost, caller_holds, now=now)
+    holds = [budgets.Hold(day, turn.held_usd)] if turn.held_usd else []
+    if cost or holds:
+        budgets.settle(turn.process.persona_id, cost, holds, now=now)
+    Turn.objects.filter(pk=turn.pk).update(state=Turn.State.FAILED, error=LOST, finished_at=now)
+    log.warning("Turn %s of %s was lost with its server; ended as failed", turn.pk, turn.caller_id)
+    return True
