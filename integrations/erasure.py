@@ -13,7 +13,7 @@ and the Slack rows about them.
 from django.db.models import Q
 
 from agents.callers import clean_id
-from agents.models import CallerSession, Channel
+from agents.models import CallerSession, Channel, Turn
 from integrations.models import SlackMessage, SlackThread
 
 from .identify import call_caller_id
@@ -34,8 +34,17 @@ def erasure_subject(who) -> None:
     users = set(SlackMessage.objects.filter(user__in=who.given).values_list("user", flat=True))
     for thread in SlackThread.objects.filter(messages__user__in=users).distinct():
         who.caller_ids.add(thread.caller_id)
-    # Turns ran for a Slack user under this name, even once retention has pruned their Slack messages.
-    who.names |= {slack_principal("", value).name for value in who.given}
+    # Turns ran for a Slack user under this name, which outlives their Slack messages (retention prunes
+    # those first): the threads their turns ran in, and the conversations opened for them, are theirs too.
+    names = {slack_principal("", value).name for value in who.given}
+    who.names |= names
+    turns = Q(pk__in=[])
+    for name in names:
+        turns |= Q(principal__endswith=f"({name})")
+    who.caller_ids |= set(Turn.objects.filter(turns).values_list("caller_id", flat=True))
+    who.caller_ids |= set(
+        CallerSession.objects.filter(process__principal_name__in=names).values_list("caller_id", flat=True)
+    )
 
 
 def _threads(caller_ids) -> Q:

@@ -200,6 +200,27 @@ def test_the_ids_a_call_had_before_its_caller_was_known_are_erased_too(team, cha
     assert not Message.objects.exists()
 
 
+def test_a_slack_user_is_erased_after_retention_pruned_their_slack_messages(team):
+    """Slack messages are kept shorter than transcripts and notes: once pruned, the turns that ran for the
+    user and the conversations opened for them still lead to their threads, their words and their notes."""
+    from tests.factories import make_message, make_process, make_session
+
+    dm = make_session("slack-T1-D0ZED-1.0", make_process(team["tony"], principal_name="Slack user U0ZED"))
+    make_message(dm.process, "user", "my locker code is zebra-99")
+    CallerMemory.objects.create(caller_id=dm.caller_id, notes="- Zed, locker code zebra-99")
+    thread = make_session("slack-T1-C0TEAM-2.0", make_process(team["tony"]))
+    make_turn(
+        thread, lease_until=ago(seconds=600), state=Turn.State.ANSWERED, principal="member (Slack user U0ZED)"
+    )
+    make_message(thread.process, "user", "zebra-99 again, in the team channel")
+    bob = make_session(BOB_PHONE, make_process(team["tony"]))
+
+    call_command("erase_caller", "U0ZED", stdout=StringIO())
+
+    assert where(["zebra-99", "D0ZED", "U0ZED"]) == []
+    assert list(CallerSession.objects.values_list("pk", flat=True)) == [bob.pk]
+
+
 def test_a_caller_in_a_turn_is_refused_and_nothing_is_erased(team):
     from tests.factories import make_process, make_session
 
