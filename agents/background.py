@@ -5,6 +5,7 @@ and is a process of its own, its calls and cost recorded like any other."""
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from .callers import Caller
@@ -128,9 +129,17 @@ def remember_conversation(process_id: int) -> str:
     if not notes:
         log.warning("The memory of %s came back empty; the notes are kept as they were", caller_id)
         return f"process {process.public_id}: the model wrote nothing"
-    CallerMemory.objects.update_or_create(
-        caller_id=caller_id, defaults={"notes": notes, "last_process": process}
-    )
+    with transaction.atomic():
+        # The caller may have been erased while the model wrote (agents.erasure locks their sessions too).
+        if (
+            not CallerSession.objects.select_for_update()
+            .filter(process=process, caller_id=caller_id)
+            .exists()
+        ):
+            return f"process {process.public_id}: its caller was erased meanwhile"
+        CallerMemory.objects.update_or_create(
+            caller_id=caller_id, defaults={"notes": notes, "last_process": process}
+        )
     # Not the caller id: the result stays in django-q2's task table, out of erasure's reach.
     return f"process {process.public_id}: remembered its caller"
 

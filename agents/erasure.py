@@ -150,6 +150,9 @@ def erase(values, *, by: str) -> Erased:
         who = subject(values)
         ids = who.caller_ids
         processes = _processes(who)
+        # Their sessions locked first: a turn claiming one now (it updates its session) finishes its
+        # claim before the check below sees it, or waits for the erasure and then opens a new session.
+        list(CallerSession.objects.select_for_update().filter(caller_id__in=ids).values_list("pk", flat=True))
         if Turn.objects.live().filter(Q(caller_id__in=ids) | Q(process__in=processes)).exists():
             raise CallerBusy("A turn of this caller is waiting or running now; erase them once it has ended.")
         trace_ids = sorted(
