@@ -4,7 +4,6 @@ Redis when REDIS_URL is set, else the layer that spans one machine's processes (
 
 import json
 import os
-import socket
 
 import pytest
 
@@ -12,21 +11,13 @@ from agents.models import CallerSession, Channel
 from tests import daphne
 from tests.integrations.vapi import CALL_ID, CALLER, post_vapi
 from tests.liveserver import post_chat
+from tests.net import redis_is_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A Redis database of its own, and another for the PostgreSQL pass (CI runs both passes at once), so other
 # runs' keys never meet these.
 REDIS_URL = f"redis://127.0.0.1:6379/{13 if os.environ.get('DATABASE_URL') else 14}"
-
-
-def redis_is_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["no Redis", "Redis"])

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from tests.net import free_port
+
 pytestmark = pytest.mark.local_model
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -65,7 +60,7 @@ def _chat(base: str, **body) -> httpx2.Response:
 @pytest.fixture
 def tron(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRON_", "DJANGO_", "REDIS_", "OPENAI_"))}
-    port = _free_port()
+    port = free_port()
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'tron.sqlite3'}",
         TRON_DATA_DIR=str(tmp_path),

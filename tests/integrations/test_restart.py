@@ -5,7 +5,6 @@ covers the session lookup a web process makes on the event loop (agents/loop_rea
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,10 @@ from pathlib import Path
 
 import openai
 
+from tests.net import free_port
 from tests.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(tmp_path: Path, upstream: FakeUpstream) -> dict:
@@ -94,7 +88,7 @@ def test_a_caller_continues_the_same_conversation_after_a_restart(tmp_path, upst
     env = _env(tmp_path, upstream)
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "load_team")
-    port = _free_port()
+    port = free_port()
 
     server = Daphne(env, port)
     try:

@@ -4,7 +4,6 @@ the local model) until the node can take turns, then 200; and `make run`'s ready
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import httpx2
 import pytest
 
 from tests import daphne
+from tests.net import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,16 +92,10 @@ def test_with_the_local_model_a_node_is_ready_only_once_the_model_answers(tmp_pa
         server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.local_model
 def test_make_run_prints_its_ready_line_only_once_a_chat_can_be_answered(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRON_", "DJANGO_", "REDIS_", "OPENAI_"))}
-    port = _free_port()
+    port = free_port()
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'tron.sqlite3'}",
         TRON_DATA_DIR=str(tmp_path),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port
 from tron_site import serve as serve_module
 from tron_site.serve import (
     Child,
@@ -62,14 +63,6 @@ def test_dry_run_prints_the_commands_and_the_warning():
     assert "-b 0.0.0.0 -p 3999" in result.stdout
     assert "manage.py serve_model" in result.stdout  # no key: the local model's process starts too
     assert "TRON_API_TOKEN is not set" in result.stderr
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children_of(pid: int) -> list[int]:
@@ -134,7 +127,7 @@ def test_a_signal_stops_the_server_and_the_worker_together(tmp_path, sig, web_pr
     import time
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRON_", "DJANGO_", "REDIS_", "OPENAI_"))}
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",

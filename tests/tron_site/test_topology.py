@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from agents.models import Message, Turn
 from lifeloop.models import ActivityRun
 from tests import daphne
 from tests.integrations.slack.conftest import envelope, mention, signed_headers
+from tests.net import free_port, redis_is_up
 from tests.slack_api import FakeSlack
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,21 +45,6 @@ HEALTH_INTERVAL = "300ms"
 # Each answer streams 10 tokens over ~0.5 s, so turns are in flight on both nodes when one dies.
 SHORT = {"tokens": [f"w{n} " for n in range(10)], "token_interval": 0.05}
 LONG = {"tokens": [f"long{n} " for n in range(200)], "token_interval": 0.05}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_is_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def wait_for(what: str, check, seconds: float = 60, every: float = 0.1):
