@@ -167,7 +167,11 @@ def answers(path) -> str | None:
             with probe.makefile("rb") as reader:
                 line = reader.readline()
     except OSError as exc:  # not listening, refused, or silent for PROBE_SECONDS (socket.timeout)
-        return f"the local model process does not answer on {path} ({exc.strerror or exc}); it is starting or restarting"
+        # /health/ready is open to anyone: the socket's path goes to the log, not into the answer.
+        log.info("readiness: the local model process does not answer on %s: %s", path, exc)
+        return (
+            f"the local model process does not answer ({exc.strerror or exc}); it is starting or restarting"
+        )
     try:
         frame = json.loads(line)
     except ValueError:
