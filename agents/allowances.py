@@ -5,7 +5,8 @@ change them per caller, CallerAllowance). Only turns for a public principal coun
 
 Counted in the database (CallerUsage), so every web process and node sees the same figures: a request
 is counted by one conditional UPDATE, and spend is held before each model call as persona budgets are
-(agents.budgets.Ledger), so concurrent turns go at most one call over.
+(agents.budgets.Ledger), so concurrent turns go at most one call over. Operators' limits per caller are
+few rows, kept per process (agents.cache): an edit holds in every process within TRON_CACHE_SECONDS.
 """
 
 import logging
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db.models import Case, F, Q, Value, When
 
 from .budgets import Hold, Ledger
+from .cache import ProcessCache
 from .errors import CallerLimited
 from .models import CallerAllowance, CallerUsage
 from .principals import Principal, Trust
@@ -24,6 +26,7 @@ from .principals import Principal, Trust
 log = logging.getLogger(__name__)
 
 LEDGER = Ledger(CallerUsage, "allowance")
+operators_limits = ProcessCache("caller allowances")
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,9 @@ def counted(principal: Principal) -> str:
 
 
 def limits_of(allowance: str) -> Limits:
-    """The caller's limits: an operator's, else the defaults. One indexed read."""
+    """The caller's limits: an operator's, else the defaults."""
     rpm, spend = settings.TRON_CALLER_REQUESTS_PER_MINUTE or None, settings.TRON_CALLER_DAILY_SPEND_USD
-    own = CallerAllowance.objects.filter(allowance=allowance).first()
+    own = operators_limits.get_or_load("all", _load_operators_limits).get(allowance)
     if own is None:
         return Limits(rpm, spend)
     if own.unlimited:
@@ -49,6 +52,10 @@ def limits_of(allowance: str) -> Limits:
         own.requests_per_minute if own.requests_per_minute is not None else rpm,
         own.daily_spend_usd if own.daily_spend_usd is not None else spend,
     )
+
+
+def _load_operators_limits() -> dict[str, CallerAllowance]:
+    return {row.allowance: row for row in CallerAllowance.objects.all()}
 
 
 def admit(allowance: str, now: datetime) -> Limits:
