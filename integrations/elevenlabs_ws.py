@@ -10,8 +10,8 @@
                                          <-  ping {event_id} every PING_SECONDS
     a frame that is not the protocol     ->  error {error_event}; the connection stays
     (the server is stopping)             <-  error 1012 ("service restart": connect again), then the
-                                             socket closes (a new socket at once; an open one when
-                                             its next message would start a turn)
+                                             socket closes (a new or idle socket at once; one that
+                                             streams a reply when the reply ends)
 
 `agent_id` in the query names the persona. Each socket is one conversation: a session and a process of
 its own (the caller is `user-<user_id>` when the client names its user, else `conv-<conversation id>`),
@@ -85,11 +85,28 @@ ERROR_CODES = {
 }
 
 
+STOPPING = "This server is stopping; connect again."
+_open: set["ConversationConsumer"] = set()  # this process's accepted sockets, told when it stops
+
+
+async def tell_open_sockets_to_reconnect() -> None:
+    """The server has stopped taking turns (tron_site/web.py): every open socket hears 1012 and closes,
+    at once when idle, else when the reply it streams ends (ConversationConsumer._answer)."""
+    for consumer in list(_open):
+        if consumer.reply is None or consumer.reply.done():
+            try:
+                await consumer.restart()
+            except Exception:  # one socket's failure must not keep the others open
+                log.exception("Could not tell an ElevenLabs socket to reconnect")
+
+
 def error_code(error: errors.TurnError) -> int:
     return next((ERROR_CODES[kind] for kind in type(error).__mro__ if kind in ERROR_CODES), 1011)
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
+    restarting = False  # told to connect again (restart): nothing more is sent
+
     async def connect(self):
         if not self._authorized():
             await self.close()  # before accept: the handshake is refused (403)
@@ -97,7 +114,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         offered = self.scope.get("subprotocols") or []
         if not taking_turns():  # the server is stopping: the client connects again, elsewhere
             await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
-            await self._restarting(errors.ServerDraining("This server is stopping; connect again."))
+            await self.restart()
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.persona_name = (query.get("agent_id") or [""])[0].strip() or None
@@ -112,6 +129,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.ping_ms: int | None = None
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
         self.pinger = asyncio.ensure_future(self._ping_forever())
+        _open.add(self)
 
     def _authorized(self) -> bool:
         """With TRON_CHAT_API_KEY set, the client sends it: as `token` in the query, as a
@@ -251,12 +269,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                             "agent_response",
                             agent_response_event={"agent_response": event.text, "event_id": event_id},
                         )
+                        if not taking_turns():  # the server stopped meanwhile: this socket's turn ended
+                            await self.restart()
                     elif isinstance(event, TurnFailed):
                         if started:
                             await self._part("stop", "", event_id)
                         error = event.error
                         if error_code(error) == RESTARTING:
-                            await self._restarting(error)
+                            await self.restart(error)
                         else:
                             await self._error(error.message, error.code, code=error_code(error))
         except asyncio.CancelledError:
@@ -294,6 +314,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.close(code=1000)
 
     async def disconnect(self, code):
+        _open.discard(self)
         if not hasattr(self, "pinger"):
             return  # refused before it was accepted
         self.pinger.cancel()
@@ -313,7 +334,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _send(self, kind: str, **payload):
         await self.send(text_data=json.dumps({"type": kind, **payload}, ensure_ascii=False))
 
-    async def _restarting(self, error: errors.TurnError):
+    async def restart(self, error: errors.TurnError | None = None):
+        """Tell the client to connect again (1012: this server stops), once, and close."""
+        if self.restarting:
+            return
+        self.restarting = True
+        error = error or errors.ServerDraining(STOPPING)
         await self._error(error.message, error.code, code=RESTARTING)
         await self.close(code=1000, reason="The server is restarting: connect again.")
 

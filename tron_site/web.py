@@ -9,8 +9,10 @@ does not stop its reactor at once, which would cut every stream. Instead
 0. for TRON_DRAIN_NOTICE_SECONDS, /health/ready answers 503 `draining` while turns are still taken, so
    a proxy's health check moves new callers to other nodes before any is refused;
 1. it stops taking turns (agents.runtime.stop_taking_turns): new chat requests get 503 with
-   Retry-After, a new ElevenLabs socket is closed with 1012;
-2. it waits up to TRON_DRAIN_SECONDS for the turns it runs and the HTTP responses it sends to end;
+   Retry-After; ElevenLabs sockets hear 1012 and close (new and idle ones at once, the others when
+   their reply ends);
+2. it waits up to TRON_DRAIN_SECONDS for the turns it runs, the HTTP responses it sends and its
+   sockets to end;
 3. a turn still running then is ended as failed ("the server stopped ..."), and recorded;
 4. it stops Daphne (Server.stop) and exits 0: the stop was asked for.
 
@@ -40,12 +42,12 @@ class DrainingServer(Server):
     def __init__(self, application, *args, **kwargs):
         kwargs["signal_handlers"] = False  # ours, in run()
         super().__init__(self._counted(application), *args, **kwargs)
-        self.responding = 0  # HTTP requests being answered
+        self.responding = 0  # HTTP requests being answered and WebSockets open (till their disconnect ran)
         self.draining = False
 
     def _counted(self, application):
         async def counted(scope, receive, send):
-            if scope["type"] != "http":
+            if scope["type"] not in ("http", "websocket"):
                 return await application(scope, receive, send)
             self.responding += 1
             try:
@@ -71,6 +73,7 @@ class DrainingServer(Server):
 
         from agents.llm import get_provider
         from agents.runtime import announce_stop, finish_turns, stop_taking_turns, turns_in_flight
+        from integrations.elevenlabs_ws import tell_open_sockets_to_reconnect
 
         notice, seconds = settings.TRON_DRAIN_NOTICE_SECONDS, settings.TRON_DRAIN_SECONDS
         if notice:
@@ -84,11 +87,13 @@ class DrainingServer(Server):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         try:
+            await tell_open_sockets_to_reconnect()  # idle ones now, the others when their reply ends
             ended = await finish_turns(seconds)
             if ended:
                 log.warning("%d turns still ran after %d s: ended as failed", ended, seconds)
-            # The streams of the turns that ended send their last events; requests that came meanwhile
-            # were refused at once. A little past the bound at most: the stop must not hang on a client.
+            # The streams of the turns that ended send their last events, and the sockets told to
+            # reconnect close (their conversations end); requests that came meanwhile were refused at
+            # once. A little past the bound at most: the stop must not hang on a client.
             while self.responding and loop.time() < deadline + 2:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(FLUSH_SECONDS)

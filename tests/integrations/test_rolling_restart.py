@@ -7,11 +7,12 @@ import json
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
 
-from agents.models import LLMCall, Message, Turn
+from agents.models import CallerSession, Channel, LLMCall, Message, Turn
 from integrations import chat_api
 from tests import daphne
 
@@ -100,6 +101,14 @@ def test_a_node_stopped_mid_stream_finishes_its_streams_refuses_new_turns_and_ex
                 for r in c.results
             )
 
+        # An ElevenLabs conversation on the stopping node, its reply streaming.
+        talking = ws_conversation(stopping)
+        talking.send(json.dumps({"type": "user_message", "text": "Tell me a story."}))
+        while json.loads(talking.recv()).get("text_response_part", {}).get("type") != "delta":
+            pass
+        talking.settimeout(60)
+        # Read as it comes: a closing server waits only briefly for the client's reply to its close.
+        talked = ThreadPoolExecutor(max_workers=1).submit(until_closed, talking)
         deadline = time.monotonic() + 60
         while not (sum(len(c.answered) for c in callers) >= CALLERS and streaming_on_first()):
             assert time.monotonic() < deadline, "the load never got going"
@@ -121,6 +130,11 @@ def test_a_node_stopped_mid_stream_finishes_its_streams_refuses_new_turns_and_ex
         stop.set()
         for caller in callers:
             caller.join(timeout=60)
+
+    # The socket heard its whole reply, then was told to connect again (1012) and closed.
+    closed = talked.result(timeout=60)
+    answer = next(f for f in closed[0] if f["type"] == "agent_response")["agent_response_event"]
+    assert answer["agent_response"] == "".join(TOKENS) and told_to_reconnect(closed)
 
     results = [r for c in callers for r in c.results] + probes
     on_first = [r for r in results if r["node"] == 0]
@@ -166,19 +180,33 @@ def ws_connect(server, path="/v1/convai/conversation?agent_id=tony"):
     )
 
 
-def told_to_reconnect(ws) -> bool:
-    """The server's next frames are an error event with 1012 ("service restart") and a normal close."""
+def until_closed(ws) -> tuple[list[dict], int]:
+    """The server's frames up to its close, and the close's code."""
     import websocket
 
     frames = []
     while True:
         opcode, data = ws.recv_data(control_frame=True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
-            break
+            return frames, int.from_bytes(data[:2], "big")
         if opcode == websocket.ABNF.OPCODE_TEXT:
             frames.append(json.loads(data))
+
+
+def told_to_reconnect(closed: tuple[list[dict], int]) -> bool:
+    """The frames up to the close (`until_closed`) end with an error event with 1012 ("service
+    restart"), hold no other error, and the close is a normal one."""
+    frames, code = closed
     errors = [f["error_event"] for f in frames if f["type"] == "error"]
-    return [e["code"] for e in errors] == [1012] and int.from_bytes(data[:2], "big") == 1000
+    return [e["code"] for e in errors] == [1012] and frames[-1]["type"] == "error" and code == 1000
+
+
+def ws_conversation(server):
+    """An ElevenLabs socket whose conversation has begun."""
+    ws = ws_connect(server)
+    ws.send(json.dumps({"type": "conversation_initiation_client_data"}))
+    assert json.loads(ws.recv())["type"] == "conversation_initiation_metadata"
+    return ws
 
 
 def test_while_draining_each_edge_refuses_new_turns_and_a_turn_past_the_bound_ends_failed(
@@ -208,9 +236,8 @@ def test_while_draining_each_edge_refuses_new_turns_and_a_turn_past_the_bound_en
     try:
         listener.start()
         assert heard.wait(30), "the turn never streamed"
-        open_socket = ws_connect(server)  # an ElevenLabs conversation open before the stop
-        open_socket.send(json.dumps({"type": "conversation_initiation_client_data"}))
-        assert json.loads(open_socket.recv())["type"] == "conversation_initiation_metadata"
+        open_socket = ws_conversation(server)  # an ElevenLabs conversation open before the stop, idle
+        open_socket_closed = ThreadPoolExecutor(max_workers=1).submit(until_closed, open_socket)
 
         server.process.send_signal(signal.SIGTERM)
         # Draining (the long turn keeps it so for TRON_DRAIN_SECONDS): not ready, and every edge
@@ -238,9 +265,9 @@ def test_while_draining_each_edge_refuses_new_turns_and_a_turn_past_the_bound_en
         )
         assert vapi.status_code == 200
         assert vapi.json()["choices"][0]["message"]["content"] == chat_api.DRAINING_SPOKEN
-        assert told_to_reconnect(ws_connect(server))  # a new socket
-        open_socket.send(json.dumps({"type": "user_message", "text": "Still there?"}))
-        assert told_to_reconnect(open_socket)  # an open one, at its next turn
+        assert told_to_reconnect(until_closed(ws_connect(server)))  # a new socket
+        # An open, idle one: at once, not only at its next turn.
+        assert told_to_reconnect(open_socket_closed.result(timeout=30))
         assert server.process.poll() is None  # all of that while it drained
 
         assert server.process.wait(timeout=30) == 0  # the stop was asked for: a clean exit
@@ -260,7 +287,9 @@ def test_while_draining_each_edge_refuses_new_turns_and_a_turn_past_the_bound_en
     assert said.startswith("w0 w1 w2 w3") and len(said.split()) < 400  # what it had said, kept
     assert Message.objects.get(turn=turn, role="user").content == "A long story."
     # The refused turns stored nothing.
-    assert not Message.objects.filter(content__in=["Hi", "Hello?", "Still there?"]).exists()
+    assert not Message.objects.filter(content__in=["Hi", "Hello?"]).exists()
+    # The idle socket's conversation ended as it closed, before the server stopped.
+    assert not CallerSession.objects.filter(channel=Channel.ELEVENLABS, ended_at__isnull=True).exists()
     assert not Turn.objects.filter(caller_id="req-late").exists()
 
 
