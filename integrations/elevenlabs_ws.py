@@ -105,17 +105,13 @@ def error_code(error: errors.TurnError) -> int:
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
-    restarting = False  # told to connect again (restart): nothing more is sent
+    restarting = False  # told to connect again (restart): nothing more is sent or read
 
     async def connect(self):
         if not self._authorized():
             await self.close()  # before accept: the handshake is refused (403)
             return
         offered = self.scope.get("subprotocols") or []
-        if not taking_turns():  # the server is stopping: the client connects again, elsewhere
-            await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
-            await self.restart()
-            return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.persona_name = (query.get("agent_id") or [""])[0].strip() or None
         self.conversation_id = f"conv_{secrets.token_hex(12)}"
@@ -127,9 +123,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.event_id = 0
         self.pings: dict[int, float] = {}
         self.ping_ms: int | None = None
+        # The handshake's W3C trace context (a tracing client or proxy sends it): each turn continues it.
+        headers = dict(self.scope.get("headers") or [])
+        self.traceparent, self.tracestate = (
+            headers.get(name, b"").decode("latin-1") for name in (b"traceparent", b"tracestate")
+        )
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
         self.pinger = asyncio.ensure_future(self._ping_forever())
         _open.add(self)
+        if not taking_turns():  # the server is stopping: the client connects again, elsewhere
+            await self.restart()
 
     def _authorized(self) -> bool:
         """With TRON_CHAT_API_KEY set, the client sends it: as `token` in the query, as a
@@ -152,6 +155,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- frames from the client -------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self.restarting:
+            return  # told to connect again, elsewhere: what still comes is for another server
         if text_data is None:
             return await self._refuse("Frames are JSON text; a binary frame is not part of the protocol.")
         try:
@@ -253,6 +258,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             principal=self.principal,
             persona_name=self.persona_name,
             task=TASK,
+            traceparent=self.traceparent,
+            tracestate=self.tracestate,
         )
         started = False
         try:
@@ -269,8 +276,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                             "agent_response",
                             agent_response_event={"agent_response": event.text, "event_id": event_id},
                         )
-                        if not taking_turns():  # the server stopped meanwhile: this socket's turn ended
-                            await self.restart()
                     elif isinstance(event, TurnFailed):
                         if started:
                             await self._part("stop", "", event_id)
@@ -279,6 +284,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                             await self.restart(error)
                         else:
                             await self._error(error.message, error.code, code=error_code(error))
+            if not taking_turns():  # the server stopped while this reply streamed: it is told now
+                await self.restart()
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug of ours, or the socket gone mid-reply: the connection must not die of it

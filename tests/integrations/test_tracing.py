@@ -11,6 +11,7 @@ import pytest
 from agents import tracing
 from agents.models import Channel, Process, Turn
 from tests.factories import make_persona
+from tests.integrations.test_elevenlabs_ws import INIT, connect, reply
 from tests.integrations.vapi import post_vapi, vapi_chat
 from tests.otlp import OTLPReceiver
 
@@ -120,6 +121,25 @@ def test_the_callers_traceparent_is_continued(sdk, upstream, team, traced):
 
     turn = received(traced).one("invoke_agent Tony")
     assert (turn.trace_id, turn.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+
+
+async def test_an_elevenlabs_sockets_turns_continue_the_traceparent_of_its_handshake(
+    application, chat_setup, team, traced
+):
+    chat_setup.queue({"tokens": ["Hi."]})
+    parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01".encode()
+    communicator, connected, _ = await connect(
+        application, "/v1/convai/conversation?agent_id=tony", headers=[(b"traceparent", parent)]
+    )
+    assert connected
+    await communicator.send_json_to(INIT)
+    await communicator.receive_json_from(timeout=5)
+    await communicator.send_json_to({"type": "user_message", "text": "Hello?"})
+    await reply(communicator)
+
+    turn = received(traced).one("invoke_agent Tony")
+    assert (turn.trace_id, turn.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    await communicator.disconnect()
 
 
 def test_a_malformed_traceparent_starts_a_trace_of_its_own(sdk, upstream, team, traced):
