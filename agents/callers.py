@@ -2,6 +2,7 @@
 phone numbers in E.164). Reading one from a request's headers and fields is each edge's job."""
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -28,6 +29,12 @@ def is_one_off(caller_id: str) -> bool:
 
 
 MIN_PHONE_DIGITS = 3  # the shortest numbers in use (emergency and service numbers)
+# A phone field's value that reads as no number gets this prefix: a namespace of its own, so a phone
+# field (the caller's claim) can never name a caller of another kind (`slack-…`, `delegated-…`,
+# `anonymous-…`: docs/security.md).
+PHONE_ID_PREFIX = "phone-"
+WRITTEN_NUMBER = re.compile(r"\+?[\d\s().\-/]+")  # a number as people write it, no letters
+TELEPHONY_URIS = ("sip:", "sips:", "tel:")  # a SIP address: no caller id of another kind begins so
 
 
 def clean_id(value: str) -> str:
@@ -42,7 +49,8 @@ def clean_id(value: str) -> str:
 
 def normalize_phone(raw: str) -> str:
     """E.164 (+14155551234) for a number phonenumbers can read; a number it cannot (a foreign number
-    without its +country, a SIP address with digits) as given; "" for what is no number at all.
+    without its +country, a SIP address with digits) as given; any other text with digits prefixed
+    (`phone-…`, PHONE_ID_PREFIX); "" for what is no number at all.
 
     Carriers and telephony platforms report a withheld number as a word ("anonymous", "Restricted",
     "unknown") or as one digit repeated (0000000000): as a caller id, that would put every caller who
@@ -56,7 +64,11 @@ def normalize_phone(raw: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_possible_number(number):
-        return raw if len(set(digits)) > 1 else ""
+        if len(set(digits)) == 1:
+            return ""
+        if WRITTEN_NUMBER.fullmatch(raw) or raw.lower().startswith(TELEPHONY_URIS + (PHONE_ID_PREFIX,)):
+            return raw
+        return f"{PHONE_ID_PREFIX}{raw}"
     if len(set(str(number.national_number))) == 1:
         return ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

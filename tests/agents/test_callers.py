@@ -17,6 +17,11 @@ from agents.callers import MAX_ID_LENGTH, clean_id, normalize_phone
         ("sip:4155551234@example.com", "US", "sip:4155551234@example.com"),
         ("  +14155551234  ", "US", "+14155551234"),
         ("911", "US", "911"),  # a service number: not E.164, kept as given
+        # Other text with digits is no number: prefixed, so it names no caller id of another kind.
+        ("slack-T0001-C0GENERAL-1700000200.000001", "US", "phone-slack-T0001-C0GENERAL-1700000200.000001"),
+        ("anonymous-123", "US", "phone-anonymous-123"),
+        ("address:10.0.0.7", "US", "phone-address:10.0.0.7"),
+        ("phone-anonymous-123", "US", "phone-anonymous-123"),  # once
         # Withheld numbers: no id, or every caller who withholds theirs would share one session.
         ("anonymous", "US", ""),
         ("Restricted", "US", ""),

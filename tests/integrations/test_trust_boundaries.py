@@ -147,6 +147,63 @@ async def test_an_elevenlabs_caller_cannot_read_another_callers_notes(applicatio
     assert result.startswith("Error: not allowed:") and SECRET not in result
 
 
+# -- caller ids -------------------------------------------------------------------------------------------
+
+SLACK_THREAD = "slack-T0001-C0GENERAL-1700000200.000001"
+# A value of each namespace of caller ids (and of allowances) the server makes itself.
+OTHER_NAMESPACES = [
+    SLACK_THREAD,
+    "req-8123",
+    "user-8123",
+    "conv-conv_8123",
+    "call-8123",
+    "anonymous-8123",
+    "memory-1a2b3c4d",
+    "delegated-0123456789abcdef",
+    "replay-1-1a2b3c4d",
+    "address:10.0.0.7",
+]
+PREFIXES = (
+    "slack-",
+    "req-",
+    "user-",
+    "conv-",
+    "call-",
+    "anonymous-",
+    "memory-",
+    "delegated-",
+    "replay-",
+    "address:",
+)
+
+
+def test_a_phone_field_names_no_caller_of_another_namespace(chat_setup, live_tron, settings, armed):
+    """What a phone field says is the caller's claim: a value that is no number cannot name a Slack
+    thread, a delegated task or a one-off caller, whose conversation and notes (or shared allowance) it
+    would reach."""
+    from tests.factories import make_message, make_process, make_session
+
+    settings.TRON_CHAT_API_KEY = "k"  # the key vouches for VAPI's fields: they name the caller
+    thread = make_process(armed, channel="slack", trust=Trust.TEAM)
+    make_session(SLACK_THREAD, thread, channel="slack")
+    make_message(thread, "user", "Team only: the layoffs list is in the drive.")
+    CallerMemory.objects.create(caller_id=SLACK_THREAD, notes="Team only: the board meets Friday.")
+    named = []
+    for value in OTHER_NAMESPACES:
+        for headers, body in (
+            ({"X-Vapi-Caller-Phone": value}, {}),
+            ({}, {"call": {"customer": {"number": value}}}),
+        ):
+            response = ask(live_tron, {"Authorization": "Bearer k", **headers}, **body)
+            assert response.status_code == 200
+            named.append(response.headers["X-Tron-Caller-ID"])
+
+    assert not [n for n in named if n.startswith(PREFIXES)]
+    assert "Team only" not in json.dumps([r.body for r in chat_setup.requests])
+    # Each counts under its own allowance, none under VAPI's address (a one-off caller's).
+    assert not CallerUsage.objects.filter(allowance__startswith="address:").exists()
+
+
 # -- work a public turn starts ----------------------------------------------------------------------------
 
 
