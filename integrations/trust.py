@@ -30,9 +30,11 @@ def chat_principal(caller: Caller, address: str) -> Principal:
 
 
 def socket_principal(caller: Caller, address: str) -> Principal:
-    """An ElevenLabs WebSocket: the public."""
-    vouched = bool(settings.TRON_CHAT_API_KEY)  # the consumer refused the handshake without it
-    return Principal(Trust.PUBLIC, caller.caller_id, allowance=_allowance(caller, address, vouched))
+    """An ElevenLabs WebSocket: the public, counted under its address. Its clients are browsers and apps
+    (ElevenLabs' widget and SDKs), so the chat key that let it in may sit in a web page: a `user_id` is
+    the client's claim, and a socket without one (`conv-…`, drawn by the server) is a new caller each
+    time. Neither is vouched for, or every socket would start with a fresh allowance."""
+    return Principal(Trust.PUBLIC, caller.caller_id, allowance=_allowance(caller, address, vouched=False))
 
 
 def phone_call_principal(caller: Caller | None) -> Principal:

@@ -120,12 +120,13 @@ async def application():
     await get_provider().aclose()
 
 
-async def socket_turn(application, text: str) -> list[dict]:
+async def socket_turn(application, text: str, query="", **initiation) -> list[dict]:
     communicator = WebsocketCommunicator(
-        application, "/v1/convai/conversation?agent_id=tony", subprotocols=["convai"]
+        application, f"/v1/convai/conversation?agent_id=tony{query}", subprotocols=["convai"]
     )
     assert (await communicator.connect(timeout=5))[0]
-    await communicator.send_json_to({"type": "conversation_initiation_client_data", "user_id": "stranger"})
+    initiation = initiation or {"user_id": "stranger"}
+    await communicator.send_json_to({"type": "conversation_initiation_client_data", **initiation})
     await communicator.receive_json_from(timeout=5)
     await communicator.send_json_to({"type": "user_message", "text": text})
     messages = []
@@ -401,6 +402,26 @@ async def test_an_elevenlabs_caller_past_the_limit_gets_an_error_event_and_the_s
     )
     await communicator.send_json_to({"type": "user_activity"})  # still open
     await communicator.disconnect()
+
+
+async def test_an_elevenlabs_socket_counts_under_its_address_whatever_user_it_names(
+    application, chat_setup, settings
+):
+    """The chat key may sit in a browser widget: it lets the socket in, but proves no user_id, and a
+    socket without one is a conversation of its own. Neither is a fresh allowance."""
+    settings.TRON_CALLER_REQUESTS_PER_MINUTE = 1
+    settings.TRON_CHAT_API_KEY = "k"
+    await asyncio.to_thread(wait_for_a_fresh_minute)
+
+    answers = [
+        (await socket_turn(application, "hi", "&token=k", **initiation))[-1]
+        for initiation in ({"user_id": "ada"}, {"user_id": "grace"}, {"user_id": None})
+    ]
+
+    assert [a["type"] for a in answers] == ["agent_response", "error", "error"]
+    assert {a["error_event"]["error_type"] for a in answers[1:]} == {"rate_limit_exceeded"}
+    usage = await asyncio.to_thread(lambda: list(CallerUsage.objects.values_list("allowance", "requests")))
+    assert usage == [("address:unknown", 1)]
 
 
 @pytest.fixture
