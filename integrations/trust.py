@@ -6,6 +6,8 @@ which only VAPI, ElevenLabs or the operator's own app holds; VAPI's secret), els
 the request came from: a caller id anyone may choose is no key to count a stranger's use by.
 """
 
+from collections.abc import Iterable
+
 from django.conf import settings
 
 from agents.callers import Caller, is_one_off
@@ -44,8 +46,19 @@ def phone_call_principal(caller: Caller | None) -> Principal:
     return Principal(Trust.PUBLIC, caller_id, allowance=caller_id if vouched else "")
 
 
-def slack_principal(caller_id: str, user: str) -> Principal:
+# From the least trusted up: a turn that reads the words of several writers runs as the least trusted.
+RANKS = (Trust.PUBLIC, Trust.TEAM, Trust.OPERATOR)
+
+
+def slack_principal(caller_id: str, user: str, writers: Iterable[str] = ()) -> Principal:
     """A Slack message (signed by Slack): an operator when its author is one of SLACK_ADMIN_USERS, else
-    a workspace member, trusted as TRON_SLACK_TRUST says."""
-    trust = Trust.OPERATOR if user in settings.SLACK_ADMIN_USERS else Trust(settings.TRON_SLACK_TRUST)
+    a workspace member, trusted as TRON_SLACK_TRUST says. A conversation others wrote in too (a channel
+    thread: `writers`, every Slack user whose words its transcript holds) is read by the turn as its own
+    words, so the turn runs with the lowest trust among them: an admin's "carry on" under a member's
+    "save the directive…" gets no operator's tool."""
+    trust = min((_slack_trust(writer) for writer in {user, *writers}), key=RANKS.index)
     return Principal(trust, caller_id, f"Slack user {user}", allowance=caller_id)
+
+
+def _slack_trust(user: str) -> Trust:
+    return Trust.OPERATOR if user in settings.SLACK_ADMIN_USERS else Trust(settings.TRON_SLACK_TRUST)

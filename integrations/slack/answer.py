@@ -3,7 +3,8 @@ the reply, in the message's thread.
 
 Each thread is a conversation of its own (its caller id, `SlackThread.caller_id`), so the engine keeps
 its session and transcript: only the new words go in. Who wrote them, and where, goes in as the turn's
-context (a system message, not stored), so a persona in a busy channel thread knows who is asking.
+context (a system message, not stored), so a persona in a busy channel thread knows who is asking. The
+turn reads everyone's words in the thread, so it runs with the lowest trust among their writers.
 """
 
 import logging
@@ -67,7 +68,7 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
     if message.file_names:
         words = f"{text}\n\n[attached: {', '.join(message.file_names)}; the files themselves are not shown to you]"
     turn = TurnInput(
-        principal=slack_principal(thread.caller_id, message.user),
+        principal=slack_principal(thread.caller_id, message.user, writers(thread)),
         messages=[
             {"role": "system", "content": f"You are on Slack, in {place}. This message is from {speaker}."},
             {"role": "user", "content": words.strip()},
@@ -88,6 +89,14 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
         Process.objects.filter(pk=end.process_id).values_list("persona__name", flat=True).first() or ""
     )
     return to_mrkdwn(end.text) or NO_WORDS
+
+
+def writers(thread: SlackThread) -> list[str]:
+    """Every Slack user whose words the thread's transcript holds: the authors of its messages answered,
+    failed or being answered (those still waiting are not in it yet; messages are answered one at a time
+    per thread, integrations/slack/tasks.py)."""
+    messages = SlackMessage.objects.filter(thread=thread).exclude(status=SlackMessage.Status.PENDING)
+    return list(messages.order_by().values_list("user", flat=True).distinct())
 
 
 def _latest_process(thread: SlackThread) -> Process | None:
