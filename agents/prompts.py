@@ -56,7 +56,9 @@ def paired_tool_calls(conversation: list[dict]) -> list[dict]:
     """The conversation with every tool call answered and every tool result asked for, as models require
     (the results right after the message that made the calls). A history cut short (trimmed to a budget,
     a client that never sent a call's result) can leave a result without its call, or a call without its
-    result: those halves are dropped, and an assistant message left with neither words nor calls too."""
+    result: those halves are dropped, and an assistant message left with neither words nor calls too.
+    One pass: each message is read once more at most, as a result after its calls (it runs in the
+    claim's transaction, and a body may carry many messages)."""
     paired = []
     for index, message in enumerate(conversation):
         if message["role"] == "tool":
@@ -66,10 +68,10 @@ def paired_tool_calls(conversation: list[dict]) -> list[dict]:
             paired.append(message)
             continue
         results = []
-        for following in conversation[index + 1 :]:
-            if following["role"] != "tool":
-                break
-            results.append(following)
+        following = index + 1
+        while following < len(conversation) and conversation[following]["role"] == "tool":
+            results.append(conversation[following])
+            following += 1
         answered = {result.get("tool_call_id") for result in results}
         kept = [call for call in calls if call.get("id") in answered]
         if kept:
