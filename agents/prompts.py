@@ -22,7 +22,15 @@ def quoted(source: str, text: str) -> str:
 
 def refuse_oversized(messages: list[dict]) -> None:
     """A message longer than TRON_MAX_MESSAGE_CHARS is refused before anything is stored: kept, it would
-    be replayed into every later turn of its caller and get the whole conversation refused upstream."""
+    be replayed into every later turn of its caller and get the whole conversation refused upstream. So
+    is a request of more than TRON_MAX_MESSAGES messages: each new one would be a row, and the claim
+    (one transaction) reads them all."""
+    if len(messages) > settings.TRON_MAX_MESSAGES:
+        raise MessageTooLong(
+            f"The request has {len(messages):,} messages; the most this server takes in one request is "
+            f"{settings.TRON_MAX_MESSAGES:,} (TRON_MAX_MESSAGES)",
+            code="too_many_messages",
+        )
     limit = settings.TRON_MAX_MESSAGE_CHARS
     for index, message in enumerate(messages):
         if len(message["content"]) > limit:

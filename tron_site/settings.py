@@ -333,6 +333,9 @@ TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # store
 TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
 # One message longer than this is refused (413) and stored nowhere.
 TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
+# A request of more messages than this is refused (413) and stored nowhere. OpenAI-style clients send the
+# whole conversation each time: a long one carries hundreds.
+TRON_MAX_MESSAGES = env_int("TRON_MAX_MESSAGES", 2000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 # Retention (agents.retention, hourly): days callers' words are kept; 0 keeps them forever. Transcripts
 # (messages, sessions, turns, replayed words, a call's summary), LLM calls' request and error text (the
