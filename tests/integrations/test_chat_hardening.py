@@ -37,6 +37,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
             },
             "messages[0].tool_calls[0].id",
         ),
+        # priced before the turn: past Decimal's precision, a 500
+        ({"max_tokens": 10**32, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+        (
+            {"max_completion_tokens": 10**32, "messages": [{"role": "user", "content": "hi"}]},
+            "max_completion_tokens",
+        ),
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
