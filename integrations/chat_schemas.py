@@ -173,7 +173,8 @@ def normalize_messages(messages: list[MessageIn]) -> list[dict]:
         if role == "developer":
             line["role"] = "system"
         elif role == "function":
-            line = {"role": "user", "content": f"[Result of {message.name or 'function'}]: {text}"}
+            name = _no_nul(message.name or "function", f"messages[{index}].name")
+            line = {"role": "user", "content": f"[Result of {name}]: {text}"}
         elif role == "tool":
             if not message.tool_call_id:
                 raise RequestError("A tool message needs `tool_call_id`.", f"messages[{index}].tool_call_id")

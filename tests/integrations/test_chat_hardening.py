@@ -43,6 +43,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
             {"max_completion_tokens": 10**32, "messages": [{"role": "user", "content": "hi"}]},
             "max_completion_tokens",
         ),
+        # stored in the line that stands for the result: PostgreSQL refuses NUL
+        ({"messages": [{"role": "function", "name": "x\u0000y", "content": "r"}]}, "messages[0].name"),
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):
