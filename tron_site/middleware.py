@@ -167,6 +167,20 @@ class ApiEdgeMiddleware(_HybridMiddleware):
         return error_response(500, "The server hit an unexpected error; it has been logged.")
 
 
+def body_too_large(path: str) -> HttpResponse:
+    """The 413 for a body over TRON_MAX_BODY_BYTES (tron_site/asgi.py sends it before the body is read):
+    in the envelope on a JSON path, with the CORS headers where browsers may call."""
+    if not path.startswith(JSON_PREFIXES):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than {limit:,} bytes (TRON_MAX_BODY_BYTES)."
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    response = body_too_large_response()
+    if path.startswith(CORS_PREFIXES):
+        for key, value in CORS_HEADERS.items():
+            response[key] = value
+    return response
+
+
 def _kept_headers(response):
     return {
         key: response[key] for key in ("Allow", "WWW-Authenticate", "Retry-After") if response.has_header(key)
