@@ -140,24 +140,40 @@ def recent_messages(session: CallerSession, limit: int | None = None) -> list[di
     return [stored_form(m) for m in reversed(stored)]
 
 
-def _same(stored: dict, new: dict) -> bool:
-    return (stored["role"], stored["content"], stored.get("tool_call_id")) == (
-        new["role"],
-        new["content"],
-        new.get("tool_call_id"),
-    )
+def _line(message: dict) -> tuple:
+    return message["role"], message["content"], message.get("tool_call_id")
 
 
 def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
     """Drop resent messages: when the transcript (oldest first) already ends with the first of these
-    words and no answer (a client retrying after an error), they are not stored twice."""
-    for overlap in range(min(len(new), len(recent)), 0, -1):
-        tail = recent[-overlap:]
-        if all(m["role"] in ("user", "tool") for m in tail) and all(
-            _same(a, b) for a, b in zip(tail, new[:overlap], strict=True)
-        ):
-            return new[overlap:]
-    return new
+    words and no answer (a client retrying after an error), they are not stored twice.
+
+    The longest such overlap is found in one pass (Knuth-Morris-Pratt over the lines), not by comparing
+    every overlap in full: it runs in the claim's transaction."""
+    wanted = [_line(m) for m in new]
+    tail = []  # the transcript's last words, after its last answer
+    for message in reversed(recent):
+        if message["role"] not in ("user", "tool"):
+            break
+        tail.append(_line(message))
+    if not wanted or not tail:
+        return new
+    tail.reverse()
+    fallback = [0] * len(wanted)  # the longest proper prefix of wanted[: i + 1] that is also its suffix
+    for i in range(1, len(wanted)):
+        k = fallback[i - 1]
+        while k and wanted[i] != wanted[k]:
+            k = fallback[k - 1]
+        fallback[i] = k + 1 if wanted[i] == wanted[k] else 0
+    matched = 0  # the longest prefix of wanted that ends the tail read so far
+    for line in tail:
+        if matched == len(wanted):
+            matched = fallback[matched - 1]
+        while matched and line != wanted[matched]:
+            matched = fallback[matched - 1]
+        if line == wanted[matched]:
+            matched += 1
+    return new[matched:]
 
 
 def compact_persona_prompt(persona: Persona) -> str:
