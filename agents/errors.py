@@ -22,7 +22,8 @@ class TurnError(Exception):
 
 
 class MessageTooLong(TurnError):
-    """A message is longer than TRON_MAX_MESSAGE_CHARS."""
+    """A message is longer than TRON_MAX_MESSAGE_CHARS, or (code `too_many_messages`) the request has
+    more than TRON_MAX_MESSAGES messages."""
 
     code = "message_too_long"
 

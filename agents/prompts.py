@@ -22,7 +22,15 @@ def quoted(source: str, text: str) -> str:
 
 def refuse_oversized(messages: list[dict]) -> None:
     """A message longer than TRON_MAX_MESSAGE_CHARS is refused before anything is stored: kept, it would
-    be replayed into every later turn of its caller and get the whole conversation refused upstream."""
+    be replayed into every later turn of its caller and get the whole conversation refused upstream. So
+    is a request of more than TRON_MAX_MESSAGES messages: each new one would be a row, and the claim
+    (one transaction) reads them all."""
+    if len(messages) > settings.TRON_MAX_MESSAGES:
+        raise MessageTooLong(
+            f"The request has {len(messages):,} messages; the most this server takes in one request is "
+            f"{settings.TRON_MAX_MESSAGES:,} (TRON_MAX_MESSAGES)",
+            code="too_many_messages",
+        )
     limit = settings.TRON_MAX_MESSAGE_CHARS
     for index, message in enumerate(messages):
         if len(message["content"]) > limit:
@@ -56,7 +64,9 @@ def paired_tool_calls(conversation: list[dict]) -> list[dict]:
     """The conversation with every tool call answered and every tool result asked for, as models require
     (the results right after the message that made the calls). A history cut short (trimmed to a budget,
     a client that never sent a call's result) can leave a result without its call, or a call without its
-    result: those halves are dropped, and an assistant message left with neither words nor calls too."""
+    result: those halves are dropped, and an assistant message left with neither words nor calls too.
+    One pass: each message is read once more at most, as a result after its calls (it runs in the
+    claim's transaction, and a body may carry many messages)."""
     paired = []
     for index, message in enumerate(conversation):
         if message["role"] == "tool":
@@ -66,10 +76,10 @@ def paired_tool_calls(conversation: list[dict]) -> list[dict]:
             paired.append(message)
             continue
         results = []
-        for following in conversation[index + 1 :]:
-            if following["role"] != "tool":
-                break
-            results.append(following)
+        following = index + 1
+        while following < len(conversation) and conversation[following]["role"] == "tool":
+            results.append(conversation[following])
+            following += 1
         answered = {result.get("tool_call_id") for result in results}
         kept = [call for call in calls if call.get("id") in answered]
         if kept:
@@ -130,24 +140,40 @@ def recent_messages(session: CallerSession, limit: int | None = None) -> list[di
     return [stored_form(m) for m in reversed(stored)]
 
 
-def _same(stored: dict, new: dict) -> bool:
-    return (stored["role"], stored["content"], stored.get("tool_call_id")) == (
-        new["role"],
-        new["content"],
-        new.get("tool_call_id"),
-    )
+def _line(message: dict) -> tuple:
+    return message["role"], message["content"], message.get("tool_call_id")
 
 
 def unsaved(recent: list[dict], new: list[dict]) -> list[dict]:
     """Drop resent messages: when the transcript (oldest first) already ends with the first of these
-    words and no answer (a client retrying after an error), they are not stored twice."""
-    for overlap in range(min(len(new), len(recent)), 0, -1):
-        tail = recent[-overlap:]
-        if all(m["role"] in ("user", "tool") for m in tail) and all(
-            _same(a, b) for a, b in zip(tail, new[:overlap], strict=True)
-        ):
-            return new[overlap:]
-    return new
+    words and no answer (a client retrying after an error), they are not stored twice.
+
+    The longest such overlap is found in one pass (Knuth-Morris-Pratt over the lines), not by comparing
+    every overlap in full: it runs in the claim's transaction."""
+    wanted = [_line(m) for m in new]
+    tail = []  # the transcript's last words, after its last answer
+    for message in reversed(recent):
+        if message["role"] not in ("user", "tool"):
+            break
+        tail.append(_line(message))
+    if not wanted or not tail:
+        return new
+    tail.reverse()
+    fallback = [0] * len(wanted)  # the longest proper prefix of wanted[: i + 1] that is also its suffix
+    for i in range(1, len(wanted)):
+        k = fallback[i - 1]
+        while k and wanted[i] != wanted[k]:
+            k = fallback[k - 1]
+        fallback[i] = k + 1 if wanted[i] == wanted[k] else 0
+    matched = 0  # the longest prefix of wanted that ends the tail read so far
+    for line in tail:
+        if matched == len(wanted):
+            matched = fallback[matched - 1]
+        while matched and line != wanted[matched]:
+            matched = fallback[matched - 1]
+        if line == wanted[matched]:
+            matched += 1
+    return new[matched:]
 
 
 def compact_persona_prompt(persona: Persona) -> str:

@@ -69,6 +69,11 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = False
 
 
+# The longest answer a request may ask for: far past any model's output (a million tokens or so), and
+# small enough that a call's price fits its column. Unbounded, 1e32 written out overflowed the pricing.
+MAX_TOKENS = 10_000_000
+
+
 class ChatCompletionIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -77,8 +82,8 @@ class ChatCompletionIn(BaseModel):
     stream: bool | None = False  # OpenAI's own types allow null for both flags: null is false
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     user: str | None = None
     tools: list[ToolIn] | None = None
     tool_choice: str | dict | None = None
@@ -168,7 +173,8 @@ def normalize_messages(messages: list[MessageIn]) -> list[dict]:
         if role == "developer":
             line["role"] = "system"
         elif role == "function":
-            line = {"role": "user", "content": f"[Result of {message.name or 'function'}]: {text}"}
+            name = _no_nul(message.name or "function", f"messages[{index}].name")
+            line = {"role": "user", "content": f"[Result of {name}]: {text}"}
         elif role == "tool":
             if not message.tool_call_id:
                 raise RequestError("A tool message needs `tool_call_id`.", f"messages[{index}].tool_call_id")

@@ -118,6 +118,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.caller: Caller | None = None
         self.group: str | None = None
         self.context: dict[str, str] = {}  # contextual updates: the latest per context id
+        self.context_chars = 0  # their length together
         self.reply: asyncio.Task | None = None
         self.reply_event_id = 0
         self.event_id = 0
@@ -214,14 +215,26 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if text is None or not text.strip():
             return await self._refuse("contextual_update needs its `text`.")
         key = f"update-{len(self.context)}" if frame.context_id is None else str(frame.context_id)
-        context = {**self.context, key: text.strip()}
+        text = text.strip()
+        replaced = self.context.get(key)
+        # Each is a message of every later turn, beside the user's: a turn of more than
+        # TRON_MAX_MESSAGES messages would be refused.
+        most = settings.TRON_MAX_MESSAGES - 1
+        if replaced is None and len(self.context) >= most:
+            return await self._too_long(
+                f"This conversation has {most:,} contextual updates, the most a turn carries "
+                "(TRON_MAX_MESSAGES); this one is not kept: send it with an earlier one's context_id."
+            )
+        # Counted as they change, not summed again: a frame costs the same however many came before.
+        chars = self.context_chars - len(replaced or "") + len(text)
         limit = settings.TRON_MAX_MESSAGE_CHARS
-        if sum(len(update) for update in context.values()) > limit:
+        if chars > limit:
             return await self._too_long(
                 f"The contextual updates would come to more than {limit:,} characters "
                 "(TRON_MAX_MESSAGE_CHARS); this one is not kept."
             )
-        self.context = context
+        self.context[key] = text
+        self.context_chars = chars
 
     async def _user_message(self, text):
         if text is None:

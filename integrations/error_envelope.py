@@ -52,4 +52,4 @@ def error_response(
 
 def body_too_large_response() -> JsonResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return error_response(413, f"The request body is larger than {limit:,} bytes.")
+    return error_response(413, f"The request body is larger than {limit:,} bytes (TRON_MAX_BODY_BYTES).")

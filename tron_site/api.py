@@ -68,7 +68,8 @@ ERRORS = {
     "not carry it as `Authorization: Bearer <key>`.",
     404: "No such process, model or persona.",
     409: "Another turn of the same caller is running (`conversation_busy`): retry.",
-    413: "A message longer than TRON_MAX_MESSAGE_CHARS (`message_too_long`), or a body over 10 MB.",
+    413: "A message longer than TRON_MAX_MESSAGE_CHARS (`message_too_long`), more messages than "
+    "TRON_MAX_MESSAGES (`too_many_messages`), or a body over TRON_MAX_BODY_BYTES (16 MiB).",
     429: "The persona has spent its daily budget (`insufficient_quota`).",
     502: "The model's upstream failed or could not be reached (`upstream_error`).",
     503: "The model is overloaded (see Retry-After), too many processes run (`server_overloaded`), or no "

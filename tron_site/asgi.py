@@ -1,6 +1,7 @@
 """ASGI entry point.
 
-HTTP: the chat API's paths go to a Django handler with only the middleware they use (CORS, errors, the
+HTTP: a body declared larger than TRON_MAX_BODY_BYTES is refused (413) before it is read, on every path;
+the chat API's paths go to a Django handler with only the middleware they use (CORS, errors, the
 chat key); static files (STATIC_ROOT, filled by `collectstatic`) are answered by ServeStatic before
 Django; everything else gets the full stack (sessions, CSRF, auth, messages for the admin). Each
 MiddlewareMixin middleware costs two thread hops per request under ASGI, which the hot streaming path
@@ -28,7 +29,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
-from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE  # noqa: E402
+from .middleware import CHAT_PREFIXES, LEAN_MIDDLEWARE, body_too_large  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 log = logging.getLogger("tron_site.asgi")
@@ -116,7 +117,28 @@ sys.setswitchinterval(WEB_SWITCH_INTERVAL)
 gc.freeze()
 
 
+def _declared_length(scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # the server has refused a malformed one
+    return 0
+
+
+async def _refuse(send, response) -> None:
+    """Answer with a Django response, without reading the request's body (the connection then closes)."""
+    headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in response.items()]
+    headers += [(b"content-length", str(len(response.content)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
 async def http_application(scope, receive, send):
+    # Django's handlers read the whole body (to a temporary file) before any middleware runs: one too
+    # large is refused here, before the key is checked. A body of undeclared length (chunked) is
+    # bounded by the proxy (deploy/Caddyfile).
+    if _declared_length(scope) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        await _refuse(send, body_too_large(scope["path"]))
+        return
     app = chat_asgi_app if scope["path"].startswith(CHAT_PREFIXES) else site_asgi_app
     await app(scope, receive, send)
 

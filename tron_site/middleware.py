@@ -9,7 +9,7 @@ import logging
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 
 from integrations.error_envelope import body_too_large_response, error_response
 from integrations.identify import CALLER_HEADERS
@@ -110,9 +110,21 @@ class ApiTokenMiddleware(_HybridMiddleware):
         return await self.get_response(request)
 
 
+NUL_IN_URL = "The URL must not contain NUL characters (%00)."
+
+
+def _nul_in_url(request) -> bool:
+    """A NUL in the path (decoded) or the query string (as sent: %00, or the byte itself). No database
+    compares text with one (PostgreSQL refuses it), and no URL of this server has one: refused here,
+    every view and filter is spared the check."""
+    query = request.META.get("QUERY_STRING", "")
+    return "\x00" in request.path_info or "%00" in query or "\x00" in query
+
+
 class ApiEdgeMiddleware(_HybridMiddleware):
-    """Outermost: answers CORS preflight, adds CORS headers, and turns any error on a JSON path into
-    the envelope (Django's own 404/405/500 pages included, even with DEBUG on)."""
+    """Outermost: refuses a URL with a NUL character (400), answers CORS preflight, adds CORS headers,
+    and turns any error on a JSON path into the envelope (Django's own 404/405/500 pages included, even
+    with DEBUG on)."""
 
     def __call__(self, request):
         if iscoroutinefunction(self):
@@ -126,6 +138,10 @@ class ApiEdgeMiddleware(_HybridMiddleware):
 
     def before(self, request):
         path = request.path_info
+        if _nul_in_url(request):
+            if path.startswith(JSON_PREFIXES):
+                return error_response(400, NUL_IN_URL)
+            return HttpResponseBadRequest(NUL_IN_URL, content_type="text/plain; charset=utf-8")
         if request.method == "OPTIONS" and path.startswith(CORS_PREFIXES):
             # CORS preflight: browsers send no Authorization here, so answer before the token check.
             return HttpResponse(status=204)
@@ -149,6 +165,20 @@ class ApiEdgeMiddleware(_HybridMiddleware):
             return body_too_large_response()
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(500, "The server hit an unexpected error; it has been logged.")
+
+
+def body_too_large(path: str) -> HttpResponse:
+    """The 413 for a body over TRON_MAX_BODY_BYTES (tron_site/asgi.py sends it before the body is read):
+    in the envelope on a JSON path, with the CORS headers where browsers may call."""
+    if not path.startswith(JSON_PREFIXES):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than {limit:,} bytes (TRON_MAX_BODY_BYTES)."
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    response = body_too_large_response()
+    if path.startswith(CORS_PREFIXES):
+        for key, value in CORS_HEADERS.items():
+            response[key] = value
+    return response
 
 
 def _kept_headers(response):

@@ -333,6 +333,9 @@ TRON_HISTORY_MESSAGES = env_int("TRON_HISTORY_MESSAGES", 40, minimum=2)  # store
 TRON_HISTORY_TOKENS = env_int("TRON_HISTORY_TOKENS", 8000, minimum=100)
 # One message longer than this is refused (413) and stored nowhere.
 TRON_MAX_MESSAGE_CHARS = env_int("TRON_MAX_MESSAGE_CHARS", 100_000, minimum=1)
+# A request of more messages than this is refused (413) and stored nowhere. OpenAI-style clients send the
+# whole conversation each time: a long one carries hundreds.
+TRON_MAX_MESSAGES = env_int("TRON_MAX_MESSAGES", 2000, minimum=1)
 TRON_SESSION_IDLE_MINUTES = env_int("TRON_SESSION_IDLE_MINUTES", 30, minimum=1)
 # Retention (agents.retention, hourly): days callers' words are kept; 0 keeps them forever. Transcripts
 # (messages, sessions, turns, replayed words, a call's summary), LLM calls' request and error text (the
@@ -469,8 +472,11 @@ DJANGO_SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
 
 # --- Static files, i18n ---------------------------------------------------------------------------
 
-# Chat requests carry whole conversations; 10 MB leaves room (a larger body is a 413, not a 500).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A body declared larger is refused (413) before it is read (tron_site/asgi.py); Django's own limit too.
+# Chat requests carry whole conversations: 16 MiB is 160 messages at TRON_MAX_MESSAGE_CHARS, or
+# TRON_MAX_MESSAGES of 8 KB each. deploy/Caddyfile bounds bodies of undeclared length the same.
+TRON_MAX_BODY_BYTES = env_int("TRON_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRON_MAX_BODY_BYTES
 
 # `collectstatic` (run by `make run`) gathers the admin's and the API docs' files here; ServeStatic serves
 # them (tron_site/asgi.py), gzipped by the storage at collection time.

@@ -115,6 +115,8 @@ def _call(name: str, arguments: str | dict | None, context: ToolContext) -> Tool
         parsed = json.loads(arguments or "{}") if not isinstance(arguments, dict) else arguments
     except ValueError as exc:
         return ToolResult(f"Error: the arguments are not valid JSON ({exc}).", error=True)
+    except RecursionError:  # nested deeper than Python's json parser goes (a caller's VAPI tool call)
+        return ToolResult("Error: the arguments are not valid JSON (nested too deeply).", error=True)
     try:
         jsonschema.validate(parsed, found.parameters)
     except jsonschema.ValidationError as exc:

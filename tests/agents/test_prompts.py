@@ -1,6 +1,8 @@
 """The conversation put into a prompt: trimmed newest-first to a token budget, the newest user message
 always kept; oversized messages refused."""
 
+from collections.abc import Sequence
+
 import pytest
 
 from agents import errors
@@ -106,3 +108,35 @@ def test_a_model_without_tools_gets_the_conversation_as_plain_text():
 )
 def test_resent_words_are_not_stored_twice(recent, new, unstored):
     assert unsaved(recent, new) == unstored
+
+
+class _Counted(Sequence):
+    """A conversation that counts the messages read out of it, one by one or as slices."""
+
+    def __init__(self, messages):
+        self.messages, self.read = messages, 0
+
+    def __len__(self):
+        return len(self.messages)
+
+    def __getitem__(self, key):
+        found = self.messages[key]
+        self.read += len(found) if isinstance(key, slice) else 1
+        return found
+
+
+def test_pairing_reads_each_message_a_bounded_number_of_times():
+    # It runs in the claim's transaction: a body of many assistant messages with calls (each copying
+    # the rest of the list) held the database's one writer for seconds.
+    conversation = _Counted([ASK] + [CALLS] * 500)
+    assert paired_tool_calls(conversation) == [ASK]
+    assert conversation.read <= 3 * len(conversation)
+
+
+def test_the_resent_words_check_reads_each_message_a_bounded_number_of_times():
+    # Also in the claim: a transcript ending with many stored words, and a request resending nearly
+    # the same ones, compared every overlap in full (0.3 s for 2,000 messages).
+    said, other = {"role": "user", "content": "x"}, {"role": "user", "content": "z"}
+    recent, new = _Counted([said] * 399 + [other]), _Counted([said] * 400)
+    assert list(unsaved(recent, new)) == [said] * 400
+    assert recent.read + new.read <= 3 * (len(recent) + len(new))

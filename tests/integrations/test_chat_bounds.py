@@ -29,6 +29,18 @@ def test_a_message_over_the_limit_is_a_413_and_stored_nowhere(sdk, upstream, set
     assert Message.objects.filter(role="user").get().content == "x" * 1000
 
 
+def test_a_request_with_more_messages_than_the_limit_is_a_413_and_stored_nowhere(sdk, upstream, settings):
+    settings.TRON_MAX_MESSAGES = 3
+    words = [{"role": "user", "content": "hi"}] * 4
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.chat.completions.create(model="tony", messages=words)
+    assert caught.value.status_code == 413
+    assert caught.value.body["code"] == "too_many_messages" and "TRON_MAX_MESSAGES" in caught.value.message
+    assert (Process.objects.count(), Message.objects.count(), len(upstream.requests)) == (0, 0, 0)
+    sdk.chat.completions.create(model="tony", messages=words[:3])  # at the limit: answered
+    assert Message.objects.filter(role="user").count() == 3
+
+
 def test_the_history_in_a_prompt_is_trimmed_to_its_token_budget(sdk, upstream, settings):
     settings.TRON_HISTORY_TOKENS = 300
     for n in range(8):

@@ -37,6 +37,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
             },
             "messages[0].tool_calls[0].id",
         ),
+        # priced before the turn: past Decimal's precision, a 500
+        ({"max_tokens": 10**32, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+        (
+            {"max_completion_tokens": 10**32, "messages": [{"role": "user", "content": "hi"}]},
+            "max_completion_tokens",
+        ),
+        # stored in the line that stands for the result: PostgreSQL refuses NUL
+        ({"messages": [{"role": "function", "name": "x\u0000y", "content": "r"}]}, "messages[0].name"),
     ],
 )
 def test_malformed_messages_are_400s(chat_setup, live_tron, body, param):

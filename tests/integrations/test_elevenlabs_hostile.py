@@ -34,6 +34,35 @@ async def test_a_contextual_update_past_the_limit_is_refused_and_later_turns_sti
     await communicator.disconnect()
 
 
+async def test_contextual_updates_are_kept_only_while_a_turn_can_carry_them(
+    application, chat_setup, team, settings
+):
+    # A turn carries each update as a message of its own, and a turn of more than TRON_MAX_MESSAGES
+    # messages is refused: the third update here would have left every later turn refused.
+    settings.TRON_MAX_MESSAGES = 3
+    communicator, _ = await started(application)
+    for context_id in ("one", "two", "three"):
+        await communicator.send_json_to(
+            {"type": "contextual_update", "text": context_id, "context_id": context_id}
+        )
+    await communicator.send_json_to({"type": "contextual_update", "text": "one again", "context_id": "one"})
+    await communicator.send_json_to({"type": "user_message", "text": "still there?"})
+
+    received = []  # until the answer, or the turn refused
+    while not received or received[-1]["type"] != "agent_response" and "turn" not in received[-1]:
+        message = await communicator.receive_json_from(timeout=10)
+        if message["type"] == "error" and message["error_event"]["error_type"] == "too_many_messages":
+            message["turn"] = "refused"
+        if message["type"] not in ("ping", "agent_chat_response_part"):
+            received.append(message)
+
+    assert [m["type"] for m in received] == ["error", "agent_response"]
+    assert received[0]["error_event"]["error_type"] == "message_too_long"
+    system = " ".join(m["content"] for m in chat_setup.requests[0].body["messages"] if m["role"] == "system")
+    assert "one again" in system and "two" in system and "three" not in system
+    await communicator.disconnect()
+
+
 async def test_a_user_message_past_the_limit_is_refused_at_the_door(application, chat_setup, team, settings):
     settings.TRON_MAX_MESSAGE_CHARS = 1000
     communicator, _ = await started(application)

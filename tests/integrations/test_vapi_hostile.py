@@ -148,3 +148,20 @@ def test_nul_characters_never_reach_the_database(live_tron, chat_setup):
     process = Process.objects.get(channel="vapi")
     assert (process.summary, process.ended_reason) == ("summary", "customer-ended")
     assert_reads_work(live_tron)
+
+
+def test_tool_arguments_nested_past_the_parsers_depth_are_a_tool_error(live_tron, team):
+    # Arguments as JSON text are parsed by the tool runner, after the edge's own parser saw one string.
+    tony = team["tony"]
+    tony.tools = ["list_team"]
+    tony.save()
+    post_vapi(live_tron, "status-update-in-progress")
+    message = fixture("tool-calls-docs-example")
+    nested = "[" * 5000 + "]" * 5000
+    message["message"]["toolCallList"] = [{"id": "tc-1", "name": "list_team", "arguments": nested}]
+
+    response = post_vapi(live_tron, message)
+
+    assert response.status_code == 200
+    [result] = response.json()["results"]
+    assert result["error"].startswith("Error: the arguments are not valid JSON")
