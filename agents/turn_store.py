@@ -208,9 +208,11 @@ def is_ahead(turn_id: int, caller_id: str) -> bool:
 
 
 def renew(turn_id: int) -> bool:
-    """The holder of a live turn is alive; False when the turn was ended meanwhile (reaped as lost)."""
-    now = timezone.now()
-    return bool(Turn.objects.live(now).filter(pk=turn_id).update(lease_until=lease_end(now)))
+    """The holder of a waiting or running turn is alive: its lease runs on from now, also when it ran out a
+    moment ago and nobody ended the turn meanwhile (a late renewal: a stalled event loop, a backlog of
+    writes). False only when the turn was ended (reaped as lost)."""
+    live = Turn.objects.filter(pk=turn_id, state__in=Turn.LIVE_STATES)
+    return bool(live.update(lease_until=lease_end(timezone.now())))
 
 
 def withdraw(turn_id: int) -> None:

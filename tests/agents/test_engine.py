@@ -558,3 +558,14 @@ def test_a_turn_reaped_as_lost_opens_no_more_calls(tony):
         turn_store.open_call(turn.pk, turn.process, tony, request, "fake")
 
     assert not LLMCall.objects.filter(finished_at=None).exists() and held() == 0
+
+
+def test_a_lease_renewed_late_holds_on_until_its_turn_is_ended(tony):
+    turn = lost_turn(tony)  # its lease ran out a second ago (a stalled event loop), nobody reaped it yet
+
+    assert turn_store.renew(turn.pk)  # late, but its holder is alive
+    assert turn_store.reap_lapsed("req-engine") == 0
+    assert Turn.objects.get(pk=turn.pk).state == Turn.State.RUNNING
+
+    reap_now()
+    assert not turn_store.renew(turn.pk)  # ended elsewhere
