@@ -129,7 +129,16 @@ def claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             # Another turn of the caller began running between our look and our write (PostgreSQL's
             # concurrent transactions; SQLite takes them one at a time): look again.
             log.debug("%s: two turns claimed at once", spec.caller.caller_id)
+        except _Lapsed:
+            # A turn of the caller was lost with its server: it is ended in transactions of its own, before
+            # the claim's (inside it, its rows would be held until the claim ends, the persona's day before
+            # the claim's usage row, and a refusal of the claim would undo the ending), then looked again.
+            reap_lapsed(spec.caller.caller_id)
     raise RuntimeError(f"could not claim a turn for {spec.caller.caller_id}")
+
+
+class _Lapsed(Exception):
+    """The claim found a turn of its caller whose lease ran out: it leaves its transaction (nothing written)."""
 
 
 def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
@@ -140,7 +149,7 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
         others = Turn.objects.filter(caller_id=caller_id, state__in=Turn.LIVE_STATES).exclude(pk=turn_id)
         others = list(others.values_list("pk", "lease_until"))
         if any(lease < now for _pk, lease in others):
-            reap_lapsed(caller_id, now)
+            raise _Lapsed
         if any(lease >= now and (turn_id is None or pk < turn_id) for pk, lease in others):
             if turn_id is None:  # its place in line
                 return Turn.objects.create(caller_id=caller_id, lease_until=lease_end(now), **_whom(spec)).pk

@@ -569,3 +569,17 @@ def test_a_lease_renewed_late_holds_on_until_its_turn_is_ended(tony):
 
     reap_now()
     assert not turn_store.renew(turn.pk)  # ended elsewhere
+
+
+async def test_a_refused_turn_still_ends_its_callers_lost_turn(tony):
+    """The lost turn is ended in a transaction of its own, not in the claim's, which the refusal undoes."""
+    await sync_to_async(lost_turn)(tony)
+    tony.budget_usd = Decimal(0)
+    await tony.asave()
+
+    with pytest.raises(errors.OverBudget):
+        await complete_turn(ask("two"), FakeProvider())
+
+    got = await sync_to_async(recorded)()
+    assert got["turns"] == [Turn.State.FAILED] and got["calls"][0].finish_reason == "lost"
+    assert got["process"].llm_calls == 1
