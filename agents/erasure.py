@@ -20,8 +20,10 @@ costs; the LLM calls' model, tokens, cost and times; daily spend. Traces sent to
 backend are outside this database: the processes' trace ids are returned for the operator to delete
 there (they hold callers' words only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
 
-A caller with a turn waiting or running is refused (CallerBusy): erase once it has ended. Everything
-happens in one transaction. The log records who asked and how many rows went, never the caller's ids.
+A caller with a turn waiting or running is refused (CallerBusy): erase once it has ended. Their turns
+lost with a server that died are ended first, as their next turn would end them (turn_store.reap_lapsed:
+the open model calls closed and counted, the holds given back). Everything else happens in one
+transaction. The log records who asked and how many rows went, never the caller's ids.
 """
 
 import logging
@@ -33,6 +35,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import turn_store
 from .callers import clean_id, normalize_phone
 from .memory import PHONE_LIKE
 from .models import (
@@ -146,6 +149,7 @@ def _forget_notes(notes) -> int:
 def erase(values, *, by: str) -> Erased:
     """Erase everything about the caller(s) named by `values` (see the module's docstring); `by` is who
     asked, for the log. Raises CallerBusy."""
+    _end_lost_turns(subject(values))
     with transaction.atomic():
         who = subject(values)
         ids = who.caller_ids
@@ -153,7 +157,10 @@ def erase(values, *, by: str) -> Erased:
         # Their sessions locked first: a turn claiming one now (it updates its session) finishes its
         # claim before the check below sees it, or waits for the erasure and then opens a new session.
         list(CallerSession.objects.select_for_update().filter(caller_id__in=ids).values_list("pk", flat=True))
-        if Turn.objects.live().filter(Q(caller_id__in=ids) | Q(process__in=processes)).exists():
+        # Any turn not ended, its lease live or not: one that lapsed since the ending above is refused
+        # (erase again) rather than deleted with its model call open.
+        not_ended = Turn.objects.filter(state__in=Turn.LIVE_STATES)
+        if not_ended.filter(Q(caller_id__in=ids) | Q(process__in=processes)).exists():
             raise CallerBusy("A turn of this caller is waiting or running now; erase them once it has ended.")
         trace_ids = sorted(
             set(
@@ -204,6 +211,15 @@ def erase(values, *, by: str) -> Erased:
     erased = Erased(counts, trace_ids)
     log.info("Erased a caller at the request of %s: %s", by, erased.summary())
     return erased
+
+
+def _end_lost_turns(who: Subject) -> None:
+    """End their turns whose server died (their leases ran out), each in a transaction of its own and
+    before the erasure's (turn_store's order of the rows turns share: the caller's usage row, then the
+    persona's day; the erasure deletes usage rows after)."""
+    lapsed = Turn.objects.lapsed().filter(Q(caller_id__in=who.caller_ids) | Q(process__in=_processes(who)))
+    for caller_id in set(lapsed.values_list("caller_id", flat=True)):
+        turn_store.reap_lapsed(caller_id)
 
 
 def _admin_history(words: set[str]) -> int:

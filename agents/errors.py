@@ -102,6 +102,14 @@ class ServerStopped(TurnError):
     code = "server_stopped"
 
 
+class TurnLost(TurnError):
+    """The turn was ended as lost while it ran: its server did not renew its claim in time (a stalled
+    event loop, a database backlog), and the caller's next turn or the sweep ended it as failed,
+    recording its open model call. It stops where it is; nothing of it is recorded twice."""
+
+    code = "turn_lost"
+
+
 # -- ours ----------------------------------------------------------------------------------------------
 
 

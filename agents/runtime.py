@@ -22,7 +22,15 @@ from . import metrics, tokens, tracing, turn_store
 from .callers import Caller
 from .dbthread import db_read, db_write
 from .delegation import Delivery, undelivered_results
-from .errors import ConversationBusy, InternalError, ServerDraining, ServerStopped, TurnError, UpstreamFailed
+from .errors import (
+    ConversationBusy,
+    InternalError,
+    ServerDraining,
+    ServerStopped,
+    TurnError,
+    TurnLost,
+    UpstreamFailed,
+)
 from .llm import get_provider
 from .llm.base import LLMProvider, LLMRequest, ToolCall, Usage, own_clients
 from .models import CallerSession, LLMCall, Persona, Turn
@@ -209,7 +217,9 @@ class TurnRunner:
         self.client_tools: set[str] = set()
         self.extra: list[str] = []
         self.span = None  # the turn's span while tracing is on (agents.tracing)
-        self.stopped: ServerStopped | None = None  # set when the server ends the turn as it stops
+        # Why the turn was stopped from outside its consumer: its server stops (ServerStopped), or it was
+        # ended elsewhere as lost (TurnLost, found by its renewal). Set before its owner is cancelled.
+        self.stopped: ServerStopped | TurnLost | None = None
         # A replay's recorded results of the tools that write, taken in order as the candidate calls them.
         replaying = turn_input.replaying
         self.recorded = list(replaying.tool_results) if replaying is not None else None
@@ -249,7 +259,7 @@ class TurnRunner:
                     InternalError("The server failed during the turn; it has been logged."),
                 )
             if self.begun is not None:
-                await self._finish(state, error)
+                state, error = await self._finish(state, error)
             end = TurnFailed(error) if error else self._end()
             self._span_ended(state, end)
         self.queue.put_nowait(end)
@@ -385,7 +395,7 @@ class TurnRunner:
     async def _rounds(self) -> None:
         begun = self.begun
         conversation = list(begun.conversation)
-        renewing = asyncio.ensure_future(self._renew_forever())
+        renewing = asyncio.ensure_future(self._renew_forever(asyncio.current_task()))
         try:
             for number in range(settings.TRON_TOOL_ROUNDS + 1):
                 round_ = self.pending
@@ -517,9 +527,10 @@ class TurnRunner:
         self.results += found
         self.extra = self.extra + [result.text for result in found]
 
-    async def _renew_forever(self) -> None:
-        """Renew the turn's lease while it runs; a turn found ended meanwhile (reaped as lost by another
-        server while this one could not renew it) stops."""
+    async def _renew_forever(self, owner: asyncio.Task) -> None:
+        """Renew the turn's lease while it runs (in `owner`). A turn found ended meanwhile (reaped as lost
+        while this server could not renew it in time) is stopped where it is: it ends as TurnLost, and the
+        reaper's record of it stands."""
         every = settings.TRON_TURN_LEASE_SECONDS / 3
         while True:
             await asyncio.sleep(every)
@@ -529,10 +540,13 @@ class TurnRunner:
                 log.exception("Could not renew the lease of turn %s", self.begun.turn_id)
                 continue
             if not alive:
-                log.error("Turn %s was ended elsewhere while it ran here", self.begun.turn_id)
+                self.stopped = TurnLost(turn_store.LOST_HERE)
+                owner.cancel()
                 return
 
-    async def _finish(self, state: str, error: TurnError | None) -> None:
+    async def _finish(self, state: str, error: TurnError | None) -> tuple[str, TurnError | None]:
+        """Record how the turn ended; returns its end state and error, TurnLost when it was ended
+        elsewhere meanwhile (reaped as lost: nothing of it is recorded twice)."""
         begun = self.begun
         last = None
         if self.pending is not None:
@@ -561,6 +575,8 @@ class TurnRunner:
                         delivered=[result.process_id for result in self.results],
                     )
                 )
+        except TurnLost as lost:
+            state, error = Turn.State.FAILED, lost
         except Exception:
             # The answer stands (the client may already have it); the loss of its record must be loud.
             log.exception("Could not record turn %s", begun.turn_id)
@@ -572,6 +588,7 @@ class TurnRunner:
             error=error,
             cancelled=state == Turn.State.CANCELLED,
         )
+        return state, error
 
     def _end(self) -> TurnEnd:
         outcomes = self.outcomes

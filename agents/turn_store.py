@@ -21,6 +21,7 @@ from django.utils import timezone
 from . import allowances, budgets, pricing, tokens
 from .callers import Caller, is_one_off
 from .delegation import Delivery, mark_delivered, undelivered_results
+from .errors import TurnLost
 from .llm.base import LLMRequest
 from .models import CallerSession, Channel, LLMCall, Message, Persona, Process, Turn
 from .personas import resolve_persona
@@ -32,6 +33,10 @@ from .sessions import continue_or_open, end_session
 log = logging.getLogger(__name__)
 
 LOST = "Lost mid-turn: the server running it stopped before it was recorded."
+LOST_HERE = (
+    "This turn was ended as lost while it ran: its server did not renew its claim in time. Send the "
+    "request again."
+)
 MODEL_LENGTH = LLMCall._meta.get_field("model").max_length
 FINISH_REASON_LENGTH = LLMCall._meta.get_field("finish_reason").max_length
 
@@ -124,7 +129,16 @@ def claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             # Another turn of the caller began running between our look and our write (PostgreSQL's
             # concurrent transactions; SQLite takes them one at a time): look again.
             log.debug("%s: two turns claimed at once", spec.caller.caller_id)
+        except _Lapsed:
+            # A turn of the caller was lost with its server: it is ended in transactions of its own, before
+            # the claim's (inside it, its rows would be held until the claim ends, the persona's day before
+            # the claim's usage row, and a refusal of the claim would undo the ending), then looked again.
+            reap_lapsed(spec.caller.caller_id)
     raise RuntimeError(f"could not claim a turn for {spec.caller.caller_id}")
+
+
+class _Lapsed(Exception):
+    """The claim found a turn of its caller whose lease ran out: it leaves its transaction (nothing written)."""
 
 
 def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
@@ -135,7 +149,7 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
         others = Turn.objects.filter(caller_id=caller_id, state__in=Turn.LIVE_STATES).exclude(pk=turn_id)
         others = list(others.values_list("pk", "lease_until"))
         if any(lease < now for _pk, lease in others):
-            reap_lapsed(caller_id, now)
+            raise _Lapsed
         if any(lease >= now and (turn_id is None or pk < turn_id) for pk, lease in others):
             if turn_id is None:  # its place in line
                 return Turn.objects.create(caller_id=caller_id, lease_until=lease_end(now), **_whom(spec)).pk
@@ -203,9 +217,11 @@ def is_ahead(turn_id: int, caller_id: str) -> bool:
 
 
 def renew(turn_id: int) -> bool:
-    """The holder of a live turn is alive; False when the turn was ended meanwhile (reaped as lost)."""
-    now = timezone.now()
-    return bool(Turn.objects.live(now).filter(pk=turn_id).update(lease_until=lease_end(now)))
+    """The holder of a waiting or running turn is alive: its lease runs on from now, also when it ran out a
+    moment ago and nobody ended the turn meanwhile (a late renewal: a stalled event loop, a backlog of
+    writes). False only when the turn was ended (reaped as lost)."""
+    live = Turn.objects.filter(pk=turn_id, state__in=Turn.LIVE_STATES)
+    return bool(live.update(lease_until=lease_end(timezone.now())))
 
 
 def withdraw(turn_id: int) -> None:
@@ -218,9 +234,14 @@ def withdraw(turn_id: int) -> None:
 
 def open_call(turn_id: int, process: Process, persona: Persona, request: LLMRequest, provider: str) -> Call:
     """Hold the next model call of a running turn against the budgets (raises OverBudget or
-    CallerLimited, and nothing is stored) and open its row."""
+    CallerLimited, and nothing is stored) and open its row. Raises TurnLost when the turn was ended
+    meanwhile (reaped as lost): then nothing is held or opened."""
     with transaction.atomic():
-        allowance = Turn.objects.values_list("allowance", flat=True).get(pk=turn_id)
+        # The turn first, locked, as the reaper takes it (then the caller's usage row, the persona's day).
+        running = Turn.objects.select_for_update().filter(pk=turn_id, state=Turn.State.RUNNING)
+        allowance = running.values_list("allowance", flat=True).first()
+        if allowance is None:
+            raise TurnLost(LOST_HERE)
         limits = allowances.limits_of(allowance) if allowance else None
         held, caller_held = _hold(persona, request, allowance, limits, timezone.now())
         if held or caller_held:
@@ -266,15 +287,19 @@ def record_call(
     turn_id: int, allowance: str, session: CallerSession, call: Call, outcome: CallOutcome
 ) -> None:
     """One transaction: a call that ended mid-turn (its tools ran): its outcome, its transcript lines,
-    the counters and spend; the turn's lease renewed and its holds given back."""
+    the counters and spend; the turn's lease renewed and its holds given back. Raises TurnLost when the
+    turn was ended meanwhile (reaped as lost: the reaper recorded the call): then nothing is recorded."""
+    held, caller_held = _amount(call.held), _amount(call.caller_held)
     with transaction.atomic():
-        _record(turn_id, allowance, session, call, outcome)
-        held, caller_held = _amount(call.held), _amount(call.caller_held)
-        Turn.objects.filter(pk=turn_id).update(
+        # The turn first, as the reaper takes it: the round is recorded only while the turn runs.
+        running = Turn.objects.filter(pk=turn_id, state=Turn.State.RUNNING).update(
             lease_until=lease_end(timezone.now()),
             held_usd=F("held_usd") - held,
             caller_held_usd=F("caller_held_usd") - caller_held,
         )
+        if not running:
+            raise TurnLost(LOST_HERE)
+        _record(turn_id, allowance, session, call, outcome)
 
 
 def _amount(hold) -> Decimal:
@@ -283,9 +308,10 @@ def _amount(hold) -> Decimal:
 
 def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, process_error=None) -> None:
     """The call's outcome on its row, its lines, the process's counters (and `process_error`, when the
-    turn's outcome changes it), the persona's and the caller's spend."""
+    turn's outcome changes it), the persona's and the caller's spend; once (TurnLost when the call was
+    closed already)."""
     cost = outcome.cost_usd = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
-    LLMCall.objects.filter(pk=call.id).update(
+    closed = LLMCall.objects.filter(pk=call.id, finished_at__isnull=True).update(
         model=outcome.model[:MODEL_LENGTH],
         input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens,
@@ -297,6 +323,8 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
         error=outcome.error,
         finished_at=timezone.now(),
     )
+    if not closed:
+        raise TurnLost(LOST_HERE)
     if outcome.lines:
         Message.objects.bulk_create(
             _message(session, turn_id, line, **_line_extra(line, call, outcome)) for line in outcome.lines
@@ -330,7 +358,8 @@ def finish(
     """One transaction: the turn's end state, its last call (when one is not yet recorded), the process's
     outcome (a failed turn leaves its reason on the process until a turn answers; a cancelled one
     changes nothing), the delegated results it carried marked delivered when it answered, and a
-    one-off caller's session ended (no request of theirs can continue it)."""
+    one-off caller's session ended (no request of theirs can continue it). Raises TurnLost when the turn
+    was ended meanwhile (reaped as lost): the reaper's record stands, nothing is recorded twice."""
     process_error = {Turn.State.ANSWERED: "", Turn.State.FAILED: error}.get(state)
     with transaction.atomic():
         ended = Turn.objects.filter(pk=turn_id, state=Turn.State.RUNNING).update(
@@ -341,7 +370,7 @@ def finish(
             log.error(
                 "Turn %s was ended elsewhere while it ran here; its outcome is not recorded twice", turn_id
             )
-            return
+            raise TurnLost(LOST_HERE)
         if last is not None:
             _record(turn_id, allowance, session, *last, process_error=process_error)
         elif process_error is not None:

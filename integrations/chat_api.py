@@ -175,6 +175,7 @@ STATUS = {
     errors.UpstreamTimeout: 504,
     errors.UpstreamFailed: 502,
     errors.ServerStopped: 503,
+    errors.TurnLost: 503,
     errors.InternalError: 500,
 }
 

@@ -81,6 +81,7 @@ ERROR_CODES = {
     errors.NoPersona: 1011,
     errors.UpstreamTimeout: 1011,
     errors.UpstreamFailed: 1011,
+    errors.TurnLost: 1011,
     errors.InternalError: 1011,
 }
 

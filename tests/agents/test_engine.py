@@ -1,19 +1,22 @@
 """The turn engine (agents.runtime) with a small fake provider: its events, its tool rounds, that
 whatever ends a turn records it exactly once and frees its caller, that a caller's turns run one at a
-time in arrival order, and that a turn lost with its server frees its caller and is closed as failed."""
+time in arrival order, that a turn lost with its server frees its caller and is closed as failed, and
+that a turn ended so while it still ran here stops, recorded once."""
 
 import asyncio
 import contextlib
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
-from agents import errors
+from agents import errors, turn_store
 from agents.callers import Caller
-from agents.llm.base import Delta, LLMProvider, ToolCall, Usage
-from agents.models import CallerSession, LLMCall, Message, Process, Turn
+from agents.llm.base import Delta, LLMProvider, LLMRequest, ToolCall, Usage
+from agents.models import CallerSession, DailySpend, LLMCall, Message, Process, Turn
 from agents.principals import Principal, Trust
 from agents.runtime import (
     Accepted,
@@ -37,7 +40,7 @@ HANG = "hang"  # in a script: the model goes quiet until the stream is closed
 
 class FakeProvider(LLMProvider):
     """Answers each call with the next script (the last one again once they run out). A script is a
-    list of texts, Deltas, exceptions (raised there) and HANG."""
+    list of texts, Deltas, exceptions (raised there), coroutine functions (awaited there) and HANG."""
 
     name = "fake"
 
@@ -60,6 +63,10 @@ class FakeProvider(LLMProvider):
                 raise item
             if item == HANG:
                 await asyncio.sleep(3600)
+                continue
+            if callable(item):
+                await item()
+                continue
             yield item if isinstance(item, Delta) else Delta(text=item)
 
 
@@ -478,3 +485,101 @@ async def test_a_long_turn_renews_its_lease(tony, settings):
     turn = await Turn.objects.aget()
     assert turn.lease_until > timezone.now() + timedelta(seconds=1)  # renewed since it began
     assert (await run).text == "done"
+
+
+def reap_now(caller="req-engine"):
+    """Another server ends the caller's running turn as lost: its lease seemed to have run out (this
+    server stalled). One transaction, so no renewal slips between the two."""
+    with transaction.atomic():
+        ago = timezone.now() - timedelta(seconds=1)
+        Turn.objects.filter(caller_id=caller, state=Turn.State.RUNNING).update(lease_until=ago)
+        assert turn_store.reap_lapsed(caller) == 1
+
+
+async def reaped():
+    await sync_to_async(reap_now)()
+
+
+def with_budget(persona):
+    persona.budget_usd = Decimal(5)
+    persona.save()
+
+
+def held():
+    return sum(DailySpend.objects.values_list("reserved_usd", flat=True), Decimal(0))
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [calls("list_team"), reaped, USAGE],  # lost before its tool round is recorded (record_call)
+        ["All ", reaped, "done.", USAGE],  # lost before its answer is recorded (finish)
+    ],
+    ids=["tool-round", "answer"],
+)
+async def test_a_turn_reaped_as_lost_while_it_ran_ends_as_an_error_and_is_counted_once(tony, script):
+    await sync_to_async(with_budget)(tony)
+    provider = FakeProvider(script, ["never asked"])
+
+    events = await events_of(ask(), provider)
+
+    assert isinstance(events[-1], TurnFailed) and events[-1].error.code == "turn_lost"
+    assert len(provider.requests) == 1  # no call after the turn was lost
+    got = await sync_to_async(recorded)()
+    (call,) = got["calls"]
+    assert (call.finish_reason, call.finished_at is not None) == ("lost", True)  # the reaper's record
+    assert got["process"].llm_calls == 1 and got["turns"] == [Turn.State.FAILED]
+    assert await sync_to_async(held)() == 0  # every hold given back, none taken after
+
+
+async def test_a_turn_reaped_as_lost_while_it_streams_is_stopped_by_its_renewal(tony, settings):
+    settings.TRON_TURN_LEASE_SECONDS = 0.3  # renewed every 0.1 s
+    async with contextlib.aclosing(run_turn(ask(), FakeProvider(["so far", HANG]))) as events:
+        async for event in events:
+            if isinstance(event, Text):
+                break
+        await reaped()
+        async with asyncio.timeout(5):
+            rest = [event async for event in events]
+
+    assert isinstance(rest[-1], TurnFailed) and rest[-1].error.code == "turn_lost"
+    got = await sync_to_async(recorded)()
+    (call,) = got["calls"]
+    assert call.finish_reason == "lost" and got["process"].llm_calls == 1
+
+
+def test_a_turn_reaped_as_lost_opens_no_more_calls(tony):
+    with_budget(tony)
+    turn = lost_turn(tony)
+    turn_store.reap_lapsed("req-engine")
+    request = LLMRequest(messages=[{"role": "user", "content": "next"}], model="gpt-4o-mini")
+
+    with pytest.raises(errors.TurnLost):
+        turn_store.open_call(turn.pk, turn.process, tony, request, "fake")
+
+    assert not LLMCall.objects.filter(finished_at=None).exists() and held() == 0
+
+
+def test_a_lease_renewed_late_holds_on_until_its_turn_is_ended(tony):
+    turn = lost_turn(tony)  # its lease ran out a second ago (a stalled event loop), nobody reaped it yet
+
+    assert turn_store.renew(turn.pk)  # late, but its holder is alive
+    assert turn_store.reap_lapsed("req-engine") == 0
+    assert Turn.objects.get(pk=turn.pk).state == Turn.State.RUNNING
+
+    reap_now()
+    assert not turn_store.renew(turn.pk)  # ended elsewhere
+
+
+async def test_a_refused_turn_still_ends_its_callers_lost_turn(tony):
+    """The lost turn is ended in a transaction of its own, not in the claim's, which the refusal undoes."""
+    await sync_to_async(lost_turn)(tony)
+    tony.budget_usd = Decimal(0)
+    await tony.asave()
+
+    with pytest.raises(errors.OverBudget):
+        await complete_turn(ask("two"), FakeProvider())
+
+    got = await sync_to_async(recorded)()
+    assert got["turns"] == [Turn.State.FAILED] and got["calls"][0].finish_reason == "lost"
+    assert got["process"].llm_calls == 1

@@ -231,6 +231,31 @@ def test_a_caller_in_a_turn_is_refused_and_nothing_is_erased(team):
     assert CallerSession.objects.filter(caller_id=CALLER).exists() and Turn.objects.exists()
 
 
+def test_a_turn_lost_with_its_server_is_ended_before_its_caller_is_erased(team):
+    """Its open model call is closed and counted and its hold given back, as the caller's next turn would:
+    the erasure deletes the turn, and nothing would close the call after that."""
+    from datetime import UTC
+
+    from agents.models import DailySpend
+    from tests.factories import make_llm_call, make_process, make_session
+
+    session = make_session(CALLER, make_process(team["tony"]))
+    turn = make_turn(
+        session, lease_until=ago(seconds=60), started_at=ago(seconds=90), held_usd=Decimal("0.01")
+    )
+    call = make_llm_call(session.process, turn=turn, output_tokens=0, duration_ms=0)  # open
+    today = turn.started_at.astimezone(UTC).date()
+    DailySpend.objects.create(persona=team["tony"], day=today, reserved_usd=Decimal("0.01"))
+
+    call_command("erase_caller", CALLER, stdout=StringIO())
+
+    call.refresh_from_db()
+    assert (call.finish_reason, call.finished_at is not None) == ("lost", True)
+    assert Process.objects.get(pk=session.process_id).llm_calls == 1
+    assert DailySpend.objects.get().reserved_usd == 0
+    assert not Turn.objects.exists()
+
+
 def test_naming_nobody_is_refused():
     with pytest.raises(CommandError, match="Name the caller"):
         call_command("erase_caller", " ", stdout=StringIO())

@@ -22,6 +22,7 @@ KINDS = [
     errors.UpstreamTimeout,
     errors.UpstreamFailed,
     errors.ServerStopped,
+    errors.TurnLost,
     errors.InternalError,
 ]
 
@@ -41,6 +42,7 @@ def test_the_list_here_is_every_error_the_core_raises():
         (errors.Overloaded, 503, "service_unavailable_error"),
         (errors.ServerDraining, 503, "service_unavailable_error"),
         (errors.ServerStopped, 503, "service_unavailable_error"),
+        (errors.TurnLost, 503, "service_unavailable_error"),
         (errors.ModelUnavailable, 503, "service_unavailable_error"),
         (errors.UpstreamRejected, 400, "invalid_request_error"),
         (errors.UpstreamTimeout, 504, "timeout_error"),
@@ -79,6 +81,7 @@ def test_the_chat_api_answers_each_error_with_its_status_in_openais_envelope(kin
         (errors.NoPersona, 1011),
         (errors.UpstreamTimeout, 1011),
         (errors.UpstreamFailed, 1011),
+        (errors.TurnLost, 1011),
         (errors.InternalError, 1011),
     ],
 )
