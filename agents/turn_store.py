@@ -359,12 +359,17 @@ def finish(
     outcome (a failed turn leaves its reason on the process until a turn answers; a cancelled one
     changes nothing), the delegated results it carried marked delivered when it answered, and a
     one-off caller's session ended (no request of theirs can continue it). Raises TurnLost when the turn
-    was ended meanwhile (reaped as lost): the reaper's record stands, nothing is recorded twice."""
+    was ended meanwhile (reaped as lost): the reaper's record stands, nothing is recorded twice. A turn
+    deleted meanwhile (with its process, by an operator) records nothing and raises nothing."""
     process_error = {Turn.State.ANSWERED: "", Turn.State.FAILED: error}.get(state)
     with transaction.atomic():
         ended = Turn.objects.filter(pk=turn_id, state=Turn.State.RUNNING).update(
             state=state, error=error, finished_at=timezone.now()
         )
+        if not ended and not Turn.objects.filter(pk=turn_id).exists():
+            # Deleted with its process by an operator while it ran: the answer is the caller's all the same.
+            log.error("Turn %s was deleted while it ran; its outcome is not recorded", turn_id)
+            return
         if not ended:
             # Reaped as lost while this server was too slow to renew it: the reaper recorded it.
             log.error(
