@@ -14,9 +14,9 @@
                                              streams a reply when the reply ends)
 
 `agent_id` in the query names the persona. Each socket is one conversation: a session and a process of
-its own (the caller is `user-<user_id>` when the client names its user, else `conv-<conversation id>`),
-whose turns run in the engine like any other; the process completes when the socket closes, and the
-caller's memory is updated then. Protocol only: the turn is agents.runtime.
+its own (the caller is `elevenlabs-user-<user_id>` when the client names its user, else `conv-<conversation
+id>`), whose turns run in the engine like any other; the process completes when the socket closes, and
+the caller's memory is updated then. Protocol only: the turn is agents.runtime.
 """
 
 import asyncio
@@ -52,6 +52,7 @@ from .elevenlabs_frames import (
     UserMessage,
     read_frame,
 )
+from .identify import ELEVENLABS_USER_PREFIX
 from .trust import socket_principal
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if self.caller is not None:
             return await self._refuse("The conversation has started already.")
         user_id = "" if frame.user_id is None else str(frame.user_id).strip()
-        caller_id = clean_id(f"user-{user_id}" if user_id else f"conv-{self.conversation_id}")
+        caller_id = clean_id(
+            f"{ELEVENLABS_USER_PREFIX}{user_id}" if user_id else f"conv-{self.conversation_id}"
+        )
         self.caller = Caller(caller_id, Channel.ELEVENLABS, self.conversation_id)
         client = self.scope.get("client") or ("", 0)
         self.principal = socket_principal(self.caller, client[0])

@@ -8,6 +8,11 @@ from agents.callers import ONE_OFF_PREFIX, Caller, clean_id, normalize_phone
 from agents.dbthread import db_read
 from agents.models import CallerSession, Channel
 
+# A user named by ElevenLabs (its `user_id`, or the `user` of its custom-LLM requests) is the name its
+# widget or SDK was given, in a web page or an app: the client's claim, relayed. It gets a namespace of
+# its own, so that it can never be the `user-` of an app that holds the chat key (docs/security.md).
+ELEVENLABS_USER_PREFIX = "elevenlabs-user-"
+
 REQUEST_ID_HEADER = "X-Request-ID"  # any client
 CALLER_PHONE_HEADER = "X-Vapi-Caller-Phone"  # VAPI
 CALL_ID_HEADER = "X-Vapi-Call-ID"  # VAPI
@@ -64,7 +69,7 @@ def _identify(headers, payload, channel: str | None) -> Caller:
     if call_id:
         return Caller(call_caller_id(call_id), channel, call_id)
     if user_id := _text(payload.user_id if elevenlabs else ""):
-        return Caller(f"user-{user_id}", channel)
+        return Caller(f"{ELEVENLABS_USER_PREFIX}{user_id}", channel)
     conversation_id = _header(headers, CONVERSATION_ID_HEADER) if elevenlabs else ""
     if conversation_id:
         return Caller(f"conv-{conversation_id}", channel, conversation_id)
@@ -73,7 +78,7 @@ def _identify(headers, payload, channel: str | None) -> Caller:
         return Caller(_prefixed("req-", request_id), channel)
     user = _dig(body, "user")
     if user:
-        return Caller(f"user-{user}", channel)
+        return Caller(f"{ELEVENLABS_USER_PREFIX if elevenlabs else 'user-'}{user}", channel)
     return Caller(f"{ONE_OFF_PREFIX}{time.time_ns()}", channel)
 
 

@@ -67,5 +67,5 @@ def test_a_newer_conversation_on_another_process_replaces_the_older(two_servers)
     assert notice["type"] == "error" and notice["error_event"]["error_type"] == "replaced"
     newer.close()
     older.close()
-    sessions = CallerSession.objects.filter(channel=Channel.ELEVENLABS, caller_id="user-ada")
+    sessions = CallerSession.objects.filter(channel=Channel.ELEVENLABS, caller_id="elevenlabs-user-ada")
     assert sessions.count() == 2 and sessions.filter(ended_at__isnull=True).count() <= 1

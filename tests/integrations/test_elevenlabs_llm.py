@@ -23,7 +23,7 @@ def test_it_speaks_the_same_protocol_with_user_id_as_caller(chat_setup, live_tro
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Hello there!"
     session = CallerSession.objects.get()
-    assert (session.caller_id, session.channel) == ("user-el-user-7", "elevenlabs")
+    assert (session.caller_id, session.channel) == ("elevenlabs-user-el-user-7", "elevenlabs")
 
 
 def test_it_streams(chat_setup, live_tron):
@@ -51,4 +51,4 @@ def test_the_server_url_may_be_used_as_a_base_url(chat_setup, live_tron):
 def test_a_numeric_user_id_is_a_caller_too(chat_setup, live_tron):
     response = post(live_tron, {"messages": [{"role": "user", "content": "Hi"}], "user_id": 5})
     assert response.status_code == 200
-    assert CallerSession.objects.get().caller_id == "user-5"
+    assert CallerSession.objects.get().caller_id == "elevenlabs-user-5"

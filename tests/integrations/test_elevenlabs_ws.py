@@ -254,7 +254,7 @@ async def test_a_user_id_makes_the_caller_and_a_newer_conversation_replaces_the_
     await second.disconnect()
 
     older, newer = [s async for s in CallerSession.objects.filter(channel=Channel.ELEVENLABS).order_by("id")]
-    assert older.caller_id == newer.caller_id == "user-ada"
+    assert older.caller_id == newer.caller_id == "elevenlabs-user-ada"
     assert older.ended_at is not None and older.process_id != newer.process_id
 
 
@@ -267,7 +267,7 @@ async def test_when_the_socket_closes_the_callers_memory_is_updated(
     await reply(communicator)
     await communicator.disconnect()
 
-    memory = await CallerMemory.objects.aget(caller_id="user-ada")
+    memory = await CallerMemory.objects.aget(caller_id="elevenlabs-user-ada")
     assert memory.notes == "Ada. Likes tea."
     assert await Process.objects.filter(channel=Channel.MEMORY, status=Process.Status.COMPLETED).acount() == 1
     assert Conf.SYNC  # the task ran at once (tests); a worker runs it in production

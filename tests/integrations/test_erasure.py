@@ -180,7 +180,7 @@ def test_nothing_about_an_erased_caller_remains_in_any_table(
 
 @pytest.mark.parametrize(
     ("channel", "named", "other_id"),
-    [("vapi", "+1 (415) 555-1234", "call-abc"), ("elevenlabs", "user-42", "conv-conv_abc")],
+    [("vapi", "+1 (415) 555-1234", "call-abc"), ("elevenlabs", "elevenlabs-user-42", "conv-conv_abc")],
 )
 def test_the_ids_a_call_had_before_its_caller_was_known_are_erased_too(team, channel, named, other_id):
     """A VAPI call is `call-<id>` until its number is known, an ElevenLabs conversation `conv-<id>`

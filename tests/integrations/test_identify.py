@@ -72,14 +72,14 @@ def identify(headers=None, body=None, channel=None):
         ({}, {"call": {"id": 123}}, None, ("call-123", "vapi", "123", "")),
         ({}, {"call": {"id": " c3 "}}, None, ("call-c3", "vapi", "c3", "")),
         # Then ElevenLabs' user_id, on its endpoints only; a string or a number.
-        ({}, {"user_id": "el-user-7"}, EL, ("user-el-user-7", EL, "", "")),
-        ({}, {"user_id": 5}, EL, ("user-5", EL, "", "")),
-        ({"X-Request-ID": "r1"}, {"user_id": "u1"}, EL, ("user-u1", EL, "", "")),
+        ({}, {"user_id": "el-user-7"}, EL, ("elevenlabs-user-el-user-7", EL, "", "")),
+        ({}, {"user_id": 5}, EL, ("elevenlabs-user-5", EL, "", "")),
+        ({"X-Request-ID": "r1"}, {"user_id": "u1"}, EL, ("elevenlabs-user-u1", EL, "", "")),
         ({"X-Request-ID": "r1"}, {"user_id": "u1"}, None, ("req-r1", "http", "", "")),
         ({"X-Vapi-Call-ID": "c1"}, {"user_id": "u1"}, EL, ("call-c1", EL, "c1", "")),
         # Then ElevenLabs' conversation id, on its endpoints only.
         ({"X-Conversation-ID": "conv9"}, {}, EL, ("conv-conv9", EL, "conv9", "")),
-        ({"X-Conversation-ID": "conv9"}, {"user_id": "u1"}, EL, ("user-u1", EL, "", "")),
+        ({"X-Conversation-ID": "conv9"}, {"user_id": "u1"}, EL, ("elevenlabs-user-u1", EL, "", "")),
         ({"X-Conversation-ID": "conv9", "X-Request-ID": "r1"}, {}, None, ("req-r1", "http", "", "")),
         # Then X-Request-ID, prefixed once.
         ({"X-Request-ID": "abc123"}, {}, None, ("req-abc123", "http", "", "")),
@@ -87,7 +87,7 @@ def identify(headers=None, body=None, channel=None):
         ({"X-Request-ID": " abc "}, {"user": "alice"}, None, ("req-abc", "http", "", "")),
         # Then OpenAI's `user` field.
         ({}, {"user": "alice"}, None, ("user-alice", "http", "", "")),
-        ({}, {"user": "alice"}, EL, ("user-alice", EL, "", "")),
+        ({}, {"user": "alice"}, EL, ("elevenlabs-user-alice", EL, "", "")),
     ],
 )
 def test_the_first_field_that_names_a_caller_wins(headers, body, channel, expected):

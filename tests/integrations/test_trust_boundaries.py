@@ -16,6 +16,7 @@ from channels.testing import WebsocketCommunicator
 from agents.models import (
     CallerAllowance,
     CallerMemory,
+    CallerSession,
     CallerUsage,
     Directive,
     LLMCall,
@@ -422,6 +423,27 @@ async def test_an_elevenlabs_socket_counts_under_its_address_whatever_user_it_na
     assert {a["error_event"]["error_type"] for a in answers[1:]} == {"rate_limit_exceeded"}
     usage = await asyncio.to_thread(lambda: list(CallerUsage.objects.values_list("allowance", "requests")))
     assert usage == [("address:unknown", 1)]
+
+
+async def test_a_user_an_elevenlabs_client_names_is_not_the_apps_user_of_that_name(
+    application, chat_setup, live_tron
+):
+    """The chat key vouches for the `user` an app sends; a widget's `user_id` is the browser's claim. The
+    same name is two callers: the widget's turn neither continues nor reads the app user's."""
+    await asyncio.to_thread(
+        CallerMemory.objects.create, caller_id="user-ada", notes="Ada's card ends in 4242."
+    )
+    said = {"model": "tony", "user": "ada", "messages": [{"role": "user", "content": "My PIN is 9876."}]}
+    reply = await asyncio.to_thread(post_chat, live_tron, said)
+    assert reply.status_code == 200
+
+    answer = (await socket_turn(application, "What do you know about me?", user_id="ada"))[-1]
+
+    assert answer["type"] == "agent_response"
+    prompt = json.dumps(chat_setup.requests[-1].body)
+    assert "4242" not in prompt and "9876" not in prompt
+    callers = await asyncio.to_thread(lambda: set(CallerSession.objects.values_list("caller_id", flat=True)))
+    assert {"user-ada", "elevenlabs-user-ada"} <= callers  # (and the memory writer's)
 
 
 @pytest.fixture

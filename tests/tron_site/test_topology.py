@@ -416,7 +416,7 @@ def test_two_nodes_behind_caddy_lose_one_and_keep_every_turn(topology):
     # -- No turn lost or doubled; nothing failed once Caddy knew.
     for caller in callers + victims:
         audit(caller, marked_down_at)
-    assert Turn.objects.filter(caller_id="user-eleven", state=Turn.State.ANSWERED).count() == 2
+    assert Turn.objects.filter(caller_id="elevenlabs-user-eleven", state=Turn.State.ANSWERED).count() == 2
 
     # -- Slack: one reply per message, though each came twice and two workers were taking tasks.
     replies = slack.posts()
