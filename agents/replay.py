@@ -236,7 +236,7 @@ def read_grades(text: str) -> dict[str, tuple[int | None, str]]:
                 raise ValueError(grade)
             grades[key] = (grade, reason)
         return grades
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
         shown = " ".join((text or "").split())[:300]
         return {"A": (None, f"The judge's answer could not be read: {shown!r}"), "B": (None, "")}
 

@@ -104,7 +104,7 @@ def parse_xml_feed(body: bytes, url: str) -> list[FeedItem]:
 def parse_json_feed(body: bytes, url: str) -> list[FeedItem]:
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise FeedError(f"not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not str(data.get("version", "")).startswith("https://jsonfeed.org/"):
         raise FeedError("not a JSON Feed (no jsonfeed.org version)")

@@ -78,7 +78,7 @@ def parse_json(text: str) -> dict:
     start, end = text.find("{"), text.rfind("}")
     try:
         data = json.loads(text[start : end + 1]) if 0 <= start < end else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         data = None
     if not isinstance(data, dict):
         raise ActivityFailed(f"The model did not answer with the JSON asked for: {ellipsis(text, 200)!r}")

@@ -265,7 +265,11 @@ def test_the_judges_answer_is_read_or_said_to_be_unreadable():
         "A": (2, "Vague."),
         "B": (10, "Exact."),
     }
-    for bad in ("I liked B.", '{"A": {"grade": 11, "reason": "x"}, "B": {"grade": 1, "reason": "y"}}'):
+    for bad in (
+        "I liked B.",
+        '{"A": {"grade": 11, "reason": "x"}, "B": {"grade": 1, "reason": "y"}}',
+        '{"A": ' + "[" * 5000 + "]" * 5000 + "}",
+    ):
         grades = read_grades(bad)
         assert grades["A"][0] is None and grades["B"][0] is None
         assert grades["A"][1].startswith("The judge's answer could not be read")

@@ -90,6 +90,7 @@ def test_an_odd_model_name_does_not_cost_the_record(chat_setup, live_tron, model
         ("text/event-stream", b""),
         ("text/event-stream", b"data: [DONE]\n\n"),
         ("application/json", b'{"id": "x", "object": "chat.completion", "choices": []}'),
+        ("text/event-stream", b"data: " + b"[" * 5000 + b"]" * 5000 + b"\n\n"),  # nested too deep
     ],
 )
 def test_a_200_without_a_stream_is_an_error_not_an_empty_answer(chat_setup, live_tron, raw):

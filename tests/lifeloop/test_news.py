@@ -130,6 +130,15 @@ def test_an_answer_that_is_not_json_fails_the_run_with_the_reason(tony_reads, ll
     assert run.process.status == "completed"  # the model answered; the activity could not use it
 
 
+def test_an_answer_nested_too_deep_fails_the_run_with_the_reason(tony_reads, llm):
+    llm.reset(tokens=['{"picks": ' + "[" * 5000 + "]" * 5000 + "}"])
+    with pytest.raises(CommandError, match="news failed for Tony"):
+        trigger()
+    run = ActivityRun.objects.get()
+    assert run.status == "failed"
+    assert run.error.startswith("The model did not answer with the JSON asked for")
+
+
 def test_a_feed_that_is_down_or_malformed_fails_the_run_and_the_others_are_still_read(crew, llm, edge):
     tony = crew["tony"]
     tony.news_feeds = [
@@ -137,6 +146,7 @@ def test_a_feed_that_is_down_or_malformed_fails_the_run_and_the_others_are_still
         edge.route("/down", Reply(status=503, body=b"busy", content_type="text/plain")),
         edge.route("/html", Reply(body=(FEEDS / "broken.html").read_bytes(), content_type="text/html")),
         edge.route("/bad.json", Reply(body=b'{"version": "https://jsonfeed.org/version/1.1", "items": 3}')),
+        edge.route("/deep.json", Reply(body=b"[" * 5000 + b"]" * 5000, content_type="application/json")),
         "http://127.0.0.1:9/closed",
     ]
     tony.save()
@@ -150,6 +160,7 @@ def test_a_feed_that_is_down_or_malformed_fails_the_run_and_the_others_are_still
     assert f"{edge.url}/down: HTTP 503" in run.error
     assert f"{edge.url}/html: not an RSS, Atom or JSON feed" in run.error
     assert f"{edge.url}/bad.json: a JSON Feed without an items list" in run.error
+    assert f"{edge.url}/deep.json: not valid JSON" in run.error  # nested too deep to parse
     assert "http://127.0.0.1:9/closed: unreachable" in run.error
     assert run.result.startswith("Read 3 new item(s); picked 1")  # what the good feed gave is kept
     assert NewsItem.objects.count() == 3
