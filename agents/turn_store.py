@@ -145,6 +145,10 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
     now = timezone.now()
     caller_id = spec.caller.caller_id
     with transaction.atomic():
+        # Its place in line, locked as the reaper takes it; gone when it was given up (reaped) while this
+        # server was too slow to renew it: then it takes a new one.
+        if turn_id is not None and not Turn.objects.select_for_update().filter(pk=turn_id).exists():
+            turn_id = None
         # The caller's other turns in line (waiting or running): none, nearly always.
         others = Turn.objects.filter(caller_id=caller_id, state__in=Turn.LIVE_STATES).exclude(pk=turn_id)
         others = list(others.values_list("pk", "lease_until"))
@@ -172,10 +176,10 @@ def _claim(spec: Claim, turn_id: int | None, prepare) -> Begun | int:
             extra = context_for(persona, spec.caller) + [r.text for r in results]
         request = prepare(persona, conversation, extra)
         held, caller_held = _hold(persona, request, allowance, limits, now)
-        # It runs: the unique constraint lets one turn of the caller run. (A waiting turn's row is gone
-        # only if this server was too slow to renew it: it takes a new one.)
-        turn = Turn.objects.filter(pk=turn_id).first() if turn_id is not None else None
-        turn = turn or Turn(caller_id=caller_id, **_whom(spec))
+        # It runs: the unique constraint lets one turn of the caller run.
+        turn = (
+            Turn.objects.get(pk=turn_id) if turn_id is not None else Turn(caller_id=caller_id, **_whom(spec))
+        )
         turn.state, turn.started_at, turn.lease_until = Turn.State.RUNNING, now, lease_end(now)
         turn.session, turn.process, turn.allowance = session, session.process, allowance
         turn.held_usd = held.amount if held else 0

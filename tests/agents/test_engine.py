@@ -571,6 +571,27 @@ def test_a_lease_renewed_late_holds_on_until_its_turn_is_ended(tony):
     assert not turn_store.renew(turn.pk)  # ended elsewhere
 
 
+def test_a_waiting_turn_whose_place_was_given_up_takes_a_new_one_behind_the_turn_that_runs(tony):
+    """Its server was too slow to renew its place (reaped), and a later turn of its caller runs now."""
+    gone = Turn.objects.create(caller_id="req-engine", lease_until=timezone.now()).pk
+    Turn.objects.filter(pk=gone).delete()
+    running = lost_turn(tony, lapsed_seconds=-10)  # a later turn, running, its server alive
+    spec = turn_store.Claim(
+        caller=Caller("req-engine"),
+        principal=Principal(Trust.PUBLIC, "req-engine"),
+        persona_name=None,
+        messages=[{"role": "user", "content": "two"}],
+        task="",
+        provider="fake",
+    )
+
+    place = turn_store.claim(spec, gone, lambda *_: pytest.fail("it must not run"))
+
+    assert place > running.pk  # at the end of the line, where a new turn would be
+    assert Turn.objects.get(pk=place).state == Turn.State.WAITING
+    assert turn_store.is_ahead(place, "req-engine")
+
+
 async def test_a_refused_turn_still_ends_its_callers_lost_turn(tony):
     """The lost turn is ended in a transaction of its own, not in the claim's, which the refusal undoes."""
     await sync_to_async(lost_turn)(tony)
