@@ -1,6 +1,9 @@
+import time
+
 import openai
 import pytest
 
+from agents.models import Turn
 from tests.factories import make_persona
 from tests.integrations.slack.conftest import fake_slack, slack  # noqa: F401 - for tests across the edges
 from tests.liveserver import LiveASGIServer
@@ -50,7 +53,12 @@ def chat_setup(settings, upstream, live_tron, team):
     settings.TRON_LLM_TIMEOUT = 5
     settings.TRON_LLM_MAX_RETRIES = 0
     upstream.reset()
-    return upstream
+    yield upstream
+    # The live server outlives the test: a turn it still records (one whose client has left) must end
+    # before the test's database is emptied, or that transaction and the emptying deadlock on PostgreSQL.
+    deadline = time.monotonic() + 10
+    while Turn.objects.live().exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture
