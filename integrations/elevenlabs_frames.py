@@ -34,7 +34,7 @@ class Frame(BaseModel):
 
 class Initiation(Frame):
     type: str = INITIATION
-    user_id: Ident | None = None  # the caller (`user-<id>`), so memory follows the user
+    user_id: Ident | None = None  # the caller (`elevenlabs-user-<id>`), so memory follows the user
 
 
 class UserMessage(Frame):

@@ -166,7 +166,7 @@ async def _read_to_end(lines) -> None:
 def _parse_chunk(data: str) -> dict:
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         log.warning("Upstream sent a line that is not JSON: %.200s", data)
         raise UpstreamFailed("The model's server sent an unreadable answer.") from None
     if not isinstance(chunk, dict):

@@ -90,7 +90,6 @@ def test_an_odd_model_name_does_not_cost_the_record(chat_setup, live_tron, model
         ("text/event-stream", b""),
         ("text/event-stream", b"data: [DONE]\n\n"),
         ("application/json", b'{"id": "x", "object": "chat.completion", "choices": []}'),
-        ("text/event-stream", b"data: " + b"[" * 5000 + b"]" * 5000 + b"\n\n"),  # nested too deep
     ],
 )
 def test_a_200_without_a_stream_is_an_error_not_an_empty_answer(chat_setup, live_tron, raw):
@@ -103,6 +102,13 @@ def test_a_200_without_a_stream_is_an_error_not_an_empty_answer(chat_setup, live
     assert "data: [DONE]" not in lines
     assert json.loads(lines[-1][6:])["error"]["code"] == "upstream_error"
     assert list(Message.objects.values_list("role", flat=True)) == ["user", "user"]
+
+
+def test_a_chunk_nested_too_deep_is_an_unreadable_answer(chat_setup, live_tron):
+    chat_setup.reset(raw=("text/event-stream", b"data: " + b"[" * 5000 + b"]" * 5000 + b"\n\n"))
+    response = post_chat(live_tron, HELLO)
+    assert response.status_code == 502
+    assert response.json()["error"]["message"] == "The model's server sent an unreadable answer."
 
 
 def test_a_server_that_ignores_stream_is_relayed_all_the_same(chat_setup, live_tron):

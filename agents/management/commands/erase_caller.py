@@ -20,8 +20,8 @@ class Command(BaseCommand):
             "callers",
             nargs="+",
             metavar="caller",
-            help="a caller id as the admin shows it (+14155551234, req-…, user-…, conv-…, call-…, slack-…), "
-            "a phone number in any form, or a Slack user id",
+            help="a caller id as the admin shows it (+14155551234, req-…, user-…, elevenlabs-user-…, conv-…, "
+            "call-…, slack-…), a phone number in any form, or a Slack user id",
         )
 
     def handle(self, *args, callers, **options):
