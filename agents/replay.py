@@ -157,7 +157,7 @@ def _replay_conversation(replay: Replay, process: Process, record: dict) -> None
 
 def _answered(row: ReplayTurn, end: TurnEnd) -> None:
     """The candidate's answer and its turn's figures, from its recorded model calls (as the original's)."""
-    row.process_id = end.process_id
+    row.process = Process.objects.filter(pk=end.process_id).first()  # None: deleted while the turn ran
     turn = Turn.objects.filter(process_id=end.process_id).order_by("-id").first()
     metrics = turn_metrics(list(LLMCall.objects.filter(turn=turn))) if turn else None
     row.answer = end.text

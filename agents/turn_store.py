@@ -341,12 +341,18 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
         cost_usd=F("cost_usd") + cost,
         error=F("error") if process_error is None else process_error,
     )
+    _spend(allowance, session.process.persona_id, call, cost)
+
+
+def _spend(allowance: str, persona_id: int, call: Call, cost: Decimal) -> None:
+    """What a call cost, spent against the caller's allowance and the persona's budget; its holds given
+    back."""
     caller_held = [call.caller_held] if call.caller_held else []
     if allowance and (cost or caller_held):
         allowances.settle(allowance, cost, caller_held)
     held = [call.held] if call.held else []
     if cost or held:
-        budgets.settle(session.process.persona_id, cost, held)
+        budgets.settle(persona_id, cost, held)
 
 
 def finish(
@@ -364,15 +370,20 @@ def finish(
     changes nothing), the delegated results it carried marked delivered when it answered, and a
     one-off caller's session ended (no request of theirs can continue it). Raises TurnLost when the turn
     was ended meanwhile (reaped as lost): the reaper's record stands, nothing is recorded twice. A turn
-    deleted meanwhile (with its process, by an operator) records nothing and raises nothing."""
+    deleted meanwhile (with its process, by an operator) spends its last call's cost and raises nothing."""
     process_error = {Turn.State.ANSWERED: "", Turn.State.FAILED: error}.get(state)
     with transaction.atomic():
         ended = Turn.objects.filter(pk=turn_id, state=Turn.State.RUNNING).update(
             state=state, error=error, finished_at=timezone.now()
         )
         if not ended and not Turn.objects.filter(pk=turn_id).exists():
-            # Deleted with its process by an operator while it ran: the answer is the caller's all the same.
+            # Deleted with its process by an operator while it ran: the answer is the caller's all the same,
+            # and what the last call cost is spent; nothing else of the turn is left to record it on.
             log.error("Turn %s was deleted while it ran; its outcome is not recorded", turn_id)
+            if last is not None:
+                call, outcome = last
+                cost = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
+                _spend(allowance, session.process.persona_id, call, cost)
             return
         if not ended:
             # Reaped as lost while this server was too slow to renew it: the reaper recorded it.

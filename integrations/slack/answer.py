@@ -84,10 +84,9 @@ def persona_reply(message: SlackMessage, text: str, persona: str, client: WebCli
         message.error = exc.message
         message.process = _latest_process(thread)
         return next((REPLIES[kind] for kind in type(exc).__mro__ if kind in REPLIES), APOLOGY)
-    message.process_id = end.process_id
-    message.persona_name = (
-        Process.objects.filter(pk=end.process_id).values_list("persona__name", flat=True).first() or ""
-    )
+    # None when an operator deleted the process while the turn ran (the answer is posted all the same).
+    message.process = Process.objects.filter(pk=end.process_id).select_related("persona").first()
+    message.persona_name = message.process.persona.name if message.process else ""
     return to_mrkdwn(end.text) or NO_WORDS
 
 

@@ -2,11 +2,12 @@
 
 import threading
 import time
+from decimal import Decimal
 
 import openai
 import pytest
 
-from agents.models import CallerSession, LLMCall, Message, Process
+from agents.models import CallerSession, DailySpend, LLMCall, Message, Process
 from tests.liveserver import post_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,8 +131,11 @@ def test_upstream_error_details_stay_in_the_log(chat_setup, live_tron, upstream)
     assert "scripted failure" not in message
 
 
-def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream):
-    """The process vanishes mid-call (an operator deleted it): the answer still arrives, the loss is logged."""
+def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream, team):
+    """The process vanishes mid-call (an operator deleted it): the answer still arrives, the loss is logged,
+    and what the call cost is still spent against the persona's budget."""
+    team["tony"].budget_usd = Decimal(5)
+    team["tony"].save()
     upstream.reset(first_token_delay=1.0)
     result = {}
     caller = threading.Thread(
@@ -151,6 +155,8 @@ def test_a_failed_record_does_not_hang_the_call(chat_setup, live_tron, upstream)
     assert result["r"].status_code == 200
     assert result["r"].json()["choices"][0]["message"]["content"] == "Hello there!"
     assert not LLMCall.objects.exists()
+    day = DailySpend.objects.get(persona=team["tony"])
+    assert (day.spent_usd > 0, day.reserved_usd) == (True, 0)  # spent, its hold given back
 
 
 def test_a_process_failed_by_an_operator_is_not_reused(sdk):

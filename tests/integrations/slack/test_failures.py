@@ -2,6 +2,7 @@
 limiting, a worker that died, a message stored while the broker was down."""
 
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -187,3 +188,19 @@ def test_a_persona_over_budget_says_so_in_the_thread(slack, upstream, fake_slack
     [post] = fake_slack.posts()
     assert post["text"] == OVER_BUDGET and not upstream.requests
     assert "used today's budget" in SlackMessage.objects.get().error
+
+
+def test_a_process_deleted_while_its_turn_runs_still_gets_its_answer_posted_and_kept(
+    slack, upstream, fake_slack
+):
+    upstream.reset(tokens=["Still here."], first_token_delay=1.0)
+    asking = threading.Thread(target=slack.event, args=(mention("are you there?", ts="1700002000.000001"),))
+    asking.start()
+    deadline = time.monotonic() + 10
+    while not Message.objects.filter(role="user").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Process.objects.all().delete()  # an operator, in the admin
+    asking.join(20)
+    assert fake_slack.posts()[-1]["text"] == "Still here."
+    row = SlackMessage.objects.get()
+    assert (row.status, row.reply, row.process) == ("answered", "Still here.", None)
