@@ -138,10 +138,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.restart()
 
     def _authorized(self) -> bool:
-        """With TRON_CHAT_API_KEY set, the client sends it: as `token` in the query, as a
-        `bearer.<key>` subprotocol (ElevenLabs' JS SDK), or as an Authorization bearer header."""
-        key = settings.TRON_CHAT_API_KEY
-        if not key:
+        """With TRON_SOCKET_KEY (the key for browsers and apps) or TRON_CHAT_API_KEY set, the client sends
+        one of them: as `token` in the query, as a `bearer.<key>` subprotocol (ElevenLabs' JS SDK), or as
+        an Authorization bearer header."""
+        keys = [key.encode() for key in (settings.TRON_SOCKET_KEY, settings.TRON_CHAT_API_KEY) if key]
+        if not keys:
             return True
         given = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token", [])
         given += [
@@ -153,7 +154,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if scheme.lower() == "bearer":
             given.append(token.strip())
-        return any(hmac.compare_digest(value.encode(), key.encode()) for value in given if value)
+        return any(hmac.compare_digest(value.encode(), key) for value in given if value for key in keys)
 
     # -- frames from the client -------------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ TRON_PORT = env_int("TRON_PORT", 3000, minimum=1, maximum=65535)
 TRON_API_TOKEN = env_str("TRON_API_TOKEN")
 # Bearer key callers (VAPI, ElevenLabs, SDK clients) must send to the chat API; empty means open.
 TRON_CHAT_API_KEY = env_str("TRON_CHAT_API_KEY")
+# The key ElevenLabs' socket clients (widgets and apps, which keep it where users can read it) send to
+# /v1/convai/conversation; it opens the socket only, never the chat API. Empty: the socket takes the chat key.
+TRON_SOCKET_KEY = env_str("TRON_SOCKET_KEY")
 # VAPI's webhooks (/vapi/events) must carry this secret (X-Vapi-Secret or a bearer token); empty: open.
 VAPI_SECRET = env_str("VAPI_SECRET")
 # This server's public base URL (https://tron.example.com), given to VAPI as the custom LLM's URL in an

@@ -287,6 +287,33 @@ async def test_with_the_chat_key_set_the_socket_needs_it(application, chat_setup
         await communicator.disconnect()
 
 
+async def test_the_socket_key_opens_the_socket_and_never_the_chat_api(
+    application, chat_setup, team, settings, async_client
+):
+    """The key a web page holds (TRON_SOCKET_KEY) lets its users talk, but cannot name a caller on the
+    chat API, where the chat key vouches for ids."""
+    settings.TRON_CHAT_API_KEY, settings.TRON_SOCKET_KEY = "server-k3y", "page-k3y"
+    for token, opens in [("page-k3y", True), ("server-k3y", True), ("other", False)]:
+        communicator, connected, _ = await connect(application, f"/v1/convai/conversation?token={token}")
+        assert connected == opens, token
+        if connected:
+            await communicator.disconnect()
+    body = {"model": "tony", "user": "ada", "messages": [{"role": "user", "content": "hi"}]}
+    refused = await async_client.post(
+        "/v1/chat/completions", body, content_type="application/json", HTTP_AUTHORIZATION="Bearer page-k3y"
+    )
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_the_socket_key_alone_closes_the_socket_to_others(application, chat_setup, team, settings):
+    settings.TRON_SOCKET_KEY = "page-k3y"
+    _, connected, _ = await connect(application)
+    assert not connected
+    communicator, connected, _ = await connect(application, "/v1/convai/conversation?token=page-k3y")
+    assert connected
+    await communicator.disconnect()
+
+
 @pytest.mark.parametrize("path", ["/ws/nothing", "/", "/v1/convai/conversation/extra", "/admin/"])
 async def test_unknown_websocket_paths_are_refused_not_a_server_error(application, path):
     communicator = WebsocketCommunicator(application, path)
