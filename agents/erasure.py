@@ -2,9 +2,9 @@
 and the sessions list's admin action "Erase everything about these callers…").
 
 Who: the caller ids given (as the admin and /api/sessions show them: `+14155551234`, `req-…`, `user-…`,
-`elevenlabs-user-…`, `conv-…`, `call-…`, `slack-…`), a phone number in any form (read as E.164, the id a phone caller has),
-and the other ids the apps know for the same person (`erasure_subject` hooks: a VAPI call's `call-<id>`,
-a Slack user's threads).
+`elevenlabs-user-…`, `conv-…`, `call-…`, `slack-…`), a phone number in any form (read as E.164, the id a
+phone caller has), and the other ids the apps know for the same person (`erasure_subject` hooks: a VAPI
+call's `call-<id>`, a Slack user's threads).
 
 What goes, for every process that served them or ran for them (their conversations, the memory
 writer's updates of their notes, work delegated from their conversations, replays of them):

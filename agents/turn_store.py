@@ -314,7 +314,7 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
     """The call's outcome on its row, its lines, the process's counters (and `process_error`, when the
     turn's outcome changes it), the persona's and the caller's spend; once (TurnLost when the call was
     closed already)."""
-    cost = outcome.cost_usd = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
+    cost = _priced(outcome)
     closed = LLMCall.objects.filter(pk=call.id, finished_at__isnull=True).update(
         model=outcome.model[:MODEL_LENGTH],
         input_tokens=outcome.input_tokens,
@@ -342,6 +342,12 @@ def _record(turn_id, allowance, session, call: Call, outcome: CallOutcome, proce
         error=F("error") if process_error is None else process_error,
     )
     _spend(allowance, session.process.persona_id, call, cost)
+
+
+def _priced(outcome: CallOutcome) -> Decimal:
+    """What the call cost, kept on its outcome (the turn's end reports it)."""
+    outcome.cost_usd = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
+    return outcome.cost_usd
 
 
 def _spend(allowance: str, persona_id: int, call: Call, cost: Decimal) -> None:
@@ -382,8 +388,7 @@ def finish(
             log.error("Turn %s was deleted while it ran; its outcome is not recorded", turn_id)
             if last is not None:
                 call, outcome = last
-                cost = pricing.cost_usd(outcome.model, outcome.input_tokens, outcome.output_tokens)
-                _spend(allowance, session.process.persona_id, call, cost)
+                _spend(allowance, session.process.persona_id, call, _priced(outcome))
             return
         if not ended:
             # Reaped as lost while this server was too slow to renew it: the reaper recorded it.
